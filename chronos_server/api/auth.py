@@ -1,0 +1,71 @@
+"""API keys (G-21: `chrns_` + 40 base62, stored as SHA-256 + display prefix) and the per-key
+sliding-window rate limiter (G-37).
+
+quart-rate-limiter was considered: it keys limits per endpoint and runs before authentication,
+while the spec counts every endpoint against one per-key budget, so a small window log is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import secrets
+import string
+from collections import deque
+from dataclasses import dataclass
+
+from chronos_server.settings import RateLimit
+
+KEY_PREFIX = "chrns_"
+_BASE62 = string.ascii_letters + string.digits
+
+
+def new_api_key() -> str:
+    return KEY_PREFIX + "".join(secrets.choice(_BASE62) for _ in range(40))
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def display_prefix(key: str) -> str:
+    return key[: len(KEY_PREFIX) + 8]
+
+
+def bearer_key(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token.startswith(KEY_PREFIX):
+        return None
+    return token
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+    retry_after: int
+
+
+class SlidingWindowLimiter:
+    def __init__(self, rate: RateLimit) -> None:
+        self._rate = rate
+        self._hits: dict[str, deque[float]] = {}
+
+    def hit(self, key: str, now: float) -> RateDecision:
+        window = self._rate.window_seconds
+        hits = self._hits.setdefault(key, deque())
+        while hits and hits[0] <= now - window:
+            hits.popleft()
+        limit = self._rate.limit
+        if len(hits) >= limit:
+            wait = hits[0] + window - now
+            retry = max(1, math.ceil(wait))
+            return RateDecision(False, limit, 0, retry, retry)
+        hits.append(now)
+        reset = max(1, math.ceil(hits[0] + window - now))
+        return RateDecision(True, limit, limit - len(hits), reset, 0)

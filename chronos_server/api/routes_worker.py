@@ -1,0 +1,115 @@
+"""Worker endpoints (spec §10): the claim long-poll and the result report.
+
+A claim parks on the ClaimBoard (an in-process event per waiter), never polling the database on a
+timer. The claim transaction is shielded so it either completes or never starts; if the request
+was cancelled meanwhile (client gone, shutdown), the claim is undone so no job stays claimed by a
+worker that will never hear of it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import trio
+from quart import Blueprint, request
+
+from chronos_server.api.context import Reply, account, ok, path_id, services
+from chronos_server.api.schemas import ClaimIn, ResultIn, parse_body
+from chronos_server.api.serialize import claim_json, execution_json
+from chronos_server.core.models import ClaimedJob, ExecutionError, ExecutionStatus, Outcome
+from chronos_server.errors import FieldError, ValidationFailed, invalid
+
+bp = Blueprint("worker", __name__)
+MAX_RESULT_BYTES = 64 * 1024
+MAX_STACK = 16 * 1024
+UNCLAIM_DEADLINE_SECONDS = 5.0
+
+
+async def _claim_once(
+    account_id: str, handlers: list[str], worker: str | None
+) -> ClaimedJob | None:
+    pipeline = services().pipeline
+    with trio.CancelScope(shield=True):
+        claimed = await pipeline.store.claim_ready_job(
+            account_id, handlers, worker, pipeline.clock.now_ms()
+        )
+    handed_over = False
+    try:
+        await trio.lowlevel.checkpoint()  # raises if the request was cancelled meanwhile
+        handed_over = True
+        return claimed
+    finally:
+        if claimed is not None and not handed_over:
+            with trio.move_on_after(UNCLAIM_DEADLINE_SECONDS) as scope:
+                scope.shield = True
+                await pipeline.store.unclaim(claimed, pipeline.clock.now_ms())
+
+
+async def wait_for_claim(
+    account_id: str, handlers: list[str], worker: str | None, wait_seconds: int
+) -> ClaimedJob | None:
+    svc = services()
+    board = svc.pipeline.board
+    deadline = trio.current_time() + wait_seconds
+    while not svc.stopping:
+        waiter = board.register(account_id, handlers)
+        try:
+            claimed = await _claim_once(account_id, handlers, worker)
+            if claimed is not None:
+                if waiter.event.is_set():
+                    board.pass_on(waiter)
+                return claimed
+            if board.closing or trio.current_time() >= deadline:
+                return None
+            with trio.move_on_at(deadline):
+                await waiter.event.wait()
+        finally:
+            board.unregister(waiter)
+    return None
+
+
+@bp.post("/v1/worker/jobs/claim")
+async def claim() -> Reply:
+    body = parse_body(ClaimIn, await request.get_data(as_text=False))
+    handlers = list(dict.fromkeys(h.strip() for h in body.handlers))
+    if not all(handlers):
+        raise invalid("handlers", "handler names must not be blank")
+    claimed = await wait_for_claim(account().id, handlers, body.worker, body.wait_time_seconds)
+    if claimed is None:
+        return ok(None, "No job available")
+    return ok(claim_json(claimed), "Job claimed")
+
+
+def _outcome(body: ResultIn) -> Outcome:
+    if body.status == "completed":
+        problems = [f for f in ("error", "retryable") if getattr(body, f) is not None]
+        if problems:
+            raise ValidationFailed(
+                None, [FieldError(f, "is only allowed with status failed") for f in problems]
+            )
+        if len(json.dumps(body.result, separators=(",", ":")).encode()) > MAX_RESULT_BYTES:
+            raise invalid("result", f"must be at most {MAX_RESULT_BYTES} bytes serialized")
+        return Outcome(ExecutionStatus.COMPLETED, result=body.result)
+    if body.error is None:
+        raise invalid("error", "is required with status failed")
+    if "result" in body.model_fields_set and body.result is not None:
+        raise invalid("result", "is only allowed with status completed")
+    stack = body.error.stack[:MAX_STACK] if body.error.stack is not None else None
+    return Outcome(
+        ExecutionStatus.FAILED,
+        error=ExecutionError(body.error.message, body.error.name, stack),
+        retryable=body.retryable is not False,
+    )
+
+
+@bp.post("/v1/worker/executions/<execution_id>/result")
+async def report_result(execution_id: str) -> Reply:
+    execution_id = path_id(execution_id)
+    outcome = _outcome(parse_body(ResultIn, await request.get_data(as_text=False)))
+    pipeline = services().pipeline
+    execution = await pipeline.store.finish_execution(
+        account().id, execution_id, outcome, pipeline.clock.now_ms(), pipeline.rng
+    )
+    if outcome.status is not ExecutionStatus.COMPLETED:
+        pipeline.admission_nudge.set()
+    return ok(execution_json(execution), "Result recorded")

@@ -1,0 +1,248 @@
+"""Domain records shared by the store, the loops and the API.
+
+Times are integer Unix milliseconds (UTC) everywhere inside the server; the API layer converts
+them to ISO 8601 strings on the way out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+JSON = Any
+
+
+class ScheduleStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ARCHIVED = "archived"
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    ADMITTING = "admitting"
+    QUEUED = "queued"
+    READY = "ready"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+
+
+class Trigger(StrEnum):
+    SCHEDULE = "schedule"
+    API = "api"
+    MANUAL = "manual"
+    SYSTEM_RETRY = "system_retry"
+
+
+class DeliveryType(StrEnum):
+    PULL = "pull"
+    PUSH = "push"
+
+
+class IntervalUnit(StrEnum):
+    SECOND = "second"
+    MINUTE = "minute"
+    HOUR = "hour"
+    DAY = "day"
+    WEEK = "week"
+
+
+UNIT_MS: dict[IntervalUnit, int] = {
+    IntervalUnit.SECOND: 1_000,
+    IntervalUnit.MINUTE: 60_000,
+    IntervalUnit.HOUR: 3_600_000,
+    IntervalUnit.DAY: 86_400_000,
+    IntervalUnit.WEEK: 604_800_000,
+}
+
+TERMINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+CANCELLABLE_JOB_STATUSES = frozenset(
+    {JobStatus.PENDING, JobStatus.ADMITTING, JobStatus.QUEUED, JobStatus.READY, JobStatus.RETRYING}
+)
+
+
+@dataclass(frozen=True)
+class Interval:
+    value: int
+    unit: IntervalUnit
+
+    @property
+    def ms(self) -> int:
+        return self.value * UNIT_MS[self.unit]
+
+    def to_json(self) -> dict[str, JSON]:
+        return {"value": self.value, "unit": self.unit.value}
+
+
+@dataclass(frozen=True)
+class HttpTarget:
+    url: str
+    method: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    type: DeliveryType
+    http: HttpTarget | None = None
+
+    def to_json(self) -> dict[str, JSON]:
+        if self.http is None:
+            return {"type": self.type.value}
+        return {
+            "type": self.type.value,
+            "http": {
+                "url": self.http.url,
+                "method": self.http.method,
+                "headers": dict(self.http.headers),
+            },
+        }
+
+    @staticmethod
+    def from_json(raw: dict[str, JSON]) -> Delivery:
+        http = raw.get("http")
+        target = None
+        if http is not None:
+            target = HttpTarget(
+                url=str(http["url"]),
+                method=str(http["method"]),
+                headers={str(k): str(v) for k, v in (http.get("headers") or {}).items()},
+            )
+        return Delivery(type=DeliveryType(raw["type"]), http=target)
+
+
+PULL = Delivery(DeliveryType.PULL)
+
+
+@dataclass(frozen=True)
+class Account:
+    id: str
+    name: str
+    timezone: str
+    signing_secret: str | None
+    created_at: int
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: str
+    account_id: str
+    name: str
+    description: str | None
+    handler: str | None
+    cron: str | None
+    interval: Interval | None
+    timezone: str
+    runs: int | None
+    stop_at: int | None
+    delivery: Delivery
+    payload: dict[str, JSON] | None
+    timeout: int
+    max_retries: int
+    status: ScheduleStatus
+    run_count: int
+    next_run_at: int | None
+    last_run_at: int | None
+    anchor_at: int
+    created_at: int
+    updated_at: int
+    completed_at: int | None = None
+    archived_at: int | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    account_id: str
+    schedule_id: str | None
+    name: str
+    description: str | None
+    handler: str | None
+    delivery: Delivery
+    payload: dict[str, JSON] | None
+    timeout: int
+    max_retries: int
+    idempotency_key: str | None
+    status: JobStatus
+    scheduled_for: int
+    run_at: int
+    attempt_count: int
+    last_execution_id: str | None
+    first_trigger: Trigger
+    created_at: int
+    updated_at: int
+    finished_at: int | None = None
+
+
+@dataclass(frozen=True)
+class ExecutionError:
+    message: str
+    name: str | None = None
+    stack: str | None = None
+
+    def to_json(self) -> dict[str, JSON]:
+        out: dict[str, JSON] = {"message": self.message}
+        if self.name is not None:
+            out["name"] = self.name
+        if self.stack is not None:
+            out["stack"] = self.stack
+        return out
+
+
+@dataclass(frozen=True)
+class Execution:
+    id: str
+    job_id: str
+    account_id: str
+    attempt: int
+    trigger: Trigger
+    status: ExecutionStatus
+    started_at: int
+    finished_at: int | None
+    duration_ms: int | None
+    lease_expires_at: int | None
+    worker: str | None
+    result: JSON
+    error: ExecutionError | None
+    http_status: int | None = None
+    response_body: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """What a worker receives from a claim: the job snapshot plus its new execution."""
+
+    job: Job
+    execution: Execution
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A reported (pull) or observed (push) end of one execution."""
+
+    status: ExecutionStatus
+    result: JSON = None
+    error: ExecutionError | None = None
+    retryable: bool = True
+    http_status: int | None = None
+    response_body: str | None = None
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int

@@ -1,0 +1,1 @@
+"""The pipeline's background loops (admission, dispatch, sweeper) and their wake-up signals."""

@@ -1,0 +1,87 @@
+"""In-process wake-ups: a coalescing `Nudge` for loops and the `ClaimBoard` for parked claims.
+
+Parked long-polls never query on a timer: each waits on its own event, and the dispatcher wakes
+exactly as many waiters of an (account, handler) as it made jobs ready.
+"""
+
+from __future__ import annotations
+
+import trio
+
+
+class Nudge:
+    """A coalescing wake-up: any number of `set()` calls wake the next `wait()` once."""
+
+    def __init__(self) -> None:
+        self._event = trio.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    async def wait(self) -> None:
+        """Wait for a nudge, then re-arm; callers bound the wait with a cancel scope."""
+        await self._event.wait()
+        self._event = trio.Event()
+
+
+Key = tuple[str, str]
+
+
+class Waiter:
+    def __init__(self, keys: list[Key]) -> None:
+        self.keys = keys
+        self.event = trio.Event()
+        self.woken_by: Key | None = None
+
+
+class ClaimBoard:
+    def __init__(self) -> None:
+        self._waiting: dict[Key, dict[Waiter, None]] = {}
+        self.closing = False
+
+    def register(self, account_id: str, handlers: list[str]) -> Waiter:
+        waiter = Waiter([(account_id, h) for h in handlers])
+        if self.closing:
+            waiter.event.set()
+            return waiter
+        for key in waiter.keys:
+            self._waiting.setdefault(key, {})[waiter] = None
+        return waiter
+
+    def unregister(self, waiter: Waiter) -> None:
+        for key in waiter.keys:
+            queue = self._waiting.get(key)
+            if queue is not None:
+                queue.pop(waiter, None)
+                if not queue:
+                    del self._waiting[key]
+
+    def notify(self, account_id: str, handler: str, count: int) -> int:
+        """Wake up to `count` waiters of this (account, handler), oldest first."""
+        key = (account_id, handler)
+        woken = 0
+        queue = self._waiting.get(key)
+        while queue and woken < count:
+            waiter = next(iter(queue))
+            self.unregister(waiter)
+            waiter.woken_by = key
+            waiter.event.set()
+            woken += 1
+        return woken
+
+    def pass_on(self, waiter: Waiter) -> None:
+        """A woken waiter that claimed some other job hands its wake-up to the next one."""
+        if waiter.woken_by is not None:
+            self.notify(waiter.woken_by[0], waiter.woken_by[1], 1)
+
+    def close(self) -> None:
+        """Shutdown: answer every parked long-poll with no job, and refuse new parking."""
+        self.closing = True
+        for queue in list(self._waiting.values()):
+            for waiter in list(queue):
+                self.unregister(waiter)
+                waiter.event.set()
+
+    @property
+    def parked(self) -> int:
+        return len({w for queue in self._waiting.values() for w in queue})

@@ -1,0 +1,45 @@
+"""Sweeper: times out executions whose lease expired (then retry or fail the job) and returns
+jobs left in `admitting` by a crashed pass to `pending`. Runs every `sweep_seconds` (spec G-07).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import trio
+
+from chronos_server.errors import StoreUnavailable
+from chronos_server.loops.context import Pipeline
+from chronos_server.store.base import SweepResult
+
+log = logging.getLogger("chronos.sweeper")
+
+
+async def sweeper_once(p: Pipeline, *, admitting_grace_ms: int | None = None) -> SweepResult:
+    grace = p.settings.admitting_grace_ms if admitting_grace_ms is None else admitting_grace_ms
+    result = await p.store.sweep(
+        p.clock.now_ms(), p.settings.lease_grace_ms, grace, p.rng, p.settings.batch_size
+    )
+    if result.timed_out or result.recovered_admitting:
+        log.info(
+            "sweeper: %d lease(s) expired, %d admitting job(s) recovered",
+            result.timed_out,
+            result.recovered_admitting,
+        )
+        p.admission_nudge.set()
+    return result
+
+
+async def run_sweeper(
+    p: Pipeline, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    task_status.started()
+    while True:
+        try:
+            result = await sweeper_once(p)
+            if result.timed_out >= p.settings.batch_size:
+                await trio.lowlevel.checkpoint()
+                continue
+        except StoreUnavailable as exc:
+            log.warning("sweeper: store unavailable (%s); backing off", exc)
+        await trio.sleep(p.settings.sweep_seconds)

@@ -1,0 +1,115 @@
+"""Frozen server settings, parsed and validated once from argv and the environment."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_DATABASE_URL = "sqlite:///chronos.db"
+
+
+class SettingsError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    limit: int
+    window_seconds: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    database_url: str = DEFAULT_DATABASE_URL
+    bootstrap_api_key: str | None = None
+    bootstrap_signing_secret: str | None = None
+    rate_limit: RateLimit | None = RateLimit(100, 10.0)
+    allow_http_targets: bool = False
+    allow_private_targets: bool = False
+    shutdown_grace_seconds: float = 10.0
+    demo: bool = False
+
+
+_RATE = re.compile(r"^(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(s|m|h)?$")
+
+
+def parse_rate_limit(text: str) -> RateLimit | None:
+    """`100/10s`, `600/1m`, `off`."""
+    if text.strip().lower() in ("off", "none", "0", "false"):
+        return None
+    m = _RATE.match(text.strip().lower())
+    if not m:
+        raise SettingsError(f"CHRONOS_RATE_LIMIT must look like 100/10s or off, got {text!r}")
+    scale = {"s": 1, "m": 60, "h": 3600}[m.group(3) or "s"]
+    limit, window = int(m.group(1)), float(m.group(2)) * scale
+    if limit < 1 or window <= 0:
+        raise SettingsError("CHRONOS_RATE_LIMIT needs a positive limit and window")
+    return RateLimit(limit, window)
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def check_api_key_format(key: str) -> None:
+    if not re.fullmatch(r"chrns_[A-Za-z0-9]{20,}", key):
+        raise SettingsError(
+            "CHRONOS_BOOTSTRAP_API_KEY must look like chrns_ + 40 base62 characters"
+        )
+
+
+def check_signing_secret_format(secret: str) -> None:
+    import base64
+    import binascii
+
+    if not secret.startswith("whsec_"):
+        raise SettingsError("CHRONOS_BOOTSTRAP_SIGNING_SECRET must start with whsec_")
+    try:
+        decoded = base64.b64decode(secret[len("whsec_") :], validate=True)
+    except binascii.Error as exc:
+        raise SettingsError("CHRONOS_BOOTSTRAP_SIGNING_SECRET must be whsec_ + base64") from exc
+    if not decoded:
+        raise SettingsError("CHRONOS_BOOTSTRAP_SIGNING_SECRET must not be empty")
+
+
+def settings_from(
+    env: Mapping[str, str],
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    database_url: str | None = None,
+    demo: bool = False,
+) -> Settings:
+    """Command-line values win over CHRONOS_* environment variables, which win over defaults."""
+    raw_port = port if port is not None else env.get("CHRONOS_PORT", "8080")
+    try:
+        port_value = int(raw_port)
+    except ValueError as exc:
+        raise SettingsError(f"port must be an integer, got {raw_port!r}") from exc
+    if not 0 <= port_value <= 65535:
+        raise SettingsError(f"port must be 0-65535, got {port_value}")
+    key = env.get("CHRONOS_BOOTSTRAP_API_KEY") or None
+    if key:
+        check_api_key_format(key)
+    secret = env.get("CHRONOS_BOOTSTRAP_SIGNING_SECRET") or None
+    if secret:
+        check_signing_secret_format(secret)
+    return Settings(
+        host=host or env.get("CHRONOS_HOST", "127.0.0.1"),
+        port=port_value,
+        database_url=database_url or env.get("CHRONOS_DATABASE_URL", DEFAULT_DATABASE_URL),
+        bootstrap_api_key=key,
+        bootstrap_signing_secret=secret,
+        rate_limit=parse_rate_limit(env.get("CHRONOS_RATE_LIMIT", "100/10s")),
+        allow_http_targets=_flag(env, "CHRONOS_ALLOW_HTTP_TARGETS"),
+        allow_private_targets=_flag(env, "CHRONOS_ALLOW_PRIVATE_TARGETS"),
+        demo=demo,
+    )
+
+
+def settings_from_environ(**overrides: object) -> Settings:
+    return settings_from(os.environ, **overrides)  # type: ignore[arg-type]

@@ -1,0 +1,1 @@
+"""Storage: the `Store` protocol, row mapping, migrations and the per-dialect implementations."""

@@ -1,0 +1,130 @@
+"""The `Store` protocol: the one narrow seam between the server and its database.
+
+Every method is one transaction. Every state write is compare-and-set on the expected current
+state; a write that finds another state changes nothing and says so (returns False/None or raises
+the specific ChronosError). Time always comes in as `now` (Unix ms) from the caller's clock.
+One conformance suite (tests/store/) runs against every implementation.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Protocol
+
+from chronos_server.core.models import (
+    Account,
+    ClaimedJob,
+    Execution,
+    ExecutionStatus,
+    Job,
+    JobStatus,
+    Outcome,
+    Page,
+    Schedule,
+    ScheduleStatus,
+)
+
+
+@dataclass(frozen=True)
+class ReadyBatch:
+    """Jobs a dispatch pass made claimable, grouped for waking exactly that many claimers."""
+
+    account_id: str
+    handler: str
+    count: int
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    timed_out: int
+    recovered_admitting: int
+
+
+class Store(Protocol):
+    dialect: str
+
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+
+    # accounts and keys
+    async def ensure_account(self, name: str, now: int) -> tuple[Account, bool]: ...
+    async def count_accounts(self) -> int: ...
+    async def get_account(self, account_id: str) -> Account | None: ...
+    async def add_api_key(self, account_id: str, key_hash: str, prefix: str, now: int) -> None: ...
+    async def revoke_api_key(self, key_or_prefix: str, now: int) -> int: ...
+    async def account_for_key(self, key_hash: str) -> Account | None: ...
+    async def set_signing_secret(self, account_id: str, secret: str) -> None: ...
+
+    # schedules
+    async def insert_schedule(self, schedule: Schedule) -> None: ...
+    async def get_schedule(self, account_id: str, schedule_id: str) -> Schedule | None: ...
+    async def list_schedules(
+        self,
+        account_id: str,
+        *,
+        status: ScheduleStatus | None,
+        handler: str | None,
+        offset: int,
+        limit: int,
+    ) -> Page[Schedule]: ...
+    async def replace_schedule(
+        self, schedule: Schedule, *, expected_status: ScheduleStatus, expected_updated_at: int
+    ) -> bool: ...
+    async def archive_schedule(self, account_id: str, schedule_id: str, now: int) -> Schedule: ...
+    async def run_schedule_now(
+        self, account_id: str, schedule_id: str, job_id: str, now: int
+    ) -> Job: ...
+
+    # jobs
+    async def insert_job(self, job: Job) -> None: ...
+    async def get_job(self, account_id: str, job_id: str) -> Job | None: ...
+    async def list_jobs(
+        self,
+        account_id: str,
+        *,
+        status: JobStatus | None,
+        schedule_id: str | None,
+        handler: str | None,
+        offset: int,
+        limit: int,
+    ) -> Page[Job]: ...
+    async def cancel_job(self, account_id: str, job_id: str, now: int) -> Job: ...
+
+    # executions
+    async def get_execution(self, account_id: str, execution_id: str) -> Execution | None: ...
+    async def list_executions(
+        self,
+        account_id: str,
+        *,
+        job_id: str | None,
+        status: ExecutionStatus | None,
+        offset: int,
+        limit: int,
+    ) -> Page[Execution]: ...
+
+    # pipeline: admission
+    async def spawn_due_schedules(self, now: int, limit: int) -> int: ...
+    async def take_due_jobs(self, now: int, limit: int) -> list[str]: ...
+    async def queue_admitted(self, job_ids: list[str], now: int) -> int: ...
+    async def next_wakeup(self) -> int | None: ...
+
+    # pipeline: dispatch and claim
+    async def ready_pull_jobs(self, now: int, limit: int) -> list[ReadyBatch]: ...
+    async def claim_ready_job(
+        self, account_id: str, handlers: list[str], worker: str | None, now: int
+    ) -> ClaimedJob | None: ...
+    async def unclaim(self, claimed: ClaimedJob, now: int) -> bool: ...
+
+    # pipeline: outcomes and sweeping
+    async def finish_execution(
+        self,
+        account_id: str | None,
+        execution_id: str,
+        outcome: Outcome,
+        now: int,
+        rng: random.Random,
+    ) -> Execution: ...
+    async def sweep(
+        self, now: int, lease_grace_ms: int, admitting_grace_ms: int, rng: random.Random, limit: int
+    ) -> SweepResult: ...

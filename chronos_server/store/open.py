@@ -1,0 +1,20 @@
+"""`open_store(url)`: picks the store implementation from the database URL's scheme."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from chronos_server.store.base import Store
+from chronos_server.store.sqlite import open_sqlite_store
+
+
+@asynccontextmanager
+async def open_store(database_url: str) -> AsyncIterator[Store]:
+    if database_url.startswith("sqlite:"):
+        async with open_sqlite_store(database_url) as store:
+            yield store
+        return
+    if database_url.startswith(("postgresql:", "postgres:")):
+        raise ValueError("PostgreSQL support lands with its own issue; use sqlite:///path.db")
+    raise ValueError(f"unsupported database URL scheme: {database_url!r}")

@@ -1,0 +1,255 @@
+"""`SqlStore`: the async `Store` over the shared transactions; dialects supply `_tx` and `_read`.
+
+A dialect runs `fn(tx)` inside one transaction (writes) or one read snapshot (reads), off the Trio
+thread. Everything else — which queries, in what order, which CAS — lives in `transactions.py`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from chronos_server.core.models import (
+    Account,
+    ClaimedJob,
+    Execution,
+    ExecutionStatus,
+    Job,
+    JobStatus,
+    Outcome,
+    Page,
+    Schedule,
+    ScheduleStatus,
+)
+from chronos_server.store import transactions as t
+from chronos_server.store.base import ReadyBatch, SweepResult
+from chronos_server.store.rows import (
+    account_from_row,
+    execution_from_row,
+    job_from_row,
+    schedule_from_row,
+    schedule_params,
+)
+from chronos_server.store.transactions import Tx
+
+R = TypeVar("R")
+
+
+class SqlStore:
+    dialect = "sql"
+
+    async def _tx(self, fn: Callable[[Tx], R]) -> R:
+        raise NotImplementedError
+
+    async def _read(self, fn: Callable[[Tx], R]) -> R:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def ping(self) -> None:
+        await self._read(lambda tx: tx.one("count_accounts"))
+
+    # accounts and keys ------------------------------------------------------------------
+
+    async def ensure_account(self, name: str, now: int) -> tuple[Account, bool]:
+        def fn(tx: Tx) -> tuple[Account, bool]:
+            created = tx.run(
+                "insert_account", id=t.new_id(), name=name, signing_secret=None, now=now
+            )
+            row = tx.one("account_by_name", name=name)
+            assert row is not None
+            return account_from_row(row), created == 1
+
+        return await self._tx(fn)
+
+    async def count_accounts(self) -> int:
+        row = await self._read(lambda tx: tx.one("count_accounts"))
+        return int(row["n"]) if row else 0
+
+    async def get_account(self, account_id: str) -> Account | None:
+        row = await self._read(lambda tx: tx.one("account_by_id", id=account_id))
+        return account_from_row(row) if row else None
+
+    async def add_api_key(self, account_id: str, key_hash: str, prefix: str, now: int) -> None:
+        await self._tx(
+            lambda tx: tx.run(
+                "insert_api_key",
+                id=t.new_id(),
+                account_id=account_id,
+                key_hash=key_hash,
+                prefix=prefix,
+                now=now,
+            )
+        )
+
+    async def revoke_api_key(self, key_or_prefix: str, now: int) -> int:
+        return await self._tx(lambda tx: tx.run("revoke_api_key", key=key_or_prefix, now=now))
+
+    async def account_for_key(self, key_hash: str) -> Account | None:
+        row = await self._read(lambda tx: tx.one("account_for_key", key_hash=key_hash))
+        return account_from_row(row) if row else None
+
+    async def set_signing_secret(self, account_id: str, secret: str) -> None:
+        await self._tx(lambda tx: tx.run("set_signing_secret", id=account_id, secret=secret))
+
+    # schedules --------------------------------------------------------------------------
+
+    async def insert_schedule(self, schedule: Schedule) -> None:
+        await self._tx(lambda tx: tx.run("insert_schedule", **schedule_params(schedule)))
+
+    async def get_schedule(self, account_id: str, schedule_id: str) -> Schedule | None:
+        row = await self._read(
+            lambda tx: tx.one("get_schedule", id=schedule_id, account_id=account_id)
+        )
+        return schedule_from_row(row) if row else None
+
+    async def list_schedules(
+        self,
+        account_id: str,
+        *,
+        status: ScheduleStatus | None,
+        handler: str | None,
+        offset: int,
+        limit: int,
+    ) -> Page[Schedule]:
+        filters: dict[str, Any] = {
+            "account_id": account_id,
+            "status": status.value if status else None,
+            "handler": handler,
+        }
+        rows, total = await self._read(
+            lambda tx: (
+                tx.all("list_schedules", offset=offset, limit=limit, **filters),
+                tx.one("count_schedules", **filters),
+            )
+        )
+        return Page([schedule_from_row(r) for r in rows], int(total["n"]) if total else 0)
+
+    async def replace_schedule(
+        self, schedule: Schedule, *, expected_status: ScheduleStatus, expected_updated_at: int
+    ) -> bool:
+        return await self._tx(
+            lambda tx: t.replace_schedule(tx, schedule, expected_status, expected_updated_at)
+        )
+
+    async def archive_schedule(self, account_id: str, schedule_id: str, now: int) -> Schedule:
+        return await self._tx(lambda tx: t.archive_schedule(tx, account_id, schedule_id, now))
+
+    async def run_schedule_now(
+        self, account_id: str, schedule_id: str, job_id: str, now: int
+    ) -> Job:
+        return await self._tx(
+            lambda tx: t.run_schedule_now(tx, account_id, schedule_id, job_id, now)
+        )
+
+    # jobs -------------------------------------------------------------------------------
+
+    async def insert_job(self, job: Job) -> None:
+        await self._tx(lambda tx: t.insert_job(tx, job))
+
+    async def get_job(self, account_id: str, job_id: str) -> Job | None:
+        row = await self._read(lambda tx: tx.one("get_job", id=job_id, account_id=account_id))
+        return job_from_row(row) if row else None
+
+    async def list_jobs(
+        self,
+        account_id: str,
+        *,
+        status: JobStatus | None,
+        schedule_id: str | None,
+        handler: str | None,
+        offset: int,
+        limit: int,
+    ) -> Page[Job]:
+        filters: dict[str, Any] = {
+            "account_id": account_id,
+            "status": status.value if status else None,
+            "schedule_id": schedule_id,
+            "handler": handler,
+        }
+        rows, total = await self._read(
+            lambda tx: (
+                tx.all("list_jobs", offset=offset, limit=limit, **filters),
+                tx.one("count_jobs", **filters),
+            )
+        )
+        return Page([job_from_row(r) for r in rows], int(total["n"]) if total else 0)
+
+    async def cancel_job(self, account_id: str, job_id: str, now: int) -> Job:
+        return await self._tx(lambda tx: t.cancel_job(tx, account_id, job_id, now))
+
+    # executions -------------------------------------------------------------------------
+
+    async def get_execution(self, account_id: str, execution_id: str) -> Execution | None:
+        row = await self._read(
+            lambda tx: tx.one("get_execution", id=execution_id, account_id=account_id)
+        )
+        return execution_from_row(row) if row else None
+
+    async def list_executions(
+        self,
+        account_id: str,
+        *,
+        job_id: str | None,
+        status: ExecutionStatus | None,
+        offset: int,
+        limit: int,
+    ) -> Page[Execution]:
+        filters: dict[str, Any] = {
+            "account_id": account_id,
+            "job_id": job_id,
+            "status": status.value if status else None,
+        }
+        rows, total = await self._read(
+            lambda tx: (
+                tx.all("list_executions", offset=offset, limit=limit, **filters),
+                tx.one("count_executions", **filters),
+            )
+        )
+        return Page([execution_from_row(r) for r in rows], int(total["n"]) if total else 0)
+
+    # pipeline ---------------------------------------------------------------------------
+
+    async def spawn_due_schedules(self, now: int, limit: int) -> int:
+        return await self._tx(lambda tx: t.spawn_due_schedules(tx, now, limit))
+
+    async def take_due_jobs(self, now: int, limit: int) -> list[str]:
+        return await self._tx(lambda tx: t.take_due_jobs(tx, now, limit))
+
+    async def queue_admitted(self, job_ids: list[str], now: int) -> int:
+        return await self._tx(lambda tx: t.queue_admitted(tx, job_ids, now))
+
+    async def next_wakeup(self) -> int | None:
+        return await self._read(t.next_wakeup)
+
+    async def ready_pull_jobs(self, now: int, limit: int) -> list[ReadyBatch]:
+        return await self._tx(lambda tx: t.ready_pull_jobs(tx, now, limit))
+
+    async def claim_ready_job(
+        self, account_id: str, handlers: list[str], worker: str | None, now: int
+    ) -> ClaimedJob | None:
+        return await self._tx(lambda tx: t.claim_ready_job(tx, account_id, handlers, worker, now))
+
+    async def unclaim(self, claimed: ClaimedJob, now: int) -> bool:
+        return await self._tx(lambda tx: t.unclaim(tx, claimed, now))
+
+    async def finish_execution(
+        self,
+        account_id: str | None,
+        execution_id: str,
+        outcome: Outcome,
+        now: int,
+        rng: random.Random,
+    ) -> Execution:
+        return await self._tx(
+            lambda tx: t.finish_execution(tx, account_id, execution_id, outcome, now, rng)
+        )
+
+    async def sweep(
+        self, now: int, lease_grace_ms: int, admitting_grace_ms: int, rng: random.Random, limit: int
+    ) -> SweepResult:
+        return await self._tx(
+            lambda tx: t.sweep(tx, now, lease_grace_ms, admitting_grace_ms, rng, limit)
+        )

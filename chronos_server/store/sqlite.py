@@ -1,0 +1,178 @@
+"""The embedded SQLite store: one writer connection in WAL mode, transactions in a worker thread.
+
+SQLite has no row locks, so every write transaction is `BEGIN IMMEDIATE` on the single writer
+connection, serialised by a `CapacityLimiter(1)`; reads use a small pool of reader connections
+(WAL readers never block the writer). `inline=True` runs transactions on the Trio thread instead,
+for `:memory:` databases in MockClock tests where threads would break the virtual clock.
+Durability: `synchronous=NORMAL` in WAL mode survives any process crash (SIGKILL included); only
+an OS crash or power loss can drop the last commits.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import trio
+
+from chronos_server.store.queries import load_queries, migrations
+from chronos_server.store.rows import Row
+from chronos_server.store.sql_store import SqlStore
+
+R = TypeVar("R")
+READERS = 3
+
+
+class _SqliteTx:
+    def __init__(self, conn: sqlite3.Connection, queries: dict[str, str]) -> None:
+        self._conn = conn
+        self._queries = queries
+
+    def one(self, query: str, **params: Any) -> Row | None:
+        row: Row | None = self._conn.execute(self._queries[query], params).fetchone()
+        return row
+
+    def all(self, query: str, **params: Any) -> list[Row]:
+        return list(self._conn.execute(self._queries[query], params).fetchall())
+
+    def run(self, query: str, **params: Any) -> int:
+        return self._conn.execute(self._queries[query], params).rowcount
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA busy_timeout = 10000")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if path != ":memory:":
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def _in_transaction(conn: sqlite3.Connection, begin: str, fn: Callable[[], R]) -> R:
+    conn.execute(begin)
+    try:
+        result = fn()
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _split_statements(script: str) -> list[str]:
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    return statements
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply pending migrations in one IMMEDIATE transaction (safe if two processes start)."""
+
+    def apply() -> list[str]:
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS chronos_migrations ("
+            "version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)"
+        )
+        done = {r[0] for r in conn.execute("SELECT version FROM chronos_migrations")}
+        applied = []
+        for version, name, sql in migrations("sqlite"):
+            if version in done:
+                continue
+            for statement in _split_statements(sql):
+                conn.execute(statement)
+            conn.execute(
+                "INSERT INTO chronos_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                (version, name, time.time_ns() // 1_000_000),
+            )
+            applied.append(name)
+        return applied
+
+    return _in_transaction(conn, "BEGIN IMMEDIATE", apply)
+
+
+class SQLiteStore(SqlStore):
+    dialect = "sqlite"
+
+    def __init__(
+        self, writer: sqlite3.Connection, readers: list[sqlite3.Connection], inline: bool
+    ) -> None:
+        self._writer = writer
+        self._readers = readers
+        self._inline = inline
+        self._queries = load_queries("sqlite")
+        self._write_limiter = trio.CapacityLimiter(1)
+        self._read_limiter = trio.CapacityLimiter(max(1, len(readers)))
+
+    async def _tx(self, fn: Callable[[Any], R]) -> R:
+        def work() -> R:
+            return _in_transaction(
+                self._writer, "BEGIN IMMEDIATE", lambda: fn(_SqliteTx(self._writer, self._queries))
+            )
+
+        if self._inline:
+            return work()
+        return await trio.to_thread.run_sync(work, limiter=self._write_limiter)
+
+    async def _read(self, fn: Callable[[Any], R]) -> R:
+        if self._inline or not self._readers:
+            return await self._tx(fn)
+        async with self._read_limiter:
+            conn = self._readers.pop()
+            try:
+                return await trio.to_thread.run_sync(
+                    lambda: _in_transaction(
+                        conn, "BEGIN", lambda: fn(_SqliteTx(conn, self._queries))
+                    )
+                )
+            finally:
+                self._readers.append(conn)
+
+    async def close(self) -> None:
+        for conn in [self._writer, *self._readers]:
+            conn.close()
+
+
+def sqlite_path(database_url: str) -> str:
+    """`sqlite:///relative.db`, `sqlite:////abs/path.db` or `sqlite://:memory:` → a path."""
+    if not database_url.startswith("sqlite:"):
+        raise ValueError(f"not a SQLite URL: {database_url!r}")
+    rest = database_url[len("sqlite:") :]
+    if rest in ("", "//", "///", "//:memory:", "///:memory:", ":memory:"):
+        return ":memory:"
+    if rest.startswith("///"):
+        return rest[3:]
+    if rest.startswith("//"):
+        return rest[2:]
+    return rest
+
+
+def open_sqlite_connections(path: str, inline: bool) -> SQLiteStore:
+    writer = _connect(path)
+    migrate(writer)
+    readers = [] if inline or path == ":memory:" else [_connect(path) for _ in range(READERS)]
+    return SQLiteStore(writer, readers, inline)
+
+
+@asynccontextmanager
+async def open_sqlite_store(
+    database_url: str, *, inline: bool = False
+) -> AsyncIterator[SQLiteStore]:
+    path = sqlite_path(database_url)
+    if inline:
+        store = open_sqlite_connections(path, inline=True)
+    else:
+        store = await trio.to_thread.run_sync(open_sqlite_connections, path, False)
+    try:
+        yield store
+    finally:
+        await store.close()

@@ -1,0 +1,1 @@
+"""Chronos terminal dashboard (Textual, asyncio, HTTP only). Built in its own issue."""

@@ -1,0 +1,138 @@
+"""The two worker endpoints over HTTP: claim a job, report a result (§10.2, §10.4).
+
+This is the only module that touches httpx. It maps every failure to the SDK's tree:
+401/403 -> `ChronosAuthError`; no answer, timeout, other non-2xx or a malformed claim answer ->
+`ChronosRequestError` (with `status` and, for 429, `retry_after`). Each request is bounded by a
+Trio cancel scope at the call site, so `MockClock` governs it and `stop()` can cancel it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import trio
+
+from .context import ChronosContext, parse_job
+from .errors import ChronosAuthError, ChronosRequestError
+from .outcome import encode_json
+from .settings import WorkerSettings
+
+CLAIM_PATH = "/v1/worker/jobs/claim"
+REPORT_PATH = "/v1/worker/executions/{execution_id}/result"
+# The server holds a claim up to `wait_time_seconds`; allow this much more for the answer.
+CLAIM_MARGIN_SECONDS = 10.0
+REPORT_TIMEOUT_SECONDS = 30.0
+USER_AGENT = "chronos-worker-python/0.1"
+MAX_WORKER_LABEL = 255
+
+
+def worker_label() -> str:
+    """`<hostname>:<pid>`, the free-form label sent with every claim."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:MAX_WORKER_LABEL]
+
+
+class WorkerAPI:
+    """Claim and report calls for one worker, over an `httpx.AsyncClient` it does not own."""
+
+    def __init__(self, client: httpx.AsyncClient, settings: WorkerSettings) -> None:
+        self._client = client
+        self._settings = settings
+        self._label = worker_label()
+        self._headers = {
+            "Authorization": f"Bearer {settings.api_key}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+
+    async def claim(self, handlers: Sequence[str]) -> ChronosContext | None:
+        """Long-poll for one job; None when the server had nothing within the wait time."""
+        wait = self._settings.poll_wait_time_seconds
+        body = {"handlers": list(handlers), "wait_time_seconds": wait, "worker": self._label}
+        response = await self._post(CLAIM_PATH, encode_json(body), wait + CLAIM_MARGIN_SECONDS)
+        if response.status_code == 204:
+            return None
+        data = _claim_data(response)
+        if data is None:
+            return None
+        try:
+            return parse_job(data)
+        except ValueError as exc:
+            raise ChronosRequestError(f"Malformed claim response: {exc}", 200) from exc
+
+    async def report(self, execution_id: str, body: bytes) -> None:
+        """Send one result report; returns on any 2xx."""
+        path = REPORT_PATH.format(execution_id=quote(execution_id, safe=""))
+        await self._post(path, body, REPORT_TIMEOUT_SECONDS)
+
+    async def _post(self, path: str, body: bytes, limit_s: float) -> httpx.Response:
+        url = self._settings.base_url + path
+        try:
+            with trio.fail_after(limit_s):
+                response = await self._client.post(
+                    url, content=body, headers=self._headers, timeout=limit_s
+                )
+        except trio.TooSlowError as exc:
+            raise ChronosRequestError(f"POST {path} timed out after {limit_s:g} s") from exc
+        except httpx.HTTPError as exc:
+            raise ChronosRequestError(f"POST {path} failed: {exc!r}") from exc
+        status = response.status_code
+        if status in (401, 403):
+            raise ChronosAuthError(f"{_error_text(response)} (HTTP {status})", status)
+        if not 200 <= status < 300:
+            raise ChronosRequestError(
+                f"POST {path} answered HTTP {status}: {_error_text(response)}",
+                status,
+                _retry_after(response) if status == 429 else None,
+            )
+        return response
+
+
+@asynccontextmanager
+async def open_worker_api(settings: WorkerSettings) -> AsyncIterator[WorkerAPI]:
+    """A `WorkerAPI` over the injected client, or over a client opened (and closed) here."""
+    if settings.http_client is not None:
+        yield WorkerAPI(settings.http_client, settings)
+        return
+    async with httpx.AsyncClient() as client:
+        yield WorkerAPI(client, settings)
+
+
+def _claim_data(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        envelope = response.json()
+    except ValueError as exc:
+        raise ChronosRequestError("Malformed claim response: not JSON", 200) from exc
+    if not isinstance(envelope, dict) or "data" not in envelope:
+        raise ChronosRequestError("Malformed claim response: no data field", 200)
+    data = envelope["data"]
+    if data is not None and not isinstance(data, dict):
+        raise ChronosRequestError("Malformed claim response: data is not an object", 200)
+    return data
+
+
+def _error_text(response: httpx.Response) -> str:
+    """The envelope's `code: message` when there is one, else the start of the body."""
+    try:
+        envelope = response.json()
+    except ValueError:
+        return response.text[:200] or response.reason_phrase
+    if isinstance(envelope, dict) and isinstance(envelope.get("message"), str):
+        code = envelope.get("code")
+        return f"{code}: {envelope['message']}" if isinstance(code, str) else envelope["message"]
+    return response.text[:200]
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """`Retry-After` in seconds (G-37 sends an integer); None when absent or unusable."""
+    try:
+        seconds = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < float("inf") else None

@@ -1,0 +1,92 @@
+"""`Chronos`, the one class users construct (§11.1), and `reconfigure()` for the CLI.
+
+`Chronos(...)` validates its options (raising `ChronosConfigError`) and exposes exactly one
+read-only property, `worker`; it has no methods of its own, as in the Node SDK.
+
+Reconfiguring: settings are frozen once validated, so a worker is never changed in place.
+`reconfigure(target, api_key=..., base_url=..., ...)` instead builds a NEW `Chronos` whose
+options are the target's, with every override that is not None applied on top, and registers
+the target's handlers on the new worker. The target itself is left untouched. The
+`chronos-worker` command uses it to apply `--server`, `--api-key`, `--concurrency` and
+`--poll-wait` to the object named by `module:attr`.
+"""
+
+from __future__ import annotations
+
+import httpx
+
+from .errors import ChronosError
+from .log import LoggerLike
+from .settings import WorkerSettings
+from .worker import Worker
+
+
+class Chronos:
+    """Entry point of the SDK: `chronos = Chronos(api_key="chrns_...")`, then `chronos.worker`.
+
+    `api_key` defaults to `CHRONOS_API_KEY`; `base_url` to `CHRONOS_BASE_URL`, else
+    `http://127.0.0.1:8080` (trailing slashes removed). `poll_wait_time_seconds` (0-20) is the
+    long-poll wait per claim; `retry_delay_ms` the pause after a failed claim; `concurrency`
+    (an extension, G-09) how many jobs run at once. `logger` is a `logging.Logger` or any object
+    with `debug/info/warning/error(message, meta)`; `http_client` an `httpx.AsyncClient` to use
+    instead of one the worker opens itself (for tests and proxies; it is not closed for you).
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        poll_wait_time_seconds: int = 20,
+        retry_delay_ms: int = 1000,
+        logger: LoggerLike | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        concurrency: int = 1,
+    ) -> None:
+        settings = WorkerSettings.create(
+            api_key=api_key,
+            base_url=base_url,
+            poll_wait_time_seconds=poll_wait_time_seconds,
+            retry_delay_ms=retry_delay_ms,
+            logger=logger,
+            http_client=http_client,
+            concurrency=concurrency,
+        )
+        self._worker = Worker(settings)
+
+    @property
+    def worker(self) -> Worker:
+        """The worker: register handlers with `handle()`, then `await worker.start()`."""
+        return self._worker
+
+    def __repr__(self) -> str:
+        return f"<Chronos base_url={self._worker.settings.base_url!r}>"
+
+
+def reconfigure(
+    target: Chronos | Worker,
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    poll_wait_time_seconds: int | None = None,
+    retry_delay_ms: int | None = None,
+    concurrency: int | None = None,
+) -> Chronos:
+    """A new `Chronos` with `target`'s options, the non-None overrides and the same handlers."""
+    worker = target.worker if isinstance(target, Chronos) else target
+    if not isinstance(worker, Worker):
+        raise ChronosError(f"Expected a Chronos or Worker object, got {type(target).__name__}")
+    old = worker.settings
+    chronos = Chronos(
+        api_key=old.api_key if api_key is None else api_key,
+        base_url=old.base_url if base_url is None else base_url,
+        poll_wait_time_seconds=(
+            old.poll_wait_time_seconds if poll_wait_time_seconds is None else poll_wait_time_seconds
+        ),
+        retry_delay_ms=old.retry_delay_ms if retry_delay_ms is None else retry_delay_ms,
+        logger=old.logger,
+        http_client=old.http_client,
+        concurrency=old.concurrency if concurrency is None else concurrency,
+    )
+    for name, fn in worker.handlers.items():
+        chronos.worker.handle(name, fn)
+    return chronos

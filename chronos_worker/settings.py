@@ -1,0 +1,106 @@
+"""Worker settings: the `Chronos(...)` options, validated once into a frozen dataclass (§11.1).
+
+Environment fallbacks (G-53): `api_key` else `CHRONOS_API_KEY`; `base_url` else
+`CHRONOS_BASE_URL` else `http://127.0.0.1:8080`. Every invalid option raises
+`ChronosConfigError` here, at construction, never later in the poll loop.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import httpx
+
+from .errors import ChronosConfigError
+from .log import LoggerLike
+
+API_KEY_PREFIX = "chrns_"
+DEFAULT_BASE_URL = "http://127.0.0.1:8080"
+MAX_POLL_WAIT_SECONDS = 20
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Validated options; build it with `WorkerSettings.create(...)`."""
+
+    api_key: str = field(repr=False)
+    base_url: str
+    poll_wait_time_seconds: int
+    retry_delay_ms: int
+    concurrency: int
+    logger: LoggerLike | None = field(default=None, compare=False)
+    http_client: httpx.AsyncClient | None = field(default=None, compare=False)
+
+    @property
+    def retry_delay_seconds(self) -> float:
+        return self.retry_delay_ms / 1000
+
+    @classmethod
+    def create(
+        cls,
+        *,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        poll_wait_time_seconds: int = MAX_POLL_WAIT_SECONDS,
+        retry_delay_ms: int = 1000,
+        logger: LoggerLike | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        concurrency: int = 1,
+        environ: Mapping[str, str] | None = None,
+    ) -> WorkerSettings:
+        env = os.environ if environ is None else environ
+        return cls(
+            api_key=_check_api_key(api_key if api_key is not None else env.get("CHRONOS_API_KEY")),
+            base_url=_check_base_url(
+                base_url if base_url is not None else env.get("CHRONOS_BASE_URL", DEFAULT_BASE_URL)
+            ),
+            poll_wait_time_seconds=_check_int(
+                "poll_wait_time_seconds", poll_wait_time_seconds, 0, MAX_POLL_WAIT_SECONDS
+            ),
+            retry_delay_ms=_check_int("retry_delay_ms", retry_delay_ms, 0, None),
+            concurrency=_check_int("concurrency", concurrency, 1, None),
+            logger=logger,
+            http_client=_check_http_client(http_client),
+        )
+
+
+def _check_api_key(value: object) -> str:
+    if value is None or value == "":
+        raise ChronosConfigError("api_key is required (pass api_key= or set CHRONOS_API_KEY)")
+    if not isinstance(value, str) or not value.startswith(API_KEY_PREFIX):
+        raise ChronosConfigError(f'api_key must start with "{API_KEY_PREFIX}"')
+    return value
+
+
+def _check_base_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise ChronosConfigError("base_url must be a string")
+    stripped = value.strip().rstrip("/")
+    try:
+        url = httpx.URL(stripped)
+    except (httpx.InvalidURL, TypeError) as exc:
+        raise ChronosConfigError(f"base_url is not a valid URL: {value!r}") from exc
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ChronosConfigError(f"base_url must be an http:// or https:// URL: {value!r}")
+    return stripped
+
+
+def _check_int(name: str, value: object, low: int, high: int | None) -> int:
+    # bool is an int subclass; `True` is never a sensible count or delay.
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and low <= value
+        and (high is None or value <= high)
+    ):
+        return value
+    bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+    raise ChronosConfigError(f"{name} must be an integer {bounds}, got {value!r}")
+
+
+def _check_http_client(value: object) -> httpx.AsyncClient | None:
+    if value is not None and not isinstance(value, httpx.AsyncClient):
+        raise ChronosConfigError("http_client must be an httpx.AsyncClient")
+    return value

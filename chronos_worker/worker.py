@@ -1,0 +1,288 @@
+"""`Worker`: handler registry, the poll loop, running handlers and reporting (§11.2, §11.4-5).
+
+Shape of a run (`await worker.start()`):
+
+    start()                                   owns the run's nursery `work`
+    ├── claim loop   (inside `claim_scope`)   take a free slot, long-poll until a job comes,
+    │                                         hand the job to `work`; repeat
+    └── work: one task per claimed job        run the handler, report the outcome (retrying),
+                                              free the slot
+
+`concurrency` slots (a `trio.Semaphore`) gate the single claimer, so a job is only claimed when
+a slot is free and never waits in the worker while its lease runs; with the default of 1 this
+is the documented "one job at a time": claim, run, report, claim again. Sync handlers run in
+threads through a `CapacityLimiter(concurrency)`; async handlers run in the task.
+
+`stop()` cancels `claim_scope` (the pending long-poll dies at once, nothing more is claimed),
+then waits until the `work` nursery has drained, i.e. every running handler has finished and
+its report has been sent. Handler tasks are deliberately outside `claim_scope`.
+
+Claim outcomes (§11.4 / G-10): job -> run; no job -> poll again at once; network error, 5xx or
+other unexpected answer -> log, sleep `retry_delay_ms`; 429 -> sleep `Retry-After` (fallback
+`retry_delay_ms`); 401/403 -> log, stop claiming, let running work finish, `start()` raises
+`ChronosAuthError`. Reports: network/5xx/429 -> retried up to 5 more times, `retry_delay_ms`
+apart (429: `Retry-After`), then given up (the lease expiry retries the job); 409 -> warning;
+other refusals -> error, given up.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
+from types import MappingProxyType
+from typing import TypeVar, overload
+
+import trio
+
+from .api import WorkerAPI, open_worker_api
+from .context import ChronosContext
+from .errors import ChronosAuthError, ChronosError, ChronosRequestError
+from .log import Log
+from .outcome import Report, completed_report, failed_report
+from .settings import WorkerSettings
+
+Handler = Callable[[ChronosContext], object]
+H = TypeVar("H", bound=Handler)
+
+MAX_HANDLER_NAME = 255
+REPORT_RETRIES = 5
+
+# Set inside handler tasks so that `stop()` called by a handler does not wait for itself.
+_current_worker: ContextVar[Worker | None] = ContextVar("chronos_current_worker", default=None)
+
+
+class _Missing(enum.Enum):
+    MISSING = enum.auto()
+
+
+class _Run:
+    """State of one `start()` call."""
+
+    def __init__(self) -> None:
+        self.claim_scope = trio.CancelScope()
+        self.done = trio.Event()
+        self.auth_error: ChronosAuthError | None = None
+
+
+class Worker:
+    """Registers handlers and runs them for claimed jobs. Obtain it as `Chronos(...).worker`."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self._settings = settings
+        self._log = Log(settings.logger)
+        self._handlers: dict[str, Handler] = {}
+        self._run: _Run | None = None
+
+    def __repr__(self) -> str:
+        return f"<Worker handlers={sorted(self._handlers)!r} running={self.running}>"
+
+    @property
+    def settings(self) -> WorkerSettings:
+        """The validated options this worker was built with (read-only)."""
+        return self._settings
+
+    @property
+    def handlers(self) -> Mapping[str, Handler]:
+        """Registered handlers by name (a read-only view)."""
+        return MappingProxyType(self._handlers)
+
+    @property
+    def running(self) -> bool:
+        """True from `start()` until it returns."""
+        return self._run is not None
+
+    @overload
+    def handle(self, name: str) -> Callable[[H], H]: ...
+    @overload
+    def handle(self, name: str, fn: Handler) -> Worker: ...
+
+    def handle(self, name: str, fn: object = _Missing.MISSING) -> Worker | Callable[[H], H]:
+        """Register `fn` for jobs whose `handler` is `name`; returns the worker, so calls chain.
+
+        Without `fn` it returns a decorator: `@chronos.worker.handle("send-email")`.
+        Raises `ChronosError` for an empty or over-long name, a duplicate or a non-callable.
+        """
+        key = _check_name(name)
+        if fn is _Missing.MISSING:
+
+            def register(handler: H) -> H:
+                self._register(key, handler)
+                return handler
+
+            return register
+        self._register(key, fn)
+        return self
+
+    def _register(self, name: str, fn: object) -> None:
+        if name in self._handlers:
+            raise ChronosError(f'Handler "{name}" is already registered')
+        if not callable(fn):
+            raise ChronosError(f'Handler "{name}" must be a function')
+        self._handlers[name] = fn
+
+    async def start(self) -> None:
+        """Poll and run jobs until `stop()`; returns once in-flight work has been reported."""
+        if self._run is not None:
+            raise ChronosError("Chronos worker is already started")
+        if not self._handlers:
+            raise ChronosError("Register at least one handler before starting Chronos")
+        run = self._run = _Run()
+        try:
+            await self._serve(run)
+        finally:
+            self._run = None
+            run.done.set()
+        if run.auth_error is not None:
+            raise run.auth_error
+
+    async def stop(self) -> None:
+        """Stop claiming at once, wait for running handlers and their reports. Never raises."""
+        run = self._run
+        if run is None:
+            return
+        run.claim_scope.cancel()
+        if _current_worker.get() is self:
+            return  # called from one of our handlers: waiting here would wait for ourselves
+        await run.done.wait()
+
+    async def _serve(self, run: _Run) -> None:
+        concurrency = self._settings.concurrency
+        slots = trio.Semaphore(concurrency)
+        limiter = trio.CapacityLimiter(concurrency)
+        self._log.info(
+            "Worker started",
+            base_url=self._settings.base_url,
+            handlers=",".join(self._handlers),
+            concurrency=concurrency,
+        )
+        async with open_worker_api(self._settings) as api, trio.open_nursery() as work:
+            with run.claim_scope:
+                try:
+                    await self._claim_loop(api, work, slots, limiter)
+                except ChronosAuthError as exc:
+                    self._log.error("API key refused; worker stopping", error=str(exc))
+                    run.auth_error = exc
+        self._log.info("Worker stopped")
+
+    async def _claim_loop(
+        self,
+        api: WorkerAPI,
+        work: trio.Nursery,
+        slots: trio.Semaphore,
+        limiter: trio.CapacityLimiter,
+    ) -> None:
+        while True:
+            await slots.acquire()
+            ctx = await self._wait_for_job(api)
+            work.start_soon(self._execute, api, ctx, slots, limiter)
+
+    async def _wait_for_job(self, api: WorkerAPI) -> ChronosContext:
+        while True:
+            try:
+                ctx = await api.claim(list(self._handlers))
+            except ChronosRequestError as exc:
+                delay = self._delay_after(exc)
+                log = self._log.warning if exc.status == 429 else self._log.error
+                log("Claim failed; polling again later", error=str(exc), retry_in_s=delay)
+                await trio.sleep(delay)
+                continue
+            if ctx is not None:
+                return ctx
+
+    async def _execute(
+        self,
+        api: WorkerAPI,
+        ctx: ChronosContext,
+        slots: trio.Semaphore,
+        limiter: trio.CapacityLimiter,
+    ) -> None:
+        _current_worker.set(self)
+        try:
+            report = await self._run_handler(ctx, limiter)
+            await self._send_report(api, ctx, report)
+        finally:
+            slots.release()
+
+    async def _run_handler(self, ctx: ChronosContext, limiter: trio.CapacityLimiter) -> Report:
+        meta = _job_meta(ctx)
+        self._log.debug("Job claimed", **meta)
+        try:
+            fn = self._handlers.get(ctx.handler)
+            if fn is None:
+                raise ChronosError(f'No handler registered for "{ctx.handler}"')
+            result = await _call_handler(fn, ctx, limiter)
+        except Exception as exc:
+            self._log.error("Handler raised", error=f"{type(exc).__name__}: {exc}", **meta)
+            return failed_report(exc)
+        report = completed_report(result)
+        if report.warning is not None:
+            self._log.warning(report.warning, **meta)
+        return report
+
+    async def _send_report(self, api: WorkerAPI, ctx: ChronosContext, report: Report) -> None:
+        meta = _job_meta(ctx)
+        for attempt in range(REPORT_RETRIES + 1):
+            try:
+                await api.report(ctx.execution_id, report.body)
+            except ChronosAuthError as exc:
+                self._log.error("Report refused (API key); giving up", error=str(exc), **meta)
+                return
+            except ChronosRequestError as exc:
+                if exc.status == 409:
+                    self._log.warning("Report not accepted", error=str(exc), **meta)
+                    return
+                if not exc.transient or attempt == REPORT_RETRIES:
+                    self._log.error(
+                        "Giving up on the report; the job is retried after its lease expires",
+                        error=str(exc),
+                        **meta,
+                    )
+                    return
+                delay = self._delay_after(exc)
+                self._log.warning("Report failed; retrying", error=str(exc), **meta)
+                await trio.sleep(delay)
+            else:
+                self._log.info(f"Job {report.status}", **meta)
+                return
+
+    def _delay_after(self, exc: ChronosRequestError) -> float:
+        if exc.retry_after is not None:
+            return exc.retry_after
+        return self._settings.retry_delay_seconds
+
+
+def _check_name(name: object) -> str:
+    key = name.strip() if isinstance(name, str) else ""
+    if not key:
+        raise ChronosError("Handler name is required")
+    if len(key) > MAX_HANDLER_NAME:
+        raise ChronosError("Handler name must be 255 characters or fewer")
+    return key
+
+
+def _is_async(fn: Handler) -> bool:
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004 - an async __call__ on an instance
+    return inspect.iscoroutinefunction(call)
+
+
+async def _call_handler(fn: Handler, ctx: ChronosContext, limiter: trio.CapacityLimiter) -> object:
+    if _is_async(fn):
+        result = fn(ctx)
+    else:
+        result = await trio.to_thread.run_sync(fn, ctx, limiter=limiter)
+    if inspect.isawaitable(result):
+        result = await result  # also covers sync callables that return a coroutine
+    return result
+
+
+def _job_meta(ctx: ChronosContext) -> dict[str, object]:
+    return {
+        "job_id": ctx.job_id,
+        "execution_id": ctx.execution_id,
+        "handler": ctx.handler,
+        "attempt": ctx.attempt,
+    }

@@ -1,0 +1,63 @@
+"""Shared fixtures: a real server on port 0 (SQLite file in tmp_path) and an HTTP client for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from chronos_server.loops.context import LoopSettings
+from chronos_server.runtime import ServerHandle, serve
+from chronos_server.settings import Settings
+
+API_KEY = "chrns_" + "T" * 40
+SIGNING_SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ="
+
+
+@dataclass
+class RunningServer:
+    handle: ServerHandle
+    client: httpx.AsyncClient
+    settings: Settings
+
+    @property
+    def url(self) -> str:
+        return self.handle.url
+
+
+def make_settings(tmp_path: Path, **overrides: object) -> Settings:
+    base = Settings(
+        host="127.0.0.1",
+        port=0,
+        database_url=f"sqlite:///{tmp_path / 'chronos.db'}",
+        bootstrap_api_key=API_KEY,
+        bootstrap_signing_secret=SIGNING_SECRET,
+        rate_limit=None,
+        shutdown_grace_seconds=2.0,
+    )
+    return replace(base, **overrides)  # type: ignore[arg-type]
+
+
+async def start_server(
+    nursery: trio.Nursery, settings: Settings, loop_settings: LoopSettings | None = None
+) -> ServerHandle:
+    async def run(*, task_status: trio.TaskStatus[ServerHandle]) -> None:
+        await serve(settings, loop_settings=loop_settings, task_status=task_status)
+
+    handle: ServerHandle = await nursery.start(run)
+    return handle
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    settings = make_settings(tmp_path)
+    async with trio.open_nursery() as nursery:
+        handle = await start_server(nursery, settings, LoopSettings(lease_grace_ms=0))
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        async with httpx.AsyncClient(base_url=handle.url, headers=headers, timeout=30) as client:
+            yield RunningServer(handle, client, settings)
+        handle.stop()
