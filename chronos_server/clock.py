@@ -30,4 +30,4 @@ class TrioClock:
         self._start = trio.current_time()
 
     def now_ms(self) -> int:
-        return self._origin_ms + int((trio.current_time() - self._start) * 1000)
+        return self._origin_ms + round((trio.current_time() - self._start) * 1000)

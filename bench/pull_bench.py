@@ -1,0 +1,194 @@
+"""Pull-delivery benchmark on SQLite: prints figures, asserts nothing.
+
+1. burn-down: N jobs created up front, then W concurrent claim+report loops drain them → jobs/s;
+2. lateness: jobs scheduled at a steady rate into the future while workers are parked in claim →
+   time from `scheduled_for` (= run_at) to the claim answer, p50/p95/p99.
+
+It starts `chronos serve` as a separate process on a fresh SQLite file (rate limit off), so the
+client and the server do not share an event loop. Usage:
+
+    .venv/bin/python bench/pull_bench.py [--jobs 2000] [--workers 1 8] [--rate 50] [--seconds 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import trio
+
+KEY = "chrns_" + "B" * 40
+
+
+def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(CHRONOS_BOOTSTRAP_API_KEY=KEY, CHRONOS_RATE_LIMIT="off", CHRONOS_LOG_LEVEL="WARNING")
+    cmd = [sys.executable, "-m", "chronos_server", "serve", "--port", str(port)]
+    cmd += ["--database-url", f"sqlite:///{db}", "--log-level", "WARNING"]
+    proc = subprocess.Popen(cmd, env=env)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not become ready")
+
+
+async def create_jobs(client: httpx.AsyncClient, n: int, handler: str, parallel: int = 16) -> None:
+    send, recv = trio.open_memory_channel[int](n)
+    for i in range(n):
+        send.send_nowait(i)
+    send.close()
+
+    async def creator() -> None:
+        async for i in recv:
+            r = await client.post("/v1/jobs", json={"name": f"b{i}", "handler": handler})
+            r.raise_for_status()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(parallel):
+            nursery.start_soon(creator)
+
+
+async def wait_all_ready(client: httpx.AsyncClient, handler: str, n: int) -> None:
+    while True:
+        r = await client.get("/v1/jobs", params={"status": "ready", "handler": handler, "size": 1})
+        if r.json()["meta"]["paging"]["total"] >= n:
+            return
+        await trio.sleep(0.05)
+
+
+OnClaim = Callable[[tuple[float, str]], None]
+
+
+async def worker_loop(
+    client: httpx.AsyncClient, handler: str, stop_when_empty: bool, on_claim: OnClaim | None = None
+) -> int:
+    done = 0
+    while True:
+        wait = 0 if stop_when_empty else 20
+        r = await client.post(
+            "/v1/worker/jobs/claim", json={"handlers": [handler], "wait_time_seconds": wait}
+        )
+        data = r.json()["data"]
+        if data is None:
+            if stop_when_empty:
+                return done
+            continue
+        if on_claim is not None:
+            on_claim((time.time(), data["scheduled_for"]))
+        rr = await client.post(
+            f"/v1/worker/executions/{data['execution_id']}/result", json={"status": "completed"}
+        )
+        rr.raise_for_status()
+        done += 1
+
+
+async def burn_down(base: str, jobs: int, workers: int) -> float:
+    handler = f"burn{workers}"
+    headers = {"Authorization": f"Bearer {KEY}"}
+    limits = httpx.Limits(max_connections=workers + 16)
+    async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as c:
+        await create_jobs(c, jobs, handler)
+        await wait_all_ready(c, handler, jobs)
+        started = time.perf_counter()
+        counts: list[int] = []
+
+        async def one() -> None:
+            counts.append(await worker_loop(c, handler, stop_when_empty=True))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(workers):
+                nursery.start_soon(one)
+        elapsed = time.perf_counter() - started
+    assert sum(counts) == jobs, (sum(counts), jobs)
+    return jobs / elapsed
+
+
+async def lateness(base: str, rate: float, seconds: float, workers: int) -> list[float]:
+    handler = f"late{int(rate)}"
+    headers = {"Authorization": f"Bearer {KEY}"}
+    claims: list[tuple[float, str]] = []
+    total = int(rate * seconds)
+    all_claimed = trio.Event()
+
+    def record(item: tuple[float, str]) -> None:
+        claims.append(item)
+        if len(claims) >= total:
+            all_claimed.set()
+
+    async with (
+        httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as c,
+        trio.open_nursery() as nursery,
+    ):
+        for _ in range(workers):
+            nursery.start_soon(worker_loop, c, handler, False, record)
+        lead = 1.0  # schedule each job 1 s ahead so creation latency never counts
+        start = time.time() + 0.5
+        for i in range(total):
+            due = start + i / rate
+            await trio.sleep(max(0.0, due - lead - time.time()))
+            at = datetime.fromtimestamp(due, tz=UTC).isoformat()
+            body = {"name": f"l{i}", "handler": handler, "scheduled_for": at}
+            (await c.post("/v1/jobs", json=body)).raise_for_status()
+        with trio.move_on_after(lead + 5):
+            await all_claimed.wait()
+        nursery.cancel_scope.cancel()
+    late = []
+    for answered, scheduled in claims:
+        due_at = datetime.fromisoformat(scheduled.replace("Z", "+00:00")).timestamp()
+        late.append((answered - due_at) * 1000)
+    return late
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def main_async(args: argparse.Namespace, base: str) -> None:
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    print(f"store: SQLite (WAL), server: 1 process; jobs per burn-down run: {args.jobs}")
+    for w in args.workers:
+        rate = await burn_down(base, args.jobs, w)
+        print(f"burn-down  workers={w:<3d} claim+result: {rate:8.1f} jobs/s")
+    late = await lateness(base, args.rate, args.seconds, workers=2)
+    print(
+        f"lateness   rate={args.rate:g}/s n={len(late)}  run_at→claim answer: "
+        f"p50 {pct(late, 50):.1f} ms  p95 {pct(late, 95):.1f} ms  p99 {pct(late, 99):.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=2000)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--port", type=int, default=18931)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = start_server(Path(tmp) / "bench.db", args.port)
+        try:
+            trio.run(main_async, args, f"http://127.0.0.1:{args.port}")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""The pipeline loops under MockClock, on the inline in-memory SQLite store (no threads, no I/O).
+
+Time is virtual: assertions name exact virtual instants, so "due at T means ready at T" is checked
+without a single real sleep.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+import trio
+import trio.testing
+
+from chronos_server.clock import TrioClock
+from chronos_server.core.models import (
+    PULL,
+    ExecutionStatus,
+    Interval,
+    IntervalUnit,
+    Job,
+    JobStatus,
+    Schedule,
+    ScheduleStatus,
+    Trigger,
+)
+from chronos_server.loops.admission import run_admission
+from chronos_server.loops.context import LoopSettings, Pipeline
+from chronos_server.loops.dispatch import run_dispatch
+from chronos_server.loops.sweeper import run_sweeper
+from chronos_server.store.sqlite import open_sqlite_store
+from chronos_server.store.transactions import new_id
+
+ORIGIN_MS = 1_800_000_000_000  # a whole second
+
+
+@dataclass
+class World:
+    p: Pipeline
+    account_id: str
+    nursery: trio.Nursery
+
+    def now(self) -> int:
+        return self.p.clock.now_ms()
+
+    def start_loops(self) -> None:
+        for loop in (run_admission, run_dispatch, run_sweeper):
+            self.nursery.start_soon(loop, self.p)
+
+    async def add_job(self, *, run_at: int, timeout: int = 30, max_retries: int = 3) -> Job:
+        job = Job(
+            id=new_id(), account_id=self.account_id, schedule_id=None, name="j",
+            description=None, handler="h", delivery=PULL, payload=None, timeout=timeout,
+            max_retries=max_retries, idempotency_key=None, status=JobStatus.PENDING,
+            scheduled_for=run_at, run_at=run_at, attempt_count=0, last_execution_id=None,
+            first_trigger=Trigger.API, created_at=self.now(), updated_at=self.now(),
+        )  # fmt: skip
+        await self.p.store.insert_job(job)
+        self.p.admission_nudge.set()
+        return job
+
+    async def status(self, job_id: str) -> JobStatus:
+        job = await self.p.store.get_job(self.account_id, job_id)
+        assert job is not None
+        return job.status
+
+
+@pytest.fixture
+async def world(autojump_clock: trio.testing.MockClock) -> AsyncIterator[World]:
+    async with open_sqlite_store("sqlite://:memory:", inline=True) as store:
+        clock = TrioClock(ORIGIN_MS)
+        account, _ = await store.ensure_account("default", clock.now_ms())
+        settings = LoopSettings(idle_seconds=60.0, lease_grace_ms=5_000)
+        pipeline = Pipeline(store, clock, random.Random(7), settings)
+        async with trio.open_nursery() as nursery:
+            yield World(pipeline, account.id, nursery)
+            nursery.cancel_scope.cancel()
+
+
+async def test_job_due_later_becomes_ready_exactly_at_run_at(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    world.start_loops()
+    job = await world.add_job(run_at=ORIGIN_MS + 10_000)
+    await trio.sleep(9.999)
+    assert await world.status(job.id) is JobStatus.PENDING
+    await trio.sleep(0.001)
+    await trio.testing.wait_all_tasks_blocked()
+    assert await world.status(job.id) is JobStatus.READY
+    assert world.now() == ORIGIN_MS + 10_000
+
+
+async def test_parked_claim_wakes_when_job_becomes_ready(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    world.start_loops()
+    job = await world.add_job(run_at=ORIGIN_MS + 3_000)
+    waiter = world.p.board.register(world.account_id, ["h"])
+    await waiter.event.wait()
+    assert world.now() == ORIGIN_MS + 3_000
+    claimed = await world.p.store.claim_ready_job(world.account_id, ["h"], None, world.now())
+    assert claimed is not None and claimed.job.id == job.id
+
+
+async def test_interval_schedule_spawns_each_slot_once_on_time(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    schedule = Schedule(
+        id=new_id(), account_id=world.account_id, name="s", description=None, handler="h",
+        cron=None, interval=Interval(5, IntervalUnit.SECOND), timezone="UTC", runs=3,
+        stop_at=None, delivery=PULL, payload=None, timeout=30, max_retries=3,
+        status=ScheduleStatus.ACTIVE, run_count=0, next_run_at=ORIGIN_MS + 5_000,
+        last_run_at=None, anchor_at=ORIGIN_MS, created_at=ORIGIN_MS, updated_at=ORIGIN_MS,
+    )  # fmt: skip
+    await world.p.store.insert_schedule(schedule)
+    world.start_loops()
+    await trio.sleep(30)
+    page = await world.p.store.list_jobs(
+        world.account_id, status=None, schedule_id=schedule.id, handler=None, offset=0, limit=10
+    )
+    assert sorted(j.scheduled_for for j in page.items) == [
+        ORIGIN_MS + 5_000,
+        ORIGIN_MS + 10_000,
+        ORIGIN_MS + 15_000,
+    ]
+    assert all(j.created_at == j.scheduled_for for j in page.items)  # spawned exactly on time
+    done = await world.p.store.get_schedule(world.account_id, schedule.id)
+    assert done is not None and done.status is ScheduleStatus.COMPLETED and done.run_count == 3
+
+
+async def test_expired_lease_times_out_then_retries_with_backoff(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    world.start_loops()
+    job = await world.add_job(run_at=ORIGIN_MS, timeout=2, max_retries=1)
+    await trio.testing.wait_all_tasks_blocked()
+    first = await world.p.store.claim_ready_job(world.account_id, ["h"], "w", world.now())
+    assert first is not None and first.execution.trigger is Trigger.API
+    # lease = 2 s, grace = 5 s: untouched before 7 s, timed out by the 1 s sweep after it
+    await trio.sleep(6.9)
+    assert await world.status(job.id) is JobStatus.RUNNING
+    await trio.sleep(1.1)
+    expired = await world.p.store.get_execution(world.account_id, first.execution.id)
+    assert expired is not None and expired.status is ExecutionStatus.TIMEOUT
+    retrying = await world.p.store.get_job(world.account_id, job.id)
+    assert retrying is not None and retrying.status is JobStatus.RETRYING
+    assert 1_000 <= retrying.run_at - expired.finished_at <= 2_000  # type: ignore[operator]
+    await trio.sleep((retrying.run_at - world.now()) / 1000)
+    await trio.testing.wait_all_tasks_blocked()
+    second = await world.p.store.claim_ready_job(world.account_id, ["h"], "w", world.now())
+    assert second is not None and second.execution.attempt == 2
+    assert second.execution.trigger is Trigger.SYSTEM_RETRY
+    # the last attempt also expires: retries are used up, so the job fails
+    await trio.sleep(8)
+    assert await world.status(job.id) is JobStatus.FAILED
+
+
+async def test_admitting_left_by_a_crash_is_recovered(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    job = await world.add_job(run_at=ORIGIN_MS)
+    taken = await world.p.store.take_due_jobs(world.now(), 10)  # a pass that "crashed" here
+    assert taken == [job.id]
+    world.start_loops()
+    await trio.sleep(29)
+    assert await world.status(job.id) is JobStatus.ADMITTING
+    await trio.sleep(2)
+    await trio.testing.wait_all_tasks_blocked()
+    assert await world.status(job.id) is JobStatus.READY
