@@ -59,6 +59,9 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.log_level != "DEBUG":
+        # httpx logs every request at INFO: one line per long-poll drowns the worker's own log.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         chronos = build_chronos(
             args.target,

@@ -92,4 +92,6 @@ def truncate_tail(text: str, limit: int) -> str:
     if len(raw) <= limit:
         return text
     keep = limit - len(TRUNCATION_MARK.encode("utf-8"))
+    if keep <= 0:  # no room for the marker
+        return raw[len(raw) - limit :].decode("utf-8", "ignore")
     return TRUNCATION_MARK + raw[-keep:].decode("utf-8", "ignore")

@@ -4,6 +4,7 @@ and a Node-style logger that records its calls."""
 from __future__ import annotations
 
 import json
+import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -139,3 +140,8 @@ class RecordingLogger:
 
     def messages(self, level: str) -> list[str]:
         return [message for lvl, message, _ in self.records if lvl == level]
+
+
+def exactly(message: str) -> str:
+    """A `pytest.raises(match=...)` pattern for this exact message."""
+    return f"^{re.escape(message)}$"
