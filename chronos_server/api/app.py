@@ -14,7 +14,7 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from chronos_server.api import routes_jobs, routes_schedules, routes_worker
+from chronos_server.api import routes_jobs, routes_schedules, routes_stats, routes_worker
 from chronos_server.api.auth import bearer_key, hash_key
 from chronos_server.api.context import Reply, Services, services
 from chronos_server.api.openapi import openapi_document
@@ -81,7 +81,10 @@ async def _http_error(exc: HTTPException) -> Response:
     mapped.status = 404 if status == 405 else status
     mapped.code = codes.get(status, "error")
     mapped.message = "Route not found" if status in (404, 405) else (exc.name or "Error")
-    return await _chronos_error(mapped)
+    response = await _chronos_error(mapped)
+    if status == 413:
+        response.headers["Connection"] = "close"
+    return response
 
 
 async def _unexpected(exc: Exception) -> Response:
@@ -102,7 +105,7 @@ def create_app(svc: Services) -> QuartTrio:
     app.register_error_handler(ChronosError, _chronos_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
-    for bp in (routes_schedules.bp, routes_jobs.bp, routes_worker.bp):
+    for bp in (routes_schedules.bp, routes_jobs.bp, routes_worker.bp, routes_stats.bp):
         app.register_blueprint(bp)
 
     @app.get("/healthz")

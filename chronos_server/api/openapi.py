@@ -138,6 +138,18 @@ def openapi_document() -> dict[str, Any]:
             )
         },
         "/v1/executions/{id}": {"get": _op("Get an execution", params=[_ID])},
+        "/v1/stats": {
+            "get": _op(
+                "Queue counts per handler and state, oldest ready job, throughput per minute",
+                params=[
+                    {
+                        "name": "window_minutes",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 1440, "default": 60},
+                    }
+                ],
+            )
+        },
         "/v1/worker/jobs/claim": {"post": _op("Long-poll for one pull job", body="ClaimIn")},
         "/v1/worker/executions/{id}/result": {
             "post": _op("Report an execution's outcome", body="ResultIn", params=[_ID])

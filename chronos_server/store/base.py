@@ -41,6 +41,15 @@ class SweepResult:
     recovered_admitting: int
 
 
+@dataclass(frozen=True)
+class Stats:
+    """Aggregates for the dashboard, all from indexed queries (no job rows are loaded)."""
+
+    counts: dict[tuple[str | None, JobStatus], int]
+    oldest_ready: dict[str | None, int]
+    per_minute: dict[tuple[int, JobStatus], int]
+
+
 class Store(Protocol):
     dialect: str
 
@@ -102,6 +111,8 @@ class Store(Protocol):
         offset: int,
         limit: int,
     ) -> Page[Execution]: ...
+
+    async def stats(self, account_id: str, since: int) -> Stats: ...
 
     # pipeline: admission
     async def spawn_due_schedules(self, now: int, limit: int) -> int: ...

@@ -23,7 +23,7 @@ from chronos_server.core.models import (
     ScheduleStatus,
 )
 from chronos_server.store import transactions as t
-from chronos_server.store.base import ReadyBatch, SweepResult
+from chronos_server.store.base import ReadyBatch, Stats, SweepResult
 from chronos_server.store.rows import (
     account_from_row,
     execution_from_row,
@@ -209,6 +209,9 @@ class SqlStore:
             )
         )
         return Page([execution_from_row(r) for r in rows], int(total["n"]) if total else 0)
+
+    async def stats(self, account_id: str, since: int) -> Stats:
+        return await self._read(lambda tx: t.stats(tx, account_id, since))
 
     # pipeline ---------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from chronos_server.core.models import (
     Trigger,
 )
 from chronos_server.core.transitions import decide_after_failure, trigger_for_attempt
-from chronos_server.store.base import ReadyBatch, SweepResult
+from chronos_server.store.base import ReadyBatch, Stats, SweepResult
 from chronos_server.store.rows import (
     Row,
     dump_json,
@@ -185,6 +185,22 @@ def _job_or_404(tx: Tx, account_id: str, job_id: str) -> Job:
     if row is None:
         raise errors.JobNotFound()
     return job_from_row(row)
+
+
+def stats(tx: Tx, account_id: str, since: int) -> Stats:
+    counts = {
+        (r["handler"], JobStatus(r["status"])): int(r["n"])
+        for query in ("stats_open_counts", "stats_finished_counts")
+        for r in tx.all(query, account_id=account_id, since=since)
+    }
+    oldest = {
+        r["handler"]: int(r["oldest"]) for r in tx.all("stats_oldest_ready", account_id=account_id)
+    }
+    per_minute = {
+        (int(r["minute"]), JobStatus(r["status"])): int(r["n"])
+        for r in tx.all("stats_per_minute", account_id=account_id, since=since)
+    }
+    return Stats(counts, oldest, per_minute)
 
 
 # --- admission and dispatch ----------------------------------------------------------------

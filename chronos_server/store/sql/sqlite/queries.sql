@@ -228,3 +228,26 @@ RETURNING id;
 -- name: running_without_lease
 SELECT id FROM executions WHERE status = 'running' AND lease_expires_at IS NULL
 LIMIT :limit;
+
+-- name: stats_open_counts
+SELECT handler, status, count(*) AS n FROM jobs
+WHERE account_id = :account_id
+  AND status IN ('pending', 'admitting', 'queued', 'ready', 'running', 'retrying')
+GROUP BY handler, status;
+
+-- name: stats_finished_counts
+SELECT handler, status, count(*) AS n FROM jobs
+WHERE account_id = :account_id
+  AND status IN ('completed', 'failed', 'cancelled') AND finished_at >= :since
+GROUP BY handler, status;
+
+-- name: stats_oldest_ready
+SELECT handler, min(run_at) AS oldest FROM jobs
+WHERE account_id = :account_id AND status = 'ready'
+GROUP BY handler;
+
+-- name: stats_per_minute
+SELECT finished_at / 60000 AS minute, status, count(*) AS n FROM jobs
+WHERE account_id = :account_id
+  AND status IN ('completed', 'failed') AND finished_at >= :since
+GROUP BY minute, status;

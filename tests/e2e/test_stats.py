@@ -1,0 +1,56 @@
+"""`GET /v1/stats` against real jobs in several states."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from chronos_server.store.queries import load_queries
+from tests.conftest import RunningServer
+
+
+async def test_stats_counts_per_handler_and_state(server: RunningServer) -> None:
+    c = server.client
+    for i in range(3):
+        await c.post("/v1/jobs", json={"name": f"a{i}", "handler": "alpha"})
+    later = await c.post(
+        "/v1/jobs", json={"name": "later", "handler": "beta", "delay": {"value": 1, "unit": "hour"}}
+    )
+    claim = await c.post(
+        "/v1/worker/jobs/claim", json={"handlers": ["alpha"], "wait_time_seconds": 5}
+    )
+    execution_id = claim.json()["data"]["execution_id"]
+    await c.post(f"/v1/worker/executions/{execution_id}/result", json={"status": "completed"})
+    await c.post(f"/v1/jobs/{later.json()['data']['id']}/cancel")
+
+    body = (await c.get("/v1/stats")).json()
+    assert body["success"] is True
+    data = body["data"]
+    by_handler = {row["handler"]: row for row in data["handlers"]}
+    assert by_handler["alpha"]["counts"]["ready"] == 2
+    assert by_handler["alpha"]["counts"]["completed"] == 1
+    assert by_handler["alpha"]["oldest_ready_age_ms"] >= 0
+    assert by_handler["beta"]["counts"]["cancelled"] == 1
+    assert by_handler["beta"]["oldest_ready_at"] is None
+    assert data["totals"]["ready"] == 2 and data["totals"]["completed"] == 1
+    assert len(data["throughput"]) == 60
+    assert sum(m["completed"] for m in data["throughput"]) == 1
+
+    bad = await c.get("/v1/stats", params={"window_minutes": "0"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "window_minutes"
+
+
+def test_stats_queries_use_indexes(tmp_path: object) -> None:
+    from chronos_server.store.sqlite import migrate
+
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(conn)
+    queries = load_queries("sqlite")
+    for name in ("stats_open_counts", "stats_finished_counts", "stats_oldest_ready"):
+        plan = " ".join(
+            str(row[3])
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + queries[name], {"account_id": "a", "since": 0}
+            )
+        )
+        assert "USING" in plan and "INDEX" in plan, (name, plan)
+        assert "SCAN jobs" not in plan.replace("USING", ""), (name, plan)
