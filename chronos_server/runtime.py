@@ -22,6 +22,13 @@ from chronos_server.api.auth import SlidingWindowLimiter, display_prefix, hash_k
 from chronos_server.api.context import Services
 from chronos_server.api.validation import TargetPolicy
 from chronos_server.clock import Clock, SystemClock
+from chronos_server.delivery.push import (
+    PushSender,
+    PushSettings,
+    Resolver,
+    new_push_client,
+    system_resolver,
+)
 from chronos_server.loops.admission import run_admission
 from chronos_server.loops.context import LoopSettings, Pipeline
 from chronos_server.loops.dispatch import run_dispatch
@@ -91,29 +98,38 @@ async def serve(
     rng: random.Random | None = None,
     loop_settings: LoopSettings | None = None,
     handle_signals: bool = False,
+    resolver: Resolver | None = None,
     task_status: trio.TaskStatus[ServerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     clock = clock or SystemClock()
-    async with open_store(settings.database_url) as store:
+    push_settings = PushSettings(
+        concurrency=settings.push_concurrency,
+        user_agent=settings.push_user_agent,
+        allow_private=settings.allow_private_targets,
+    )
+    async with open_store(settings.database_url) as store, new_push_client(push_settings) as http:
         shown = await bootstrap(store, settings, clock)
         pipeline = Pipeline(store, clock, rng or random.Random(), loop_settings or LoopSettings())
         limiter = SlidingWindowLimiter(settings.rate_limit) if settings.rate_limit else None
         policy = TargetPolicy(settings.allow_http_targets, settings.allow_private_targets)
         svc = Services(pipeline, policy, limiter)
+        sender = PushSender(pipeline, http, push_settings, resolver or system_resolver)
         http_stop = trio.Event()
 
         def stop() -> None:
             if not svc.stopping:
                 log.info("stopping: no new claims, finishing in-flight requests")
             svc.stopping = True
+            pipeline.draining = True
             pipeline.board.close()
             http_stop.set()
 
         async with trio.open_nursery() as nursery:
             # Startup recovery: anything left `admitting` by a previous process goes back now.
             await sweeper_once(pipeline, admitting_grace_ms=0)
-            for loop in (run_admission, run_dispatch, run_sweeper):
-                await nursery.start(loop, pipeline)
+            await nursery.start(run_admission, pipeline)
+            await nursery.start(run_dispatch, pipeline, sender)
+            await nursery.start(run_sweeper, pipeline)
 
             async def serve_http(*, task_status: trio.TaskStatus[list[str]]) -> None:
                 app = create_app(svc)
@@ -123,6 +139,9 @@ async def serve(
                     shutdown_trigger=http_stop.wait,
                     task_status=task_status,
                 )
+                # In-flight push requests get the same grace as in-flight HTTP requests.
+                with trio.move_on_after(settings.shutdown_grace_seconds):
+                    await sender.wait_idle()
                 nursery.cancel_scope.cancel()
 
             urls = await nursery.start(serve_http)

@@ -31,6 +31,8 @@ class Settings:
     allow_http_targets: bool = False
     allow_private_targets: bool = False
     shutdown_grace_seconds: float = 10.0
+    push_concurrency: int = 256
+    push_user_agent: str = "chronos.sh/1.0"
     demo: bool = False
 
 
@@ -53,6 +55,19 @@ def parse_rate_limit(text: str) -> RateLimit | None:
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a positive integer, got {raw!r}") from exc
+    if value < 1:
+        raise SettingsError(f"{name} must be a positive integer, got {raw!r}")
+    return value
 
 
 def check_api_key_format(key: str) -> None:
@@ -107,6 +122,8 @@ def settings_from(
         rate_limit=parse_rate_limit(env.get("CHRONOS_RATE_LIMIT", "100/10s")),
         allow_http_targets=_flag(env, "CHRONOS_ALLOW_HTTP_TARGETS"),
         allow_private_targets=_flag(env, "CHRONOS_ALLOW_PRIVATE_TARGETS"),
+        push_concurrency=_positive_int(env, "CHRONOS_PUSH_CONCURRENCY", 256),
+        push_user_agent=env.get("CHRONOS_PUSH_USER_AGENT", "chronos.sh/1.0"),
         demo=demo,
     )
 

@@ -83,6 +83,9 @@ async def _http_error(exc: HTTPException) -> Response:
     mapped.message = "Route not found" if status in (404, 405) else (exc.name or "Error")
     response = await _chronos_error(mapped)
     if status == 413:
+        # The rest of the body was never read, so Hypercorn drops the connection after this
+        # answer; without saying so, a keep-alive client (httpx) reuses it and its next request
+        # hangs until its own timeout.
         response.headers["Connection"] = "close"
     return response
 

@@ -87,7 +87,11 @@ def _outcome(body: ResultIn) -> Outcome:
             raise ValidationFailed(
                 None, [FieldError(f, "is only allowed with status failed") for f in problems]
             )
-        if len(json.dumps(body.result, separators=(",", ":")).encode()) > MAX_RESULT_BYTES:
+        try:
+            serialized = json.dumps(body.result, separators=(",", ":"), allow_nan=False)
+        except ValueError:  # NaN/Infinity parse but are not JSON; they could not be echoed back
+            raise invalid("result", "must not contain NaN or Infinity") from None
+        if len(serialized.encode()) > MAX_RESULT_BYTES:
             raise invalid("result", f"must be at most {MAX_RESULT_BYTES} bytes serialized")
         return Outcome(ExecutionStatus.COMPLETED, result=body.result)
     if body.error is None:

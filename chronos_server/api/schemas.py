@@ -20,6 +20,8 @@ Description = Annotated[StrictStr, Field(max_length=1000)]
 Handler = Annotated[StrictStr, Field(min_length=1, max_length=255)]
 Timeout = Annotated[StrictInt, Field(ge=1, le=3600)]
 MaxRetries = Annotated[StrictInt, Field(ge=0, le=25)]
+# No documented maximum; bounded so the value fits every SQL integer column (else a 500).
+Runs = Annotated[StrictInt, Field(ge=1, le=2_147_483_647)]
 Unit = Literal["second", "minute", "hour", "day", "week"]
 
 
@@ -36,6 +38,9 @@ class HttpIn(_Strict):
     url: Annotated[StrictStr, Field(min_length=1)]
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     headers: dict[StrictStr, StrictStr] | None = None
+    retry_on_status: (
+        Annotated[list[Annotated[StrictInt, Field(ge=400, le=499)]], Field(max_length=20)] | None
+    ) = None
 
 
 class DeliveryIn(_Strict):
@@ -50,7 +55,7 @@ class ScheduleCreate(_Strict):
     cron: StrictStr | None = None
     interval: IntervalIn | None = None
     timezone: StrictStr | None = None
-    runs: Annotated[StrictInt, Field(ge=1)] | None = None
+    runs: Runs | None = None
     stop_at: StrictStr | None = None
     delivery: DeliveryIn | None = None
     payload: dict[str, Any] | None = None
@@ -67,7 +72,7 @@ class SchedulePatch(_Strict):
     cron: StrictStr | None = None
     interval: IntervalIn | None = None
     timezone: StrictStr | None = None
-    runs: Annotated[StrictInt, Field(ge=1)] | None = None
+    runs: Runs | None = None
     stop_at: StrictStr | None = None
     delivery: DeliveryIn | None = None
     payload: dict[str, Any] | None = None

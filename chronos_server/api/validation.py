@@ -74,7 +74,9 @@ def _delivery(raw: DeliveryIn | None, policy: TargetPolicy, errs: _Errors) -> De
     headers = raw.http.headers or {}
     for name, message in targets.check_headers(headers):
         errs.add(f"delivery.http.headers.{name}" if name else "delivery.http.headers", message)
-    return Delivery(DeliveryType.PUSH, HttpTarget(raw.http.url, raw.http.method, dict(headers)))
+    retry_on = tuple(sorted(set(raw.http.retry_on_status or ())))
+    target = HttpTarget(raw.http.url, raw.http.method, dict(headers), retry_on)
+    return Delivery(DeliveryType.PUSH, target)
 
 
 def _payload(payload: dict[str, Any] | None, errs: _Errors) -> dict[str, Any] | None:
@@ -82,7 +84,15 @@ def _payload(payload: dict[str, Any] | None, errs: _Errors) -> dict[str, Any] | 
         return None
     if not payload:
         errs.add("payload", "must not be empty")
-    elif len(json.dumps(payload, separators=(",", ":")).encode()) > MAX_PAYLOAD_BYTES:
+        return payload
+    try:
+        # NaN/Infinity are accepted by the JSON parser but are not JSON: echoing them back would
+        # make every later response carrying this payload unparseable.
+        size = len(json.dumps(payload, separators=(",", ":"), allow_nan=False).encode())
+    except ValueError:
+        errs.add("payload", "must not contain NaN or Infinity")
+        return payload
+    if size > MAX_PAYLOAD_BYTES:
         errs.add("payload", f"must be at most {MAX_PAYLOAD_BYTES} bytes serialized")
     return payload
 
@@ -113,6 +123,13 @@ def _instant(field: str, text: str | None, now: int, errs: _Errors) -> int | Non
 
 def _interval(raw: IntervalIn | None) -> Interval | None:
     return Interval(raw.value, IntervalUnit(raw.unit)) if raw else None
+
+
+def _check_interval(interval: Interval | None, errs: _Errors) -> None:
+    # Same ceiling as `delay` (G-33); unbounded, a slot could land past year 9999 and the
+    # stored schedule could no longer be rendered (500 on every list).
+    if interval is not None and interval.ms > MAX_AHEAD_MS:
+        errs.add("interval", "must be at most 365 days")
 
 
 def _cadence(
@@ -154,6 +171,7 @@ def build_schedule(
     handler = _handler(body.handler, delivery, errs)
     tz = _timezone(body.timezone, account_tz, errs)
     cron, interval = _cadence(body.cron, body.interval, tz, errs)
+    _check_interval(interval, errs)
     payload = _payload(body.payload, errs)
     stop_at = _instant("stop_at", body.stop_at, now, errs)
     errs.raise_if_any()
@@ -216,6 +234,7 @@ def patch_schedule(
         cron, interval = _cadence(body.cron, None, tz, errs)
     elif "interval" in sent and body.interval is not None:
         cron, interval = None, _interval(body.interval)
+        _check_interval(interval, errs)
     elif ("cron" in sent or "interval" in sent) and not (cron or interval):
         errs.add("cron", "exactly one of cron and interval is required")
     if ("cron" in sent and body.cron is None and "interval" not in sent) or (

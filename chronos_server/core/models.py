@@ -90,6 +90,8 @@ class HttpTarget:
     url: str
     method: str
     headers: dict[str, str] = field(default_factory=dict)
+    # Extension: 4xx codes to retry instead of failing at once (e.g. 408, 429).
+    retry_on_status: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,14 +102,14 @@ class Delivery:
     def to_json(self) -> dict[str, JSON]:
         if self.http is None:
             return {"type": self.type.value}
-        return {
-            "type": self.type.value,
-            "http": {
-                "url": self.http.url,
-                "method": self.http.method,
-                "headers": dict(self.http.headers),
-            },
+        http: dict[str, JSON] = {
+            "url": self.http.url,
+            "method": self.http.method,
+            "headers": dict(self.http.headers),
         }
+        if self.http.retry_on_status:
+            http["retry_on_status"] = list(self.http.retry_on_status)
+        return {"type": self.type.value, "http": http}
 
     @staticmethod
     def from_json(raw: dict[str, JSON]) -> Delivery:
@@ -118,6 +120,7 @@ class Delivery:
                 url=str(http["url"]),
                 method=str(http["method"]),
                 headers={str(k): str(v) for k, v in (http.get("headers") or {}).items()},
+                retry_on_status=tuple(int(c) for c in http.get("retry_on_status") or ()),
             )
         return Delivery(type=DeliveryType(raw["type"]), http=target)
 
@@ -237,6 +240,7 @@ class Outcome:
     retryable: bool = True
     http_status: int | None = None
     response_body: str | None = None
+    retry_after_ms: int | None = None  # a receiver's Retry-After, used instead of the backoff
 
 
 T = TypeVar("T")

@@ -29,3 +29,4 @@ class Pipeline:
     admission_nudge: Nudge = field(default_factory=Nudge)
     dispatch_nudge: Nudge = field(default_factory=Nudge)
     board: ClaimBoard = field(default_factory=ClaimBoard)
+    draining: bool = False  # set on shutdown: start no new push requests

@@ -1,16 +1,20 @@
-"""Dispatch: moves `queued` pull jobs to `ready` and wakes exactly that many parked claimers.
-
-Push jobs stay `queued` here until the push sender (its own issue) takes them `queued → running`.
+"""Dispatch: moves `queued` pull jobs to `ready` and wakes exactly that many parked claimers;
+hands `queued` push jobs to the push sender (`queued → running`), whose requests run in a nursery
+this loop owns, bounded by the sender's concurrency limit.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import trio
 
 from chronos_server.errors import StoreUnavailable
 from chronos_server.loops.context import Pipeline
+
+if TYPE_CHECKING:
+    from chronos_server.delivery.push import PushSender
 
 log = logging.getLogger("chronos.dispatch")
 
@@ -23,18 +27,23 @@ async def dispatch_once(p: Pipeline) -> int:
 
 
 async def run_dispatch(
-    p: Pipeline, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    p: Pipeline,
+    sender: PushSender | None = None,
+    *,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    task_status.started()
-    while True:
-        try:
-            moved = await dispatch_once(p)
-            if moved >= p.settings.batch_size:
-                await trio.lowlevel.checkpoint()
-                continue
-            delay = p.settings.idle_seconds
-        except StoreUnavailable as exc:
-            log.warning("dispatch: store unavailable (%s); backing off", exc)
-            delay = p.settings.error_backoff_seconds
-        with trio.move_on_after(delay):
-            await p.dispatch_nudge.wait()
+    async with trio.open_nursery() as requests:
+        task_status.started()
+        while True:
+            try:
+                moved = await dispatch_once(p)
+                pushed = await sender.dispatch_once(requests) if sender else 0
+                if moved >= p.settings.batch_size or pushed >= p.settings.batch_size:
+                    await trio.lowlevel.checkpoint()
+                    continue
+                delay = p.settings.idle_seconds
+            except StoreUnavailable as exc:
+                log.warning("dispatch: store unavailable (%s); backing off", exc)
+                delay = p.settings.error_backoff_seconds
+            with trio.move_on_after(delay):
+                await p.dispatch_nudge.wait()

@@ -235,6 +235,9 @@ class SqlStore:
     ) -> ClaimedJob | None:
         return await self._tx(lambda tx: t.claim_ready_job(tx, account_id, handlers, worker, now))
 
+    async def start_push_jobs(self, now: int, limit: int) -> list[ClaimedJob]:
+        return await self._tx(lambda tx: t.start_push_jobs(tx, now, limit))
+
     async def unclaim(self, claimed: ClaimedJob, now: int) -> bool:
         return await self._tx(lambda tx: t.unclaim(tx, claimed, now))
 

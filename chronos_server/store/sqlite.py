@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from chronos_server.errors import StoreUnavailable
 from chronos_server.store.queries import load_queries, migrations
 from chronos_server.store.rows import Row
 from chronos_server.store.sql_store import SqlStore
@@ -53,15 +54,40 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+# Primary result codes of a database that is busy or failing rather than of a bad query: the loops
+# back off on StoreUnavailable, while anything else (a bug) must still stop the server loudly.
+_TRANSIENT_CODES = frozenset(
+    {
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+        sqlite3.SQLITE_NOMEM,
+        sqlite3.SQLITE_READONLY,
+        sqlite3.SQLITE_IOERR,
+        sqlite3.SQLITE_FULL,
+        sqlite3.SQLITE_CANTOPEN,
+        sqlite3.SQLITE_PROTOCOL,
+    }
+)
+
+
 def _in_transaction(conn: sqlite3.Connection, begin: str, fn: Callable[[], R]) -> R:
-    conn.execute(begin)
     try:
-        result = fn()
-    except BaseException:
-        conn.execute("ROLLBACK")
+        conn.execute(begin)
+        try:
+            result = fn()
+            conn.execute("COMMIT")
+        except BaseException:
+            # A failed COMMIT leaves the transaction open (and some errors already rolled it
+            # back): without this check the writer would refuse every later BEGIN.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
+    except sqlite3.OperationalError as exc:
+        code = getattr(exc, "sqlite_errorcode", None)
+        if code is not None and code & 0xFF in _TRANSIENT_CODES:
+            raise StoreUnavailable(f"SQLite: {exc}") from exc
         raise
-    conn.execute("COMMIT")
-    return result
 
 
 def _split_statements(script: str) -> list[str]:

@@ -298,6 +298,16 @@ def start_execution(
     return ClaimedJob(started, execution)
 
 
+def start_push_jobs(tx: Tx, now: int, limit: int) -> list[ClaimedJob]:
+    """`queued` push jobs → `running`, each with a new execution; the sender makes the request."""
+    started = []
+    for row in tx.all("queued_push_jobs", limit=limit):
+        claimed = start_execution(tx, job_from_row(row), JobStatus.QUEUED, None, now)
+        if claimed is not None:
+            started.append(claimed)
+    return started
+
+
 def unclaim(tx: Tx, claimed: ClaimedJob, now: int) -> bool:
     """Undo a claim whose answer never reached the worker: the job is `ready` again."""
     previous = tx.one(
@@ -377,6 +387,8 @@ def _apply_outcome(
         )
         status = decision.status
         run_at = decision.run_at if decision.run_at is not None else job.run_at
+        if status is JobStatus.RETRYING and outcome.retry_after_ms is not None:
+            run_at = now + outcome.retry_after_ms
         finished = None if status is JobStatus.RETRYING else now
     tx.run(
         "finish_job",

@@ -157,6 +157,10 @@ WHERE id IN (
     ORDER BY run_at LIMIT :limit)
 RETURNING account_id, handler;
 
+-- name: queued_push_jobs
+SELECT * FROM jobs WHERE status = 'queued' AND delivery_type = 'push'
+ORDER BY run_at LIMIT :limit;
+
 -- name: oldest_ready_for_handler
 SELECT * FROM jobs
 WHERE status = 'ready' AND account_id = :account_id AND handler = :handler

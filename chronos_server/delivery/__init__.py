@@ -1,0 +1,1 @@
+"""Push delivery: request building and signing (pure), the guarded HTTP sender, classification."""

@@ -1,0 +1,69 @@
+"""Push request bodies and signatures (spec §9.3–§9.5, G-20). Pure: no I/O, no clock.
+
+Both signatures cover the same content, `{execution_id}.{timestamp}.{raw body}`:
+- Chronos: `X-Chronos-Signature: sha256=<hex HMAC-SHA256>` keyed with the secret string's UTF-8
+  bytes as displayed (`whsec_...` included);
+- Standard Webhooks: `webhook-signature: v1,<base64 HMAC-SHA256>` keyed with the base64-decoded
+  part after `whsec_`, so any Standard Webhooks library can verify it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+SECRET_PREFIX = "whsec_"
+
+
+def request_body(
+    *,
+    job_id: str,
+    handler: str | None,
+    execution_id: str,
+    scheduled_for: str,
+    attempt: int,
+    payload: dict[str, Any] | None,
+) -> bytes:
+    """The push body: UTF-8, compact separators, keys in the spec's order. Serialised once."""
+    body = {
+        "job_id": job_id,
+        "handler": handler,
+        "execution_id": execution_id,
+        "scheduled_for": scheduled_for,
+        "attempt": attempt,
+        "payload": payload,
+    }
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def signed_content(execution_id: str, timestamp: int, body: bytes) -> bytes:
+    return f"{execution_id}.{timestamp}.".encode() + body
+
+
+def chronos_signature(secret: str, execution_id: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(
+        secret.encode(), signed_content(execution_id, timestamp, body), hashlib.sha256
+    ).hexdigest()
+    return f"sha256={digest}"
+
+
+def standard_webhooks_signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    key = base64.b64decode(secret.removeprefix(SECRET_PREFIX))
+    digest = hmac.new(key, signed_content(msg_id, timestamp, body), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def signature_headers(
+    secret: str, execution_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    return {
+        "X-Chronos-Signature": chronos_signature(secret, execution_id, timestamp, body),
+        "X-Chronos-Timestamp": str(timestamp),
+        "X-Chronos-Delivery-Id": execution_id,
+        "webhook-id": execution_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": standard_webhooks_signature(secret, execution_id, timestamp, body),
+    }
