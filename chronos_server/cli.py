@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
     revoke.add_argument("key")
     revoke.add_argument("--database-url", default=None)
 
+    secrets = sub.add_parser("secrets", help="show or rotate an account's push signing secret")
+    secrets.add_argument("action", choices=["show", "rotate"])
+    secrets.add_argument("--database-url", default=None)
+    secrets.add_argument("--account", default=runtime.DEFAULT_ACCOUNT)
+
     migrate = sub.add_parser("migrate", help="apply pending schema migrations and exit")
     migrate.add_argument("--database-url", default=None)
     return parser
@@ -83,6 +88,16 @@ async def _keys_revoke(database_url: str, key: str) -> int:
         return await store.revoke_api_key(target, SystemClock().now_ms())
 
 
+async def _secret(database_url: str, account_name: str, rotate: bool) -> str | None:
+    async with open_store(database_url) as store:
+        account, _ = await store.ensure_account(account_name, SystemClock().now_ms())
+        secret = account.signing_secret
+        if rotate or secret is None:
+            secret = runtime.new_signing_secret()
+            await store.set_signing_secret(account.id, secret)
+        return secret
+
+
 async def _migrate(database_url: str) -> None:
     async with open_store(database_url):
         pass
@@ -105,6 +120,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             count = trio.run(_keys_revoke, _database_url(args.database_url), args.key)
             print(f"Revoked {count} key(s)")
             sys.exit(0 if count else 4)
+        elif args.command == "secrets":
+            rotate = args.action == "rotate"
+            secret = trio.run(_secret, _database_url(args.database_url), args.account, rotate)
+            if rotate:
+                print(f"Rotated the signing secret of account {args.account!r}; deliveries sent")
+                print("from now on are signed with:")
+            print(secret)
         elif args.command == "migrate":
             trio.run(_migrate, _database_url(args.database_url))
             print("Migrations applied")
