@@ -133,7 +133,7 @@ def _check_interval(interval: Interval | None, errs: _Errors) -> None:
 
 
 def _cadence(
-    cron: str | None, interval: IntervalIn | None, tz: str, errs: _Errors
+    cron: str | None, interval: IntervalIn | None, errs: _Errors
 ) -> tuple[str | None, Interval | None]:
     if (cron is None) == (interval is None):
         errs.add("cron", "exactly one of cron and interval is required")
@@ -170,7 +170,7 @@ def build_schedule(
     delivery = _delivery(body.delivery, policy, errs)
     handler = _handler(body.handler, delivery, errs)
     tz = _timezone(body.timezone, account_tz, errs)
-    cron, interval = _cadence(body.cron, body.interval, tz, errs)
+    cron, interval = _cadence(body.cron, body.interval, errs)
     _check_interval(interval, errs)
     payload = _payload(body.payload, errs)
     stop_at = _instant("stop_at", body.stop_at, now, errs)
@@ -214,13 +214,6 @@ def patch_schedule(
     for field in ("name", "timeout", "max_retries", "delivery", "timezone"):
         if field in sent and getattr(body, field) is None:
             errs.add(field, "must not be null")
-    if (
-        "cron" in sent
-        and "interval" in sent
-        and body.cron is not None
-        and body.interval is not None
-    ):
-        errs.add("cron", "exactly one of cron and interval may be given")
     errs.raise_if_any()
     delivery = _delivery(body.delivery, policy, errs) if "delivery" in sent else current.delivery
     handler = current.handler
@@ -230,17 +223,14 @@ def patch_schedule(
         _timezone(body.timezone, current.timezone, errs) if "timezone" in sent else current.timezone
     )
     cron, interval = current.cron, current.interval
-    if "cron" in sent and body.cron is not None:
-        cron, interval = _cadence(body.cron, None, tz, errs)
-    elif "interval" in sent and body.interval is not None:
-        cron, interval = None, _interval(body.interval)
+    if "cron" in sent or "interval" in sent:
+        # Sending one clears the other (G-31); the result must still have exactly one.
+        cron, interval = _cadence(
+            body.cron if "cron" in sent else None,
+            body.interval if "interval" in sent else None,
+            errs,
+        )
         _check_interval(interval, errs)
-    elif ("cron" in sent or "interval" in sent) and not (cron or interval):
-        errs.add("cron", "exactly one of cron and interval is required")
-    if ("cron" in sent and body.cron is None and "interval" not in sent) or (
-        "interval" in sent and body.interval is None and "cron" not in sent
-    ):
-        errs.add("cron" if "cron" in sent else "interval", "cannot be cleared without the other")
     payload = _payload(body.payload, errs) if "payload" in sent else current.payload
     stop_at = current.stop_at
     if "stop_at" in sent:

@@ -49,7 +49,8 @@ UPDATE schedules SET name = :name, description = :description, handler = :handle
     run_count = :run_count, next_run_at = :next_run_at, last_run_at = :last_run_at,
     anchor_at = :anchor_at, updated_at = :updated_at, completed_at = :completed_at,
     archived_at = :archived_at
-WHERE id = :id AND status = :expected_status AND updated_at = :expected_updated_at;
+WHERE id = :id AND account_id = :account_id AND status = :expected_status
+  AND updated_at = :expected_updated_at;
 
 -- name: get_schedule
 SELECT * FROM schedules WHERE id = :id AND account_id = :account_id;
