@@ -151,6 +151,9 @@ def openapi_document() -> dict[str, Any]:
             )
         },
         "/v1/worker/jobs/claim": {"post": _op("Long-poll for one pull job", body="ClaimIn")},
+        "/v1/worker/executions/results": {
+            "post": _op("Extension: report several executions at once", body="BatchResultsIn")
+        },
         "/v1/worker/executions/{id}/result": {
             "post": _op("Report an execution's outcome", body="ResultIn", params=[_ID])
         },

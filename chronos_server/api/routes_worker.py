@@ -14,10 +14,10 @@ import trio
 from quart import Blueprint, request
 
 from chronos_server.api.context import Reply, account, ok, path_id, services
-from chronos_server.api.schemas import ClaimIn, ResultIn, parse_body
+from chronos_server.api.schemas import BatchResultsIn, ClaimIn, ResultIn, parse_body
 from chronos_server.api.serialize import claim_json, execution_json
 from chronos_server.core.models import ClaimedJob, ExecutionError, ExecutionStatus, Outcome
-from chronos_server.errors import FieldError, ValidationFailed, invalid
+from chronos_server.errors import ChronosError, FieldError, ValidationFailed, invalid
 
 bp = Blueprint("worker", __name__)
 MAX_RESULT_BYTES = 64 * 1024
@@ -26,12 +26,12 @@ UNCLAIM_DEADLINE_SECONDS = 5.0
 
 
 async def _claim_once(
-    account_id: str, handlers: list[str], worker: str | None
-) -> ClaimedJob | None:
+    account_id: str, handlers: list[str], worker: str | None, limit: int
+) -> list[ClaimedJob]:
     pipeline = services().pipeline
     with trio.CancelScope(shield=True):
-        claimed = await pipeline.store.claim_ready_job(
-            account_id, handlers, worker, pipeline.clock.now_ms()
+        claimed = await pipeline.store.claim_ready_jobs(
+            account_id, handlers, worker, pipeline.clock.now_ms(), limit
         )
     handed_over = False
     try:
@@ -39,33 +39,34 @@ async def _claim_once(
         handed_over = True
         return claimed
     finally:
-        if claimed is not None and not handed_over:
+        if claimed and not handed_over:
             with trio.move_on_after(UNCLAIM_DEADLINE_SECONDS) as scope:
                 scope.shield = True
-                await pipeline.store.unclaim(claimed, pipeline.clock.now_ms())
+                for job in claimed:
+                    await pipeline.store.unclaim(job, pipeline.clock.now_ms())
 
 
 async def wait_for_claim(
-    account_id: str, handlers: list[str], worker: str | None, wait_seconds: int
-) -> ClaimedJob | None:
+    account_id: str, handlers: list[str], worker: str | None, wait_seconds: int, limit: int = 1
+) -> list[ClaimedJob]:
     svc = services()
     board = svc.pipeline.board
     deadline = trio.current_time() + wait_seconds
     while not svc.stopping:
         waiter = board.register(account_id, handlers)
         try:
-            claimed = await _claim_once(account_id, handlers, worker)
-            if claimed is not None:
+            claimed = await _claim_once(account_id, handlers, worker, limit)
+            if claimed:
                 if waiter.event.is_set():
                     board.pass_on(waiter)
                 return claimed
             if board.closing or trio.current_time() >= deadline:
-                return None
+                return []
             with trio.move_on_at(deadline):
                 await waiter.event.wait()
         finally:
             board.unregister(waiter)
-    return None
+    return []
 
 
 @bp.post("/v1/worker/jobs/claim")
@@ -74,13 +75,27 @@ async def claim() -> Reply:
     handlers = list(dict.fromkeys(h.strip() for h in body.handlers))
     if not all(handlers):
         raise invalid("handlers", "handler names must not be blank")
-    claimed = await wait_for_claim(account().id, handlers, body.worker, body.wait_time_seconds)
-    if claimed is None:
+    limit = body.max_jobs or 1
+    claimed = await wait_for_claim(
+        account().id, handlers, body.worker, body.wait_time_seconds, limit
+    )
+    if body.max_jobs is not None:
+        return ok([claim_json(c) for c in claimed], f"{len(claimed)} job(s) claimed")
+    if not claimed:
         return ok(None, "No job available")
-    return ok(claim_json(claimed), "Job claimed")
+    return ok(claim_json(claimed[0]), "Job claimed")
 
 
-def _outcome(body: ResultIn) -> Outcome:
+def _outcome(body: ResultIn, prefix: str = "") -> Outcome:
+    try:
+        return _check_outcome(body)
+    except ValidationFailed as exc:
+        if prefix:
+            exc.errors = [FieldError(f"{prefix}.{e.field}", e.message) for e in exc.errors]
+        raise
+
+
+def _check_outcome(body: ResultIn) -> Outcome:
     if body.status == "completed":
         problems = [f for f in ("error", "retryable") if getattr(body, f) is not None]
         if problems:
@@ -117,3 +132,36 @@ async def report_result(execution_id: str) -> Reply:
     if outcome.status is not ExecutionStatus.COMPLETED:
         pipeline.admission_nudge.set()
     return ok(execution_json(execution), "Result recorded")
+
+
+@bp.post("/v1/worker/executions/results")
+async def report_results() -> Reply:
+    """Extension: up to 100 reports in one request and one transaction. The request is refused
+    as a whole (422) only for a malformed body; each item then succeeds or fails on its own."""
+    body = parse_body(BatchResultsIn, await request.get_data(as_text=False))
+    outcomes = [
+        (path_id(item.execution_id, f"results.{i}.execution_id"), _outcome(item, f"results.{i}"))
+        for i, item in enumerate(body.results)
+    ]
+    pipeline = services().pipeline
+    results = await pipeline.store.finish_executions(
+        account().id, outcomes, pipeline.clock.now_ms(), pipeline.rng
+    )
+    if any(o.status is not ExecutionStatus.COMPLETED for _, o in outcomes):
+        pipeline.admission_nudge.set()
+    items = []
+    for (execution_id, _), result in zip(outcomes, results, strict=True):
+        if isinstance(result, ChronosError):
+            items.append(
+                {
+                    "execution_id": execution_id,
+                    "success": False,
+                    "code": result.code,
+                    "message": result.message,
+                }
+            )
+        else:
+            items.append(
+                {"execution_id": execution_id, "success": True, "data": execution_json(result)}
+            )
+    return ok(items, "Results recorded")

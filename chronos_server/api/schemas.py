@@ -97,6 +97,8 @@ class ClaimIn(_Strict):
     handlers: Annotated[list[Handler], Field(min_length=1, max_length=100)]
     wait_time_seconds: Annotated[StrictInt, Field(ge=0, le=20)] = 20
     worker: Annotated[StrictStr, Field(max_length=255)] | None = None
+    # Extension (batch claim): when given, `data` is a list of up to `max_jobs` jobs.
+    max_jobs: Annotated[StrictInt, Field(ge=1, le=100)] | None = None
 
 
 class ErrorIn(_Strict):
@@ -110,6 +112,16 @@ class ResultIn(_Strict):
     result: Any = None
     error: ErrorIn | None = None
     retryable: StrictBool | None = None
+
+
+class BatchResultItem(ResultIn):
+    execution_id: Annotated[StrictStr, Field(min_length=1)]
+
+
+class BatchResultsIn(_Strict):
+    """Extension (batch report): several results in one request, each judged on its own."""
+
+    results: Annotated[list[BatchResultItem], Field(min_length=1, max_length=100)]
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -140,7 +152,14 @@ def parse_body(model: type[M], raw: str | bytes) -> M:
 
 
 def openapi_components() -> dict[str, Any]:
-    models: list[type[BaseModel]] = [ScheduleCreate, SchedulePatch, JobCreate, ClaimIn, ResultIn]
+    models: list[type[BaseModel]] = [
+        ScheduleCreate,
+        SchedulePatch,
+        JobCreate,
+        ClaimIn,
+        ResultIn,
+        BatchResultsIn,
+    ]
     schemas: dict[str, Any] = {}
     for model in models:
         schema = model.model_json_schema(ref_template="#/components/schemas/{model}")

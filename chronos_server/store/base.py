@@ -24,6 +24,7 @@ from chronos_server.core.models import (
     Schedule,
     ScheduleStatus,
 )
+from chronos_server.errors import ChronosError
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,9 @@ class Store(Protocol):
     async def claim_ready_job(
         self, account_id: str, handlers: list[str], worker: str | None, now: int
     ) -> ClaimedJob | None: ...
+    async def claim_ready_jobs(
+        self, account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
+    ) -> list[ClaimedJob]: ...
     async def unclaim(self, claimed: ClaimedJob, now: int) -> bool: ...
     async def start_push_jobs(self, now: int, limit: int) -> list[ClaimedJob]: ...
 
@@ -137,6 +141,9 @@ class Store(Protocol):
         now: int,
         rng: random.Random,
     ) -> Execution: ...
+    async def finish_executions(
+        self, account_id: str, outcomes: list[tuple[str, Outcome]], now: int, rng: random.Random
+    ) -> list[Execution | ChronosError]: ...
     async def sweep(
         self, now: int, lease_grace_ms: int, admitting_grace_ms: int, rng: random.Random, limit: int
     ) -> SweepResult: ...

@@ -22,6 +22,7 @@ from chronos_server.core.models import (
     Schedule,
     ScheduleStatus,
 )
+from chronos_server.errors import ChronosError
 from chronos_server.store import transactions as t
 from chronos_server.store.base import ReadyBatch, Stats, SweepResult
 from chronos_server.store.rows import (
@@ -233,7 +234,15 @@ class SqlStore:
     async def claim_ready_job(
         self, account_id: str, handlers: list[str], worker: str | None, now: int
     ) -> ClaimedJob | None:
-        return await self._tx(lambda tx: t.claim_ready_job(tx, account_id, handlers, worker, now))
+        claimed = await self.claim_ready_jobs(account_id, handlers, worker, now, 1)
+        return claimed[0] if claimed else None
+
+    async def claim_ready_jobs(
+        self, account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
+    ) -> list[ClaimedJob]:
+        return await self._tx(
+            lambda tx: t.claim_ready_jobs(tx, account_id, handlers, worker, now, limit)
+        )
 
     async def start_push_jobs(self, now: int, limit: int) -> list[ClaimedJob]:
         return await self._tx(lambda tx: t.start_push_jobs(tx, now, limit))
@@ -252,6 +261,11 @@ class SqlStore:
         return await self._tx(
             lambda tx: t.finish_execution(tx, account_id, execution_id, outcome, now, rng)
         )
+
+    async def finish_executions(
+        self, account_id: str, outcomes: list[tuple[str, Outcome]], now: int, rng: random.Random
+    ) -> list[Execution | ChronosError]:
+        return await self._tx(lambda tx: t.finish_executions(tx, account_id, outcomes, now, rng))
 
     async def sweep(
         self, now: int, lease_grace_ms: int, admitting_grace_ms: int, rng: random.Random, limit: int

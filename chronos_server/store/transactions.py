@@ -230,18 +230,24 @@ def ready_pull_jobs(tx: Tx, now: int, limit: int) -> list[ReadyBatch]:
     return [ReadyBatch(account, handler, n) for (account, handler), n in counts.items()]
 
 
-def claim_ready_job(
-    tx: Tx, account_id: str, handlers: list[str], worker: str | None, now: int
-) -> ClaimedJob | None:
+def claim_ready_jobs(
+    tx: Tx, account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
+) -> list[ClaimedJob]:
+    """Up to `limit` ready jobs of the named handlers, oldest `run_at` first, each started."""
     candidates = [
         row
         for handler in handlers
-        if (row := tx.one("oldest_ready_for_handler", account_id=account_id, handler=handler))
+        for row in tx.all(
+            "oldest_ready_for_handler", account_id=account_id, handler=handler, limit=limit
+        )
     ]
-    if not candidates:
-        return None
-    job = job_from_row(min(candidates, key=lambda r: (r["run_at"], r["created_at"], r["id"])))
-    return start_execution(tx, job, JobStatus.READY, worker, now)
+    candidates.sort(key=lambda r: (r["run_at"], r["created_at"], r["id"]))
+    claimed = []
+    for row in candidates[:limit]:
+        started = start_execution(tx, job_from_row(row), JobStatus.READY, worker, now)
+        if started is not None:
+            claimed.append(started)
+    return claimed
 
 
 def start_execution(
@@ -327,6 +333,24 @@ def unclaim(tx: Tx, claimed: ClaimedJob, now: int) -> bool:
 
 
 # --- outcomes ------------------------------------------------------------------------------
+
+
+def finish_executions(
+    tx: Tx,
+    account_id: str,
+    outcomes: list[tuple[str, Outcome]],
+    now: int,
+    rng: random.Random,
+) -> list[Execution | errors.ChronosError]:
+    """Several reports in one transaction; each one succeeds or fails on its own (an item's
+    checks all run before its first write, so a refused item writes nothing)."""
+    results: list[Execution | errors.ChronosError] = []
+    for execution_id, outcome in outcomes:
+        try:
+            results.append(finish_execution(tx, account_id, execution_id, outcome, now, rng))
+        except errors.ChronosError as exc:
+            results.append(exc)
+    return results
 
 
 def finish_execution(

@@ -48,7 +48,7 @@ def bulk_insert_ready_jobs(conn: sqlite3.Connection, account_ids: list[str]) -> 
 def claim_plan(conn: sqlite3.Connection, account_id: str) -> list[str]:
     query = load_queries("sqlite")["oldest_ready_for_handler"]
     rows = conn.execute(
-        f"EXPLAIN QUERY PLAN {query}", {"account_id": account_id, "handler": "h3"}
+        f"EXPLAIN QUERY PLAN {query}", {"account_id": account_id, "handler": "h3", "limit": 1}
     ).fetchall()
     return [str(row["detail"]) for row in rows]
 

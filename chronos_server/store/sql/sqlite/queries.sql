@@ -165,7 +165,7 @@ ORDER BY run_at LIMIT :limit;
 -- name: oldest_ready_for_handler
 SELECT * FROM jobs
 WHERE status = 'ready' AND account_id = :account_id AND handler = :handler
-ORDER BY run_at, created_at LIMIT 1;
+ORDER BY run_at, created_at LIMIT :limit;
 
 -- name: start_job
 UPDATE jobs SET status = 'running', attempt_count = attempt_count + 1,
