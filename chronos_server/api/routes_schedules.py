@@ -30,6 +30,7 @@ from chronos_server.errors import (
 
 bp = Blueprint("schedules", __name__)
 STATUSES = frozenset(s.value for s in ScheduleStatus)
+PATCH_ATTEMPTS = 3
 
 
 @bp.post("/v1/schedules")
@@ -80,18 +81,25 @@ async def get_schedule(schedule_id: str) -> Reply:
 async def update_schedule(schedule_id: str) -> Reply:
     current = await _load(schedule_id)
     body = parse_body(SchedulePatch, await request.get_data(as_text=False))
-    if current.status is ScheduleStatus.ARCHIVED:
-        raise ScheduleArchived()
-    if current.status is ScheduleStatus.COMPLETED:
-        raise ScheduleCompleted()
     svc = services()
-    updated = patch_schedule(current, body, now=svc.pipeline.clock.now_ms(), policy=svc.policy)
-    if not await svc.pipeline.store.replace_schedule(
-        updated, expected_status=current.status, expected_updated_at=current.updated_at
-    ):
-        raise ScheduleStatusChanged()
-    svc.pipeline.admission_nudge.set()
-    return ok(schedule_json(updated), "Schedule updated")
+    for _ in range(PATCH_ATTEMPTS):
+        if current.status is ScheduleStatus.ARCHIVED:
+            raise ScheduleArchived()
+        if current.status is ScheduleStatus.COMPLETED:
+            raise ScheduleCompleted()
+        updated = patch_schedule(current, body, now=svc.pipeline.clock.now_ms(), policy=svc.policy)
+        if await svc.pipeline.store.replace_schedule(
+            updated, expected_status=current.status, expected_updated_at=current.updated_at
+        ):
+            svc.pipeline.admission_nudge.set()
+            return ok(schedule_json(updated), "Schedule updated")
+        # The row moved on (a slot was spawned meanwhile): re-apply the patch to the new row,
+        # unless its status changed, which the client must see (spec §5.4).
+        latest = await _load(schedule_id)
+        if latest.status is not current.status:
+            raise ScheduleStatusChanged()
+        current = latest
+    raise ScheduleStatusChanged()
 
 
 @bp.post("/v1/schedules/<schedule_id>/archive")
