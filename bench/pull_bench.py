@@ -1,13 +1,16 @@
 """Pull-delivery benchmark on SQLite: prints figures, asserts nothing.
 
-1. burn-down: N jobs created up front, then W concurrent claim+report loops drain them → jobs/s;
+1. burn-down: N jobs created up front, then W concurrent claim+report loops drain them → jobs/s,
+   one job per claim (the spec's protocol) and then with the batch extensions (`max_jobs`,
+   `/v1/worker/executions/results`);
 2. lateness: jobs scheduled at a steady rate into the future while workers are parked in claim →
    time from `scheduled_for` (= run_at) to the claim answer, p50/p95/p99.
 
 It starts `chronos serve` as a separate process on a fresh SQLite file (rate limit off), so the
 client and the server do not share an event loop. Usage:
 
-    .venv/bin/python bench/pull_bench.py [--jobs 2000] [--workers 1 8] [--rate 50] [--seconds 5]
+    .venv/bin/python bench/pull_bench.py [--jobs 2000] [--workers 1 8] [--batch 50] [--rate 50]
+        [--seconds 5]
 """
 
 from __future__ import annotations
@@ -96,8 +99,22 @@ async def worker_loop(
         done += 1
 
 
-async def burn_down(base: str, jobs: int, workers: int) -> float:
-    handler = f"burn{workers}"
+async def batch_worker_loop(client: httpx.AsyncClient, handler: str, batch: int) -> int:
+    """Claim up to `batch` jobs at once and report them in one request (the extensions)."""
+    done = 0
+    while True:
+        body = {"handlers": [handler], "wait_time_seconds": 0, "max_jobs": batch}
+        jobs = (await client.post("/v1/worker/jobs/claim", json=body)).json()["data"]
+        if not jobs:
+            return done
+        results = [{"execution_id": j["execution_id"], "status": "completed"} for j in jobs]
+        r = await client.post("/v1/worker/executions/results", json={"results": results})
+        r.raise_for_status()
+        done += sum(1 for item in r.json()["data"] if item["success"])
+
+
+async def burn_down(base: str, jobs: int, workers: int, batch: int = 0) -> float:
+    handler = f"burn{workers}x{batch}"
     headers = {"Authorization": f"Bearer {KEY}"}
     limits = httpx.Limits(max_connections=workers + 16)
     async with httpx.AsyncClient(base_url=base, headers=headers, limits=limits, timeout=60) as c:
@@ -107,7 +124,10 @@ async def burn_down(base: str, jobs: int, workers: int) -> float:
         counts: list[int] = []
 
         async def one() -> None:
-            counts.append(await worker_loop(c, handler, stop_when_empty=True))
+            if batch:
+                counts.append(await batch_worker_loop(c, handler, batch))
+            else:
+                counts.append(await worker_loop(c, handler, stop_when_empty=True))
 
         async with trio.open_nursery() as nursery:
             for _ in range(workers):
@@ -166,6 +186,9 @@ async def main_async(args: argparse.Namespace, base: str) -> None:
     for w in args.workers:
         rate = await burn_down(base, args.jobs, w)
         print(f"burn-down  workers={w:<3d} claim+result: {rate:8.1f} jobs/s")
+    for w in args.workers:
+        rate = await burn_down(base, args.jobs, w, args.batch)
+        print(f"burn-down  workers={w:<3d} batch={args.batch} claim+results: {rate:8.1f} jobs/s")
     late = await lateness(base, args.rate, args.seconds, workers=2)
     print(
         f"lateness   rate={args.rate:g}/s n={len(late)}  run_at→claim answer: "
@@ -177,6 +200,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=2000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--batch", type=int, default=50, help="max_jobs for the batch runs")
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--port", type=int, default=18931)
