@@ -1,1 +1,7 @@
-"""Chronos terminal dashboard (Textual, asyncio, HTTP only). Built in its own issue."""
+"""Chronos terminal dashboard: a Textual app (asyncio) talking to a Chronos server over HTTP.
+
+Modules: `api` (the typed REST client and its error tree), `models` (resources), `format` and
+`rows` (pure rendering), `widgets` (LiveTable, dialogs), `base` (refresh loop, actions),
+`overview` / `lists` / `details` (screens), `app` (ChronosApp), `cli` (`chronos-tui`).
+It never imports trio or `chronos_server` (a test enforces it).
+"""

@@ -11,7 +11,9 @@
     trio.run(chronos.worker.start)   # until `await chronos.worker.stop()`
 
 Or run a module's object from the shell: `chronos-worker --server URL --api-key K mod:chronos`
-(see `chronos_worker.cli`). This package never imports `chronos_server`.
+(see `chronos_worker.cli`). Receiving push deliveries instead? `verify_signature(secret, headers,
+raw_body)` checks their signature (see `chronos_worker.signature`). This package never imports
+`chronos_server`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from .errors import (
     ChronosError,
     ChronosNonRetryableError,
 )
+from .signature import verify_signature, verify_standard_webhook
 from .worker import Worker
 
 __all__ = [
@@ -34,4 +37,6 @@ __all__ = [
     "ChronosError",
     "ChronosNonRetryableError",
     "Worker",
+    "verify_signature",
+    "verify_standard_webhook",
 ]

@@ -1,9 +1,12 @@
-"""The two worker endpoints over HTTP: claim a job, report a result (§10.2, §10.4).
+"""The worker endpoints over HTTP: claim a job, report a result (§10.2, §10.4), and the two
+batch extensions: claim up to `max_jobs` jobs at once, report many results in one request.
 
 This is the only module that touches httpx. It maps every failure to the SDK's tree:
-401/403 -> `ChronosAuthError`; no answer, timeout, other non-2xx or a malformed claim answer ->
+401/403 -> `ChronosAuthError`; no answer, timeout, other non-2xx or a malformed answer ->
 `ChronosRequestError` (with `status` and, for 429, `retry_after`). Each request is bounded by a
 Trio cancel scope at the call site, so `MockClock` governs it and `stop()` can cancel it.
+A server without the extensions refuses `max_jobs` with 422 and has no batch report route (404
+or 405); those come back as `ChronosRequestError` like any refusal, the worker decides.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import os
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -25,6 +29,8 @@ from .settings import WorkerSettings
 
 CLAIM_PATH = "/v1/worker/jobs/claim"
 REPORT_PATH = "/v1/worker/executions/{execution_id}/result"
+BATCH_REPORT_PATH = "/v1/worker/executions/results"
+MAX_BATCH = 100  # the server's bound for `max_jobs` and for the items of one batch report
 # The server holds a claim up to `wait_time_seconds`; allow this much more for the answer.
 CLAIM_MARGIN_SECONDS = 10.0
 REPORT_TIMEOUT_SECONDS = 30.0
@@ -35,6 +41,16 @@ MAX_WORKER_LABEL = 255
 def worker_label() -> str:
     """`<hostname>:<pid>`, the free-form label sent with every claim."""
     return f"{socket.gethostname()}:{os.getpid()}"[:MAX_WORKER_LABEL]
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    """The server's verdict on one item of a batch report; `code`/`message` when refused."""
+
+    execution_id: str
+    accepted: bool
+    code: str = ""
+    message: str = ""
 
 
 class WorkerAPI:
@@ -58,11 +74,37 @@ class WorkerAPI:
         response = await self._post(CLAIM_PATH, encode_json(body), wait + CLAIM_MARGIN_SECONDS)
         if response.status_code == 204:
             return None
-        data = _claim_data(response)
+        data = _data(response, "claim")
         if data is None:
             return None
+        if not isinstance(data, dict):
+            raise ChronosRequestError("Malformed claim response: data is not an object", 200)
         try:
             return parse_job(data)
+        except ValueError as exc:
+            raise ChronosRequestError(f"Malformed claim response: {exc}", 200) from exc
+
+    async def claim_batch(self, handlers: Sequence[str], max_jobs: int) -> list[ChronosContext]:
+        """Extension: long-poll for up to `max_jobs` (1-100) jobs; [] when none came in time."""
+        wait = self._settings.poll_wait_time_seconds
+        body = {
+            "handlers": list(handlers),
+            "wait_time_seconds": wait,
+            "worker": self._label,
+            "max_jobs": max_jobs,
+        }
+        response = await self._post(CLAIM_PATH, encode_json(body), wait + CLAIM_MARGIN_SECONDS)
+        if response.status_code == 204:
+            return []
+        data = _data(response, "claim")
+        if data is None:
+            return []
+        if not isinstance(data, list) or not all(isinstance(job, dict) for job in data):
+            raise ChronosRequestError("Malformed claim response: data is not a list of jobs", 200)
+        if len(data) > max_jobs:
+            raise ChronosRequestError(f"Malformed claim response: over {max_jobs} jobs", 200)
+        try:
+            return [parse_job(job) for job in data]
         except ValueError as exc:
             raise ChronosRequestError(f"Malformed claim response: {exc}", 200) from exc
 
@@ -70,6 +112,20 @@ class WorkerAPI:
         """Send one result report; returns on any 2xx."""
         path = REPORT_PATH.format(execution_id=quote(execution_id, safe=""))
         await self._post(path, body, REPORT_TIMEOUT_SECONDS)
+
+    async def report_batch(self, reports: Sequence[tuple[str, bytes]]) -> list[ItemResult]:
+        """Extension: send (execution_id, report body) pairs in one request (1-100 of them);
+        returns the server's verdict on each, in the same order."""
+        # A report body is a JSON object that always has `status`, so `{` + id + `,` + rest.
+        items = [b'{"execution_id":' + encode_json(eid) + b"," + body[1:] for eid, body in reports]
+        payload = b'{"results":[' + b",".join(items) + b"]}"
+        response = await self._post(BATCH_REPORT_PATH, payload, REPORT_TIMEOUT_SECONDS)
+        data = _data(response, "batch report")
+        if not isinstance(data, list) or len(data) != len(reports):
+            raise ChronosRequestError(
+                "Malformed batch report response: data is not one item per report", 200
+            )
+        return [_item_result(item, eid) for item, (eid, _) in zip(data, reports, strict=True)]
 
     async def _post(self, path: str, body: bytes, limit_s: float) -> httpx.Response:
         url = self._settings.base_url + path
@@ -104,17 +160,29 @@ async def open_worker_api(settings: WorkerSettings) -> AsyncIterator[WorkerAPI]:
         yield WorkerAPI(client, settings)
 
 
-def _claim_data(response: httpx.Response) -> dict[str, Any] | None:
+def _data(response: httpx.Response, what: str) -> Any:
+    """The envelope's `data`, of any type; `ChronosRequestError` if there is none."""
     try:
         envelope = response.json()
     except ValueError as exc:
-        raise ChronosRequestError("Malformed claim response: not JSON", 200) from exc
+        raise ChronosRequestError(f"Malformed {what} response: not JSON", 200) from exc
     if not isinstance(envelope, dict) or "data" not in envelope:
-        raise ChronosRequestError("Malformed claim response: no data field", 200)
-    data = envelope["data"]
-    if data is not None and not isinstance(data, dict):
-        raise ChronosRequestError("Malformed claim response: data is not an object", 200)
-    return data
+        raise ChronosRequestError(f"Malformed {what} response: no data field", 200)
+    return envelope["data"]
+
+
+def _item_result(item: object, execution_id: str) -> ItemResult:
+    if not isinstance(item, dict) or not isinstance(item.get("success"), bool):
+        raise ChronosRequestError("Malformed batch report response: bad item", 200)
+    if item["success"]:
+        return ItemResult(execution_id, accepted=True)
+    code, message = item.get("code"), item.get("message")
+    return ItemResult(
+        execution_id,
+        accepted=False,
+        code=code if isinstance(code, str) else "",
+        message=message if isinstance(message, str) else "",
+    )
 
 
 def _error_text(response: httpx.Response) -> str:

@@ -2,7 +2,8 @@
 
 Shape of a run (`await worker.start()`):
 
-    start()                                   owns the run's nursery `work`
+    start()                                   owns the nurseries `reporting` and `work` (inner)
+    ├── reporting: the report flusher         (concurrency > 1) sends reports in batches
     ├── claim loop   (inside `claim_scope`)   take a free slot, long-poll until a job comes,
     │                                         hand the job to `work`; repeat
     └── work: one task per claimed job        run the handler, report the outcome (retrying),
@@ -13,16 +14,26 @@ a slot is free and never waits in the worker while its lease runs; with the defa
 is the documented "one job at a time": claim, run, report, claim again. Sync handlers run in
 threads through a `CapacityLimiter(concurrency)`; async handlers run in the task.
 
+With `concurrency > 1` the worker uses the two batch extensions. Batch claim: the claimer waits
+for one free slot, then also takes every slot free at that moment (up to 100) and claims with
+`max_jobs` = slots held; slots with no job are released, each job gets a task. Batch report:
+handler tasks hand their report to a `ReportBatcher` (`reporting.py`) and wait until it is
+settled; its flusher lives in `reporting`, which outlives `work`. Against a server without the
+extensions (the hosted API) a 422 to `max_jobs` switches to single claims, and a 404/405 on the
+batch route to single reports, each logged once and for the rest of the run. With concurrency
+1 neither extension is used: the wire protocol is exactly the documented one.
+
 `stop()` cancels `claim_scope` (the pending long-poll dies at once, nothing more is claimed),
 then waits until the `work` nursery has drained, i.e. every running handler has finished and
-its report has been sent. Handler tasks are deliberately outside `claim_scope`.
+its report has been sent (the flusher is stopped only after that). Handler tasks are
+deliberately outside `claim_scope`.
 
 Claim outcomes (§11.4 / G-10): job -> run; no job -> poll again at once; network error, 5xx or
 other unexpected answer -> log, sleep `retry_delay_ms`; 429 -> sleep `Retry-After` (fallback
 `retry_delay_ms`); 401/403 -> log, stop claiming, let running work finish, `start()` raises
-`ChronosAuthError`. Reports: network/5xx/429 -> retried up to 5 more times, `retry_delay_ms`
-apart (429: `Retry-After`), then given up (the lease expiry retries the job); 409 -> warning;
-other refusals -> error, given up.
+`ChronosAuthError`. Reports (`reporting.py`): network/5xx/429 -> retried up to 5 more times,
+`retry_delay_ms` apart (429: `Retry-After`), then given up (the lease expiry retries the job);
+409 -> warning; other refusals -> error, given up.
 """
 
 from __future__ import annotations
@@ -36,18 +47,18 @@ from typing import TypeVar, overload
 
 import trio
 
-from .api import WorkerAPI, open_worker_api
+from .api import MAX_BATCH, WorkerAPI, open_worker_api
 from .context import ChronosContext
 from .errors import ChronosAuthError, ChronosError, ChronosRequestError
 from .log import Log
 from .outcome import Report, completed_report, failed_report
+from .reporting import ReportBatcher, job_meta, retry_delay
 from .settings import WorkerSettings
 
 Handler = Callable[[ChronosContext], object]
 H = TypeVar("H", bound=Handler)
 
 MAX_HANDLER_NAME = 255
-REPORT_RETRIES = 5
 
 # Set inside handler tasks so that `stop()` called by a handler does not wait for itself.
 _current_worker: ContextVar[Worker | None] = ContextVar("chronos_current_worker", default=None)
@@ -60,10 +71,11 @@ class _Missing(enum.Enum):
 class _Run:
     """State of one `start()` call."""
 
-    def __init__(self) -> None:
+    def __init__(self, batch_claims: bool) -> None:
         self.claim_scope = trio.CancelScope()
         self.done = trio.Event()
         self.auth_error: ChronosAuthError | None = None
+        self.batch_claims = batch_claims  # switched off if the server refuses `max_jobs`
 
 
 class Worker:
@@ -128,7 +140,7 @@ class Worker:
             raise ChronosError("Chronos worker is already started")
         if not self._handlers:
             raise ChronosError("Register at least one handler before starting Chronos")
-        run = self._run = _Run()
+        run = self._run = _Run(batch_claims=self._settings.concurrency > 1)
         try:
             await self._serve(run)
         finally:
@@ -157,43 +169,73 @@ class Worker:
             handlers=",".join(self._handlers),
             concurrency=concurrency,
         )
-        async with open_worker_api(self._settings) as api, trio.open_nursery() as work:
-            with run.claim_scope:
-                try:
-                    await self._claim_loop(api, work, slots, limiter)
-                except ChronosAuthError as exc:
-                    self._log.error("API key refused; worker stopping", error=str(exc))
-                    run.auth_error = exc
+        async with open_worker_api(self._settings) as api, trio.open_nursery() as reporting:
+            batcher = ReportBatcher(
+                api, self._log, self._settings.retry_delay_seconds, batching=concurrency > 1
+            )
+            if batcher.batching:
+                reporting.start_soon(batcher.run)
+            async with trio.open_nursery() as work:
+                with run.claim_scope:
+                    try:
+                        await self._claim_loop(run, api, work, slots, limiter, batcher)
+                    except ChronosAuthError as exc:
+                        self._log.error("API key refused; worker stopping", error=str(exc))
+                        run.auth_error = exc
+            # `work` has drained, so every report is settled and the flusher is idle.
+            reporting.cancel_scope.cancel()
         self._log.info("Worker stopped")
 
     async def _claim_loop(
         self,
+        run: _Run,
         api: WorkerAPI,
         work: trio.Nursery,
         slots: trio.Semaphore,
         limiter: trio.CapacityLimiter,
+        batcher: ReportBatcher,
     ) -> None:
+        most = min(self._settings.concurrency, MAX_BATCH)
         while True:
             await slots.acquire()
-            ctx = await self._wait_for_job(api)
-            work.start_soon(self._execute, api, ctx, slots, limiter)
+            held = 1
+            while True:
+                if run.batch_claims:
+                    held += _take_free(slots, most - held)
+                jobs = await self._claim(run, api, held)
+                if not run.batch_claims and held > 1:  # just fell back to single claims
+                    _release(slots, held - 1)
+                    held = 1
+                if jobs:
+                    break
+            _release(slots, held - len(jobs))
+            for ctx in jobs:
+                work.start_soon(self._execute, batcher, ctx, slots, limiter)
 
-    async def _wait_for_job(self, api: WorkerAPI) -> ChronosContext:
-        while True:
-            try:
-                ctx = await api.claim(list(self._handlers))
-            except ChronosRequestError as exc:
-                delay = self._delay_after(exc)
-                log = self._log.warning if exc.status == 429 else self._log.error
-                log("Claim failed; polling again later", error=str(exc), retry_in_s=delay)
-                await trio.sleep(delay)
-                continue
-            if ctx is not None:
-                return ctx
+    async def _claim(self, run: _Run, api: WorkerAPI, held: int) -> list[ChronosContext]:
+        """One claim for up to `held` jobs; [] for no job, or after a failure (logged and
+        waited out). A 422 to a batch claim switches the run to single claims."""
+        try:
+            if run.batch_claims:
+                return await api.claim_batch(list(self._handlers), held)
+            ctx = await api.claim(list(self._handlers))
+        except ChronosRequestError as exc:
+            if run.batch_claims and exc.status == 422:
+                run.batch_claims = False
+                self._log.info(
+                    "The server has no batch claims; claiming one job at a time", error=str(exc)
+                )
+                return []
+            delay = retry_delay(exc, self._settings.retry_delay_seconds)
+            log = self._log.warning if exc.status == 429 else self._log.error
+            log("Claim failed; polling again later", error=str(exc), retry_in_s=delay)
+            await trio.sleep(delay)
+            return []
+        return [] if ctx is None else [ctx]
 
     async def _execute(
         self,
-        api: WorkerAPI,
+        batcher: ReportBatcher,
         ctx: ChronosContext,
         slots: trio.Semaphore,
         limiter: trio.CapacityLimiter,
@@ -201,12 +243,12 @@ class Worker:
         _current_worker.set(self)
         try:
             report = await self._run_handler(ctx, limiter)
-            await self._send_report(api, ctx, report)
+            await batcher.report(ctx, report)
         finally:
             slots.release()
 
     async def _run_handler(self, ctx: ChronosContext, limiter: trio.CapacityLimiter) -> Report:
-        meta = _job_meta(ctx)
+        meta = job_meta(ctx)
         self._log.debug("Job claimed", **meta)
         try:
             fn = self._handlers.get(ctx.handler)
@@ -220,37 +262,6 @@ class Worker:
         if report.warning is not None:
             self._log.warning(report.warning, **meta)
         return report
-
-    async def _send_report(self, api: WorkerAPI, ctx: ChronosContext, report: Report) -> None:
-        meta = _job_meta(ctx)
-        for attempt in range(REPORT_RETRIES + 1):
-            try:
-                await api.report(ctx.execution_id, report.body)
-            except ChronosAuthError as exc:
-                self._log.error("Report refused (API key); giving up", error=str(exc), **meta)
-                return
-            except ChronosRequestError as exc:
-                if exc.status == 409:
-                    self._log.warning("Report not accepted", error=str(exc), **meta)
-                    return
-                if not exc.transient or attempt == REPORT_RETRIES:
-                    self._log.error(
-                        "Giving up on the report; the job is retried after its lease expires",
-                        error=str(exc),
-                        **meta,
-                    )
-                    return
-                delay = self._delay_after(exc)
-                self._log.warning("Report failed; retrying", error=str(exc), **meta)
-                await trio.sleep(delay)
-            else:
-                self._log.info(f"Job {report.status}", **meta)
-                return
-
-    def _delay_after(self, exc: ChronosRequestError) -> float:
-        if exc.retry_after is not None:
-            return exc.retry_after
-        return self._settings.retry_delay_seconds
 
 
 def _check_name(name: object) -> str:
@@ -279,10 +290,18 @@ async def _call_handler(fn: Handler, ctx: ChronosContext, limiter: trio.Capacity
     return result
 
 
-def _job_meta(ctx: ChronosContext) -> dict[str, object]:
-    return {
-        "job_id": ctx.job_id,
-        "execution_id": ctx.execution_id,
-        "handler": ctx.handler,
-        "attempt": ctx.attempt,
-    }
+def _take_free(slots: trio.Semaphore, most: int) -> int:
+    """Acquire up to `most` more slots without waiting; how many were taken."""
+    taken = 0
+    while taken < most:
+        try:
+            slots.acquire_nowait()
+        except trio.WouldBlock:
+            break
+        taken += 1
+    return taken
+
+
+def _release(slots: trio.Semaphore, count: int) -> None:
+    for _ in range(count):
+        slots.release()

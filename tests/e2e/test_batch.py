@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import trio
+
 from tests.conftest import RunningServer
 
 
@@ -11,6 +13,12 @@ async def test_batch_claim_then_batch_report(server: RunningServer) -> None:
     for i in range(5):
         r = await c.post("/v1/jobs", json={"name": f"b{i}", "handler": "bulk"})
         ids.append(r.json()["data"]["id"])
+    with trio.fail_after(5):  # let the pipeline make all five claimable first
+        while True:
+            ready = await c.get("/v1/jobs", params={"status": "ready"})
+            if ready.json()["meta"]["paging"]["total"] == len(ids):
+                break
+            await trio.sleep(0.01)
     claim = await c.post(
         "/v1/worker/jobs/claim", json={"handlers": ["bulk"], "wait_time_seconds": 5, "max_jobs": 3}
     )

@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 import trio
 
+CLAIM_PATH = "/v1/worker/jobs/claim"
+BATCH_REPORT_PATH = "/v1/worker/executions/results"
 SCHEDULED_FOR = "2026-01-15T09:00:00.000Z"
 LEASE_EXPIRES_AT = "2026-01-15T09:00:31.120Z"
 
@@ -31,16 +33,33 @@ class Request:
 
 class FakeServer:
     """Hands out queued jobs on claim (long-polling while the queue is empty) and records
-    every report. `claim_script` / `report_script` hold canned answers (or exceptions to
-    raise, e.g. `httpx.ConnectError`) used, in order, before the normal behaviour."""
+    every report. `claim_script` / `report_script` / `batch_script` hold canned answers (or
+    exceptions to raise, e.g. `httpx.ConnectError`) used, in order, before the normal behaviour.
+
+    Both batch extensions are served like the real server: a claim with `max_jobs` answers a
+    list, `POST /v1/worker/executions/results` judges each item on its own. Set `batch_claims`
+    to False to refuse `max_jobs` with a 422, `batch_reports` to False to answer the batch
+    route with `missing_route_status` (a server without the extensions). `item_errors` maps an
+    execution id to the code its batch item is refused with; a second result for the same
+    execution is refused as `execution_already_finished` (409 on the single route). A report
+    (either route) takes `report_latency` seconds to answer, at least one checkpoint."""
 
     def __init__(self) -> None:
         self.queue: deque[dict[str, Any]] = deque()
         self.claims: list[Request] = []
         self.report_attempts: list[Request] = []
-        self.reports: list[Request] = []  # accepted ones only
+        self.reports: list[Request] = []  # accepted single reports only
+        self.batch_attempts: list[Request] = []
+        self.batches: list[Request] = []  # batch reports answered 200
+        self.results: dict[str, dict[str, Any]] = {}  # accepted results, from either route
         self.claim_script: deque[Scripted] = deque()
         self.report_script: deque[Scripted] = deque()
+        self.batch_script: deque[Scripted] = deque()
+        self.batch_claims = True
+        self.batch_reports = True
+        self.missing_route_status = 404
+        self.item_errors: dict[str, str] = {}
+        self.report_latency = 0.0
         self._changed = trio.Event()
         self._count = 0
 
@@ -71,18 +90,28 @@ class FakeServer:
             await self._changed.wait()
 
     def reported(self, execution_id: str) -> dict[str, Any]:
-        [report] = [r for r in self.reports if r.path.endswith(f"/{execution_id}/result")]
-        return report.body
+        """The accepted result body of an execution (without `execution_id`)."""
+        return self.results[execution_id]
+
+    @property
+    def batch_sizes(self) -> list[int]:
+        """Number of items of each batch report answered 200, in order."""
+        return [len(batch.body["results"]) for batch in self.batches]
 
     async def handle(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else {}
         seen = Request(request.url.path, request.headers, body, trio.current_time())
         try:
-            if request.url.path == "/v1/worker/jobs/claim":
+            if request.url.path == CLAIM_PATH:
                 self.claims.append(seen)
                 self._notify()
                 return await self._claim(body)
+            if request.url.path == BATCH_REPORT_PATH:
+                self.batch_attempts.append(seen)
+                await trio.sleep(self.report_latency)
+                return self._batch_report(seen)
             self.report_attempts.append(seen)
+            await trio.sleep(self.report_latency)
             return self._report(seen)
         finally:
             self._notify()
@@ -90,9 +119,15 @@ class FakeServer:
     async def _claim(self, body: Mapping[str, Any]) -> httpx.Response:
         if self.claim_script:
             return _play(self.claim_script.popleft())
+        max_jobs = body.get("max_jobs")
+        if max_jobs is not None and not (self.batch_claims and 1 <= max_jobs <= 100):
+            return _validation_error("max_jobs", "is not allowed")
         with trio.move_on_after(body["wait_time_seconds"]):
             while not self.queue:
                 await self._changed.wait()
+        if max_jobs is not None:
+            jobs = [self.queue.popleft() for _ in range(min(max_jobs, len(self.queue)))]
+            return httpx.Response(200, json={"success": True, "message": "Claim", "data": jobs})
         data = self.queue.popleft() if self.queue else None
         return httpx.Response(200, json={"success": True, "message": "Claim", "data": data})
 
@@ -101,8 +136,42 @@ class FakeServer:
             response = _play(self.report_script.popleft())
             if not response.is_success:
                 return response
+        execution_id = seen.path.split("/")[-2]
+        if execution_id in self.results:
+            return _play(error_response(409, "execution_already_finished"))
+        self.results[execution_id] = seen.body
         self.reports.append(seen)
         return httpx.Response(200, json={"success": True, "message": "Reported", "data": {}})
+
+    def _batch_report(self, seen: Request) -> httpx.Response:
+        if not self.batch_reports:
+            return _play(error_response(self.missing_route_status, "not_found"))
+        if self.batch_script:
+            response = _play(self.batch_script.popleft())
+            if not response.is_success:
+                return response
+        items = seen.body.get("results")
+        if not isinstance(items, list) or not 1 <= len(items) <= 100:
+            return _validation_error("results", "must hold 1 to 100 items")
+        verdicts = [self._batch_item(dict(item)) for item in items]
+        self.batches.append(seen)
+        return httpx.Response(200, json={"success": True, "message": "Results", "data": verdicts})
+
+    def _batch_item(self, item: dict[str, Any]) -> dict[str, Any]:
+        execution_id = item.pop("execution_id")
+        code = self.item_errors.get(execution_id)
+        if code is None and execution_id in self.results:
+            code = "execution_already_finished"
+        if code is not None:
+            message = code.replace("_", " ").capitalize()
+            return {
+                "execution_id": execution_id,
+                "success": False,
+                "code": code,
+                "message": message,
+            }
+        self.results[execution_id] = item
+        return {"execution_id": execution_id, "success": True, "data": {"id": execution_id}}
 
     def _notify(self) -> None:
         self._changed.set()
@@ -118,6 +187,16 @@ def _play(item: Scripted) -> httpx.Response:
 def error_response(status: int, code: str, headers: Mapping[str, str] | None = None) -> Scripted:
     body = {"success": False, "message": f"HTTP {status}", "code": code, "errors": []}
     return httpx.Response(status, json=body, headers=headers)
+
+
+def _validation_error(field: str, message: str) -> httpx.Response:
+    body = {
+        "success": False,
+        "message": "Validation failed",
+        "code": "validation_error",
+        "errors": [{"field": field, "message": message}],
+    }
+    return httpx.Response(422, json=body)
 
 
 class RecordingLogger:

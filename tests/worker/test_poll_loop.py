@@ -331,13 +331,14 @@ async def test_concurrency_three_runs_three_handlers_at_once(
     with trio.fail_after(LIMIT):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(chronos.worker.start)
-            await server.wait_for(lambda: len(server.claims) == 3)
+            await server.wait_for(lambda: len(server.claims) == 1)
             await trio.testing.wait_all_tasks_blocked()
             assert active == 3
-            assert len(server.claims) == 3  # no slot free: the fourth job is not claimed yet
+            # One batch claim for the three free slots; no slot free: no claim for the fourth.
+            assert [c.body["max_jobs"] for c in server.claims] == [3]
             assert len(server.queue) == 1
             release.set()
-            await server.wait_for(lambda: len(server.reports) == 4)
+            await server.wait_for(lambda: len(server.results) == 4)
             await chronos.worker.stop()
     assert peak == 3
 

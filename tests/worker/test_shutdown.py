@@ -175,7 +175,7 @@ async def test_sync_handlers_run_in_threads_up_to_concurrency(
     with trio.fail_after(20):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(chronos.worker.start)
-            await server.wait_for(lambda: len(server.reports) == 3)
+            await server.wait_for(lambda: len(server.results) == 3)
             await chronos.worker.stop()
 
     for execution_id in ids:

@@ -1,0 +1,175 @@
+"""The API's resource objects (spec §4) and the stats document, as frozen pydantic models.
+
+JSON enters the dashboard only through `chronos_tui.api`, which validates each `data` object into
+one of these at once; every screen works with these types. Unknown fields are ignored so a newer
+server does not break an older dashboard. `payload`, `delivery` and `result` stay JSON: the
+dashboard shows them, it never interprets them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class JobStatus(StrEnum):
+    PENDING = "pending"
+    ADMITTING = "admitting"
+    QUEUED = "queued"
+    READY = "ready"
+    RUNNING = "running"
+    RETRYING = "retrying"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+PIPELINE_STATES = (
+    JobStatus.PENDING,
+    JobStatus.ADMITTING,
+    JobStatus.QUEUED,
+    JobStatus.READY,
+    JobStatus.RUNNING,
+    JobStatus.RETRYING,
+)
+TERMINAL_STATES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+CANCELLABLE_STATES = frozenset(
+    {JobStatus.PENDING, JobStatus.ADMITTING, JobStatus.QUEUED, JobStatus.READY, JobStatus.RETRYING}
+)
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    TIMEOUT = "timeout"
+
+
+class ScheduleStatus(StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"
+    ARCHIVED = "archived"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class Interval(_Model):
+    value: int
+    unit: str
+
+
+class Schedule(_Model):
+    id: str
+    name: str
+    description: str | None = None
+    handler: str | None = None
+    cron: str | None = None
+    interval: Interval | None = None
+    timezone: str
+    runs: int | None = None
+    stop_at: datetime | None = None
+    delivery: dict[str, Any]
+    payload: dict[str, Any] | None = None
+    timeout: int
+    max_retries: int
+    status: ScheduleStatus
+    run_count: int
+    next_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+    created_at: datetime
+    updated_at: datetime | None = None
+    completed_at: datetime | None = None
+    archived_at: datetime | None = None
+
+
+class Job(_Model):
+    id: str
+    schedule_id: str | None = None
+    name: str
+    description: str | None = None
+    handler: str | None = None
+    delivery: dict[str, Any]
+    payload: dict[str, Any] | None = None
+    timeout: int
+    max_retries: int
+    idempotency_key: str | None = None
+    status: JobStatus
+    scheduled_for: datetime
+    run_at: datetime
+    attempt_count: int
+    last_execution_id: str | None = None
+    created_at: datetime
+    updated_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL_STATES
+
+
+class ExecutionError(_Model):
+    message: str
+    name: str | None = None
+    stack: str | None = None
+
+
+class Execution(_Model):
+    id: str
+    job_id: str
+    attempt: int
+    trigger: str
+    status: ExecutionStatus
+    started_at: datetime
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    lease_expires_at: datetime | None = None
+    worker: str | None = None
+    result: Any = None
+    error: ExecutionError | None = None
+    http_status: int | None = None
+    response_body: str | None = None
+
+
+class HandlerStats(_Model):
+    handler: str | None
+    counts: dict[JobStatus, int]
+    oldest_ready_at: datetime | None = None
+    oldest_ready_age_ms: int | None = None
+
+    def count(self, status: JobStatus) -> int:
+        return self.counts.get(status, 0)
+
+    @property
+    def open_jobs(self) -> int:
+        return sum(self.count(s) for s in PIPELINE_STATES)
+
+
+class MinuteThroughput(_Model):
+    minute: datetime
+    completed: int
+    failed: int
+
+
+class Stats(_Model):
+    generated_at: datetime
+    window_minutes: int
+    handlers: list[HandlerStats]
+    totals: dict[JobStatus, int]
+    throughput: list[MinuteThroughput]
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list endpoint: the items (newest first) and `meta.paging.total`."""
+
+    items: tuple[T, ...]
+    total: int

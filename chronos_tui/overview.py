@@ -1,0 +1,96 @@
+"""The home screen: live queues per handler, throughput sparklines, the newest executions.
+
+One tick = two requests (`GET /v1/stats` and the first page of `GET /v1/executions`), made
+concurrently; Enter on a handler opens its jobs, Enter on an execution opens its detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, Label, Sparkline
+
+from chronos_tui.base import LiveScreen
+from chronos_tui.details import ExecutionDetail
+from chronos_tui.lists import JobsScreen
+from chronos_tui.models import Execution, Stats
+from chronos_tui.rows import (
+    EXECUTION_COLUMNS,
+    NO_HANDLER,
+    QUEUE_COLUMNS,
+    QUEUE_COMPACT_BELOW,
+    TOTAL_KEY,
+    execution_row,
+    queue_rows,
+)
+from chronos_tui.widgets import LiveTable
+
+WINDOW_MINUTES = 60
+FEED_SIZE = 30
+
+
+class OverviewScreen(LiveScreen):
+    _handlers = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Vertical(id="overview"):
+            queues = LiveTable(QUEUE_COLUMNS, id="queues", compact_below=QUEUE_COMPACT_BELOW)
+            queues.border_title = f"Queues · finished: last {WINDOW_MINUTES} min"
+            yield queues
+            with Horizontal(id="throughput") as throughput:
+                throughput.border_title = f"Throughput per minute · last {WINDOW_MINUTES} min"
+                for kind in ("completed", "failed"):
+                    with Vertical(classes="spark-box"):
+                        yield Label(kind, id=f"{kind}-label")
+                        yield Sparkline([], id=f"{kind}-spark")
+            feed = LiveTable(EXECUTION_COLUMNS, id="feed", stick_to_top=True)
+            feed.border_title = "Newest executions"
+            yield feed
+        yield from self.status_line()
+        yield Footer(compact=True, show_command_palette=False)
+
+    async def load(self) -> None:
+        stats, feed = await asyncio.gather(
+            self.api.stats(WINDOW_MINUTES), self.api.list_executions(size=FEED_SIZE)
+        )
+        self.show_stats(stats)
+        self.show_feed(feed.items)
+        self._handlers = len(stats.handlers)
+
+    def show_stats(self, stats: Stats) -> None:
+        self.query_one("#queues", LiveTable).sync(queue_rows(stats))
+        for kind in ("completed", "failed"):
+            series = [float(getattr(m, kind)) for m in stats.throughput]
+            self.query_one(f"#{kind}-spark", Sparkline).data = series
+            last = int(series[-1]) if series else 0
+            peak, total = int(max(series, default=0)), int(sum(series))
+            self.query_one(f"#{kind}-label", Label).update(
+                f"{kind} [b]{last}[/b]/min · peak {peak} · {total} in {stats.window_minutes} min"
+            )
+        self.query_one("#throughput").set_class(
+            any(m.failed for m in stats.throughput), "has-failures"
+        )
+
+    def show_feed(self, executions: tuple[Execution, ...]) -> None:
+        now, tz = self.env.now(), self.env.tz
+        table = self.query_one("#feed", LiveTable)
+        width = table.free_width()
+        table.sync([execution_row(e, now, tz, width) for e in executions])
+
+    def describe(self) -> str:
+        pace = f"every {self.env.refresh_seconds:g} s"
+        return f"live · {self.api.base_url} · {self._handlers} handler(s) · {pace}"
+
+    @on(DataTable.RowSelected, "#queues")
+    def _open_handler(self, event: DataTable.RowSelected) -> None:
+        key = str(event.row_key.value)
+        text = "" if key in (TOTAL_KEY, NO_HANDLER) else f"handler={key}"
+        self.app.push_screen(JobsScreen(self.env, text))
+
+    @on(DataTable.RowSelected, "#feed")
+    def _open_execution(self, event: DataTable.RowSelected) -> None:
+        self.app.push_screen(ExecutionDetail(self.env, str(event.row_key.value)))

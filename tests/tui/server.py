@@ -1,0 +1,66 @@
+"""A real Chronos server for the dashboard's sync tests: `serve()` under `trio.run` in a thread.
+
+The dashboard runs on asyncio in the test's own thread, the server on Trio in another, and the
+two meet only over HTTP on 127.0.0.1 (port 0), as in production.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import trio
+
+from chronos_server.loops.context import LoopSettings
+from chronos_server.runtime import ServerHandle
+from tests.conftest import API_KEY, make_settings, start_server
+
+START_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class ThreadServer:
+    url: str
+    api_key: str
+
+    def client(self) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {self.api_key}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+@contextmanager
+def thread_server(tmp_path: Path) -> Iterator[ThreadServer]:
+    """Start a server (SQLite in `tmp_path`), yield its URL, stop it gracefully."""
+    started: queue.Queue[tuple[ServerHandle, trio.lowlevel.TrioToken] | BaseException] = (
+        queue.Queue()
+    )
+    settings = make_settings(tmp_path)
+
+    async def main() -> None:
+        async with trio.open_nursery() as nursery:
+            handle = await start_server(nursery, settings, LoopSettings(lease_grace_ms=0))
+            started.put((handle, trio.lowlevel.current_trio_token()))
+
+    def run() -> None:
+        try:
+            trio.run(main)
+        except BaseException as exc:  # reported to the test thread, which re-raises it
+            started.put(exc)
+
+    thread = threading.Thread(target=run, name="chronos-test-server", daemon=True)
+    thread.start()
+    outcome = started.get(timeout=START_TIMEOUT_SECONDS)
+    if isinstance(outcome, BaseException):
+        raise RuntimeError("the test server did not start") from outcome
+    handle, token = outcome
+    try:
+        yield ThreadServer(handle.url, API_KEY)
+    finally:
+        trio.from_thread.run_sync(handle.stop, trio_token=token)
+        thread.join(timeout=START_TIMEOUT_SECONDS)
+        assert not thread.is_alive(), "the test server did not stop"

@@ -1,0 +1,313 @@
+"""The dashboard under Pilot against the in-memory fake: keys in, rows and API calls out."""
+
+from __future__ import annotations
+
+from textual import events
+from textual.pilot import Pilot
+
+from chronos_tui.app import ChronosApp
+from chronos_tui.base import LiveScreen
+from chronos_tui.details import ExecutionDetail, JobDetail, ScheduleDetail
+from chronos_tui.lists import ExecutionsScreen, JobsScreen, SchedulesScreen
+from chronos_tui.models import JobStatus
+from chronos_tui.overview import OverviewScreen
+from chronos_tui.rows import TOTAL_KEY
+from chronos_tui.widgets import ConfirmScreen, FilterBar, HelpScreen, LiveTable
+from tests.tui.fakes import FakeAPI, demo_api
+from tests.tui.helpers import (
+    cell,
+    column,
+    drive,
+    fields_text,
+    press,
+    settle,
+    status_line,
+    table,
+)
+
+
+def reload(app: ChronosApp) -> None:
+    screen = app.screen
+    assert isinstance(screen, LiveScreen)
+    screen.reload()
+
+
+def test_overview_shows_queues_per_handler_and_flags_unclaimed_ready_jobs() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        assert isinstance(app.screen, OverviewScreen)
+        assert table(app, "#queues").keys == ["demo.tick", "send-report", TOTAL_KEY]
+        assert cell(app, "#queues", "send-report", "ready") == "4"
+        assert cell(app, "#queues", "send-report", "retrying") == "2"
+        assert cell(app, "#queues", "demo.tick", "completed") == "1700"
+        assert cell(app, "#queues", TOTAL_KEY, "ready") == "4"
+        assert cell(app, "#queues", "send-report", "oldest") == "⚠ 1m 35s"
+        assert cell(app, "#queues", "demo.tick", "oldest") == "—"
+        feed = table(app, "#feed")
+        assert feed.row_count == len(api.executions)
+        assert feed.keys[0] == api.executions[0].id  # newest first
+        assert "live" in status_line(app)
+
+    api = demo_api()
+    drive(api, scenario)
+
+
+def test_overview_updates_rows_in_place_as_new_executions_arrive() -> None:
+    async def arrive(app: ChronosApp, pilot: Pilot[None], execution_id: str) -> None:
+        api.executions.insert(0, api.executions[0].model_copy(update={"id": execution_id}))
+        api.executions.pop()  # the oldest falls off the first page
+        reload(app)
+        await settle(pilot)
+
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        feed = table(app, "#feed")
+        oldest_row = feed.get_row(feed.keys[1])
+        await arrive(app, pilot, "new-1")
+        assert feed.keys == [e.id for e in api.executions]
+        assert feed.selected_key == "new-1"  # a cursor on the newest row stays there (tail -f)
+        assert feed.get_row(feed.keys[2]) == oldest_row  # untouched rows keep their cells
+        feed.move_cursor(row=2)
+        watched = feed.selected_key
+        await arrive(app, pilot, "new-2")
+        assert feed.keys[:2] == ["new-2", "new-1"]
+        assert feed.selected_key == watched  # elsewhere, the cursor stays on its execution
+
+    api = demo_api()
+    drive(api, scenario)
+
+
+def test_number_and_letter_keys_switch_screens_and_question_mark_opens_help() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "2")
+        assert isinstance(app.screen, SchedulesScreen)
+        assert column(app, "#list", "cadence") == ["every 2 s", "0 9 * * 1-5"]
+        await press(pilot, "j")
+        assert isinstance(app.screen, JobsScreen)
+        assert table(app, "#list").row_count == len(api.jobs)
+        await press(pilot, "e")
+        assert isinstance(app.screen, ExecutionsScreen)
+        await press(pilot, "question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await press(pilot, "escape")
+        await press(pilot, "o")
+        assert isinstance(app.screen, OverviewScreen)
+
+    api = demo_api()
+    drive(api, scenario)
+
+
+def test_jobs_filter_by_status_and_handler_from_the_slash_prompt() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "3", "slash")
+        await pilot.press(*"ready send-report")
+        await press(pilot, "enter")
+        assert set(column(app, "#list", "status")) == {"ready"}
+        assert table(app, "#list").row_count == 4
+        assert "status ready, handler send-report" in str(table(app, "#list").border_title)
+        await press(pilot, "slash", "ctrl+u", "enter")  # an empty filter clears it
+        assert table(app, "#list").row_count == len(api.jobs)
+
+    api = demo_api()
+    drive(api, scenario)
+
+
+def test_executions_filter_by_two_statuses() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "4", "slash")
+        await pilot.press(*"failed timeout")
+        await press(pilot, "enter")
+        assert column(app, "#list", "status") == ["failed", "timeout"]
+
+    drive(demo_api(), scenario)
+
+
+def test_cancel_asks_first_and_only_yes_cancels() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "3")
+        ready = next(j for j in api.jobs if j.status is JobStatus.READY)
+        jobs = table(app, "#list")
+        jobs.move_cursor(row=jobs.keys.index(ready.id))
+        await press(pilot, "c")
+        assert isinstance(app.screen, ConfirmScreen)
+        await press(pilot, "n")
+        assert api.calls == []
+        await press(pilot, "c")
+        await press(pilot, "y")
+        assert api.calls == [("cancel", ready.id)]
+        assert cell(app, "#list", ready.id, "status") == "cancelled"
+
+    api = demo_api()
+    drive(api, scenario)
+
+
+def test_cancel_of_a_running_job_is_refused_without_a_request() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "3")
+        assert cell(app, "#list", table(app, "#list").keys[0], "status") == "running"
+        await press(pilot, "c")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert api.calls == []
+        assert any("cannot be cancelled" in n.message for n in app._notifications)
+
+    api = demo_api()
+    drive(api, scenario)
+
+
+def test_rerun_creates_a_one_off_job_from_a_finished_job_in_its_detail() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "3")
+        failed = next(j for j in api.jobs if j.status is JobStatus.FAILED)
+        jobs = table(app, "#list")
+        jobs.move_cursor(row=jobs.keys.index(failed.id))
+        await press(pilot, "enter")
+        assert isinstance(app.screen, JobDetail)
+        assert column(app, "#related", "status") == ["failed", "timeout"]
+        await press(pilot, "r")
+        assert api.calls == [("create", "welcome mail")]
+        assert api.created == {
+            "name": "welcome mail",
+            "handler": "send-mail",
+            "delivery": {"type": "pull"},
+            "payload": failed.payload,
+            "timeout": 30,
+            "max_retries": 3,
+        }
+        await press(pilot, "escape")
+        assert isinstance(app.screen, JobsScreen)
+        assert table(app, "#list").row_count == len(api.jobs)  # the new job is listed
+
+    api = demo_api()
+    drive(api, scenario)
+
+
+def test_rerun_of_an_unfinished_job_does_nothing() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "3", "r")
+        assert api.calls == []
+
+    api = demo_api()
+    drive(api, scenario)
+
+
+def test_schedule_archive_with_confirmation_and_run_now() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "2")
+        report = api.schedules[1]
+        table(app, "#list").move_cursor(row=1)
+        await press(pilot, "r")
+        assert api.calls == [("run", report.id)]
+        await press(pilot, "enter")
+        assert isinstance(app.screen, ScheduleDetail)
+        await press(pilot, "a")
+        assert isinstance(app.screen, ConfirmScreen)
+        await press(pilot, "y")
+        assert api.calls[-1] == ("archive", report.id)
+        await press(pilot, "escape")
+        assert cell(app, "#list", report.id, "status") == "archived"
+        await press(pilot, "a", "y")  # archiving twice: the server's 409 becomes a notification
+        assert any(n.severity == "error" for n in app._notifications)
+
+    api = demo_api()
+    drive(api, scenario)
+
+
+def test_feed_enter_opens_execution_detail_and_j_its_job() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "tab")  # from the queues to the feed
+        failed = next(e for e in api.executions if e.status == "failed")
+        feed = table(app, "#feed")
+        feed.move_cursor(row=feed.keys.index(failed.id))
+        await press(pilot, "enter")
+        assert isinstance(app.screen, ExecutionDetail)
+        assert "RuntimeError: boom" in fields_text(app)
+        await press(pilot, "j")
+        assert isinstance(app.screen, JobDetail) and app.screen.item_id == failed.job_id
+
+    api = demo_api()
+    drive(api, scenario)
+
+
+def test_handler_row_opens_its_jobs() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        table(app, "#queues").move_cursor(row=1)
+        await press(pilot, "enter")
+        assert isinstance(app.screen, JobsScreen)
+        assert set(column(app, "#list", "handler")) == {"send-report"}
+        await press(pilot, "escape")
+        assert isinstance(app.screen, OverviewScreen)
+
+    drive(demo_api(), scenario)
+
+
+def test_unreachable_server_keeps_the_rows_and_says_so() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        rows = table(app, "#feed").row_count
+        api.down = True
+        reload(app)
+        await settle(pilot)
+        assert "connection refused" in status_line(app)
+        assert app.screen.query_one("#status").has_class("error")
+        assert table(app, "#feed").row_count == rows
+        api.down = False
+        reload(app)
+        await settle(pilot)
+        assert "live" in status_line(app)
+
+    api = demo_api()
+    drive(api, scenario)
+
+
+def test_timer_refreshes_the_visible_screen_and_quit_closes_the_client() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        screen = app.screen
+        assert isinstance(screen, OverviewScreen)
+        before = screen.loads
+        await pilot.pause(0.5)
+        assert screen.loads >= before + 2
+        await pilot.press("q")
+
+    api = FakeAPI()
+    drive(api, scenario, refresh_seconds=0.1)
+    assert api.closed
+
+
+def test_keys_typed_right_after_slash_reach_the_filter() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "3")
+        for key, char in [("slash", "/"), ("f", "f"), ("a", "a"), ("slash", "/"), ("b", "b")]:
+            app.post_message(events.Key(key, char))  # one burst, as from a paste or tmux
+        await settle(pilot)
+        bar = app.screen.query_one(FilterBar)
+        assert (bar.has_focus, bar.value) == (True, "fa/b")
+        assert api.calls == []  # neither `f` nor `a` ran a table action
+
+    api = demo_api()
+    drive(api, scenario)
+
+
+def test_rate_limit_pauses_refreshes_for_retry_after() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        screen = app.screen
+        assert isinstance(screen, OverviewScreen)
+        api.limited = True
+        screen.reload()
+        await settle(pilot)
+        assert "rate limited by the server: next refresh in 30 s" in status_line(app)
+        asked = api.stats_calls
+        screen.tick()
+        await settle(pilot)
+        assert api.stats_calls == asked  # quiet until Retry-After has passed
+
+    api = demo_api()
+    drive(api, scenario)
+
+
+def test_clicking_the_highlighted_row_opens_it() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "3")
+        await pilot.click(LiveTable, offset=(4, 3))  # the second job row: highlight it…
+        await pilot.click(LiveTable, offset=(4, 3))  # …and a click on the highlighted row opens it
+        await settle(pilot)
+        assert isinstance(app.screen, JobDetail) and app.screen.item_id == api.jobs[1].id
+
+    api = demo_api()
+    drive(api, scenario)
