@@ -58,6 +58,10 @@ async def _rate_headers(response: Response) -> Response:
         response.headers["X-RateLimit-Limit"] = str(decision.limit)
         response.headers["X-RateLimit-Remaining"] = str(decision.remaining)
         response.headers["X-RateLimit-Reset"] = str(decision.reset_seconds)
+    if services().stopping:
+        # Shutting down: clients that keep polling (workers, the dashboard) must not hold a
+        # keep-alive connection open through the whole grace period.
+        response.headers["Connection"] = "close"
     return response
 
 
