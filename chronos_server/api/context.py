@@ -9,6 +9,7 @@ from typing import Any
 from quart import current_app, g, request
 
 from chronos_server.api.auth import SlidingWindowLimiter
+from chronos_server.api.timefmt import parse_instant
 from chronos_server.api.validation import TargetPolicy
 from chronos_server.core.models import Account, Page
 from chronos_server.errors import FieldError, ValidationFailed, invalid
@@ -83,6 +84,28 @@ def query_choice(name: str, choices: frozenset[str]) -> str | None:
     if raw not in choices:
         raise invalid(name, "must be one of " + ", ".join(sorted(choices)))
     return raw
+
+
+def query_choices(name: str, choices: frozenset[str]) -> list[str] | None:
+    """A comma-separated list of allowed values, e.g. `status=failed,timeout`."""
+    raw = request.args.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    values = [v.strip() for v in raw.split(",") if v.strip()]
+    unknown = [v for v in values if v not in choices]
+    if unknown or not values:
+        raise invalid(name, "must be one or more of " + ", ".join(sorted(choices)))
+    return values
+
+
+def query_instant(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return parse_instant(raw)
+    except ValueError as exc:
+        raise invalid(name, f"is not a valid ISO 8601 timestamp ({exc})") from None
 
 
 def query_uuid(name: str) -> str | None:

@@ -12,7 +12,8 @@ from chronos_server.api.context import (
     ok,
     paged,
     path_id,
-    query_choice,
+    query_choices,
+    query_instant,
     query_paging,
     query_text,
     query_uuid,
@@ -48,10 +49,11 @@ async def create_job() -> Reply:
 @bp.get("/v1/jobs")
 async def list_jobs() -> Reply:
     number, size = query_paging()
-    status = query_choice("status", JOB_STATUSES)
+    statuses = query_choices("status", JOB_STATUSES)
     page = await services().pipeline.store.list_jobs(
         account().id,
-        status=JobStatus(status) if status else None,
+        statuses=[JobStatus(s) for s in statuses] if statuses else None,
+        since=query_instant("since"),
         schedule_id=query_uuid("schedule_id"),
         handler=query_text("handler"),
         offset=(number - 1) * size,
@@ -80,11 +82,12 @@ async def cancel_job(job_id: str) -> Reply:
 @bp.get("/v1/executions")
 async def list_executions() -> Reply:
     number, size = query_paging()
-    status = query_choice("status", EXECUTION_STATUSES)
+    statuses = query_choices("status", EXECUTION_STATUSES)
     page = await services().pipeline.store.list_executions(
         account().id,
         job_id=query_uuid("job_id"),
-        status=ExecutionStatus(status) if status else None,
+        statuses=[ExecutionStatus(s) for s in statuses] if statuses else None,
+        since=query_instant("since"),
         offset=(number - 1) * size,
         limit=size,
     )

@@ -34,6 +34,7 @@ from chronos_server.loops.context import Pipeline
 log = logging.getLogger("chronos.push")
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 BODY_PREFIX_BYTES = 4096
+KEEPALIVE_CONNECTIONS = 20
 
 
 class BlockedDestination(Exception):
@@ -59,10 +60,19 @@ class PinnedRequest:
     sni_hostname: str | None
 
 
+def _wire_host(url: str) -> str:
+    """The host as httpx will send it: IDNA A-labels, so the Host header and SNI stay ASCII.
+    A name that cannot be encoded can never be delivered to, hence a terminal refusal."""
+    try:
+        return httpx.URL(url).raw_host.decode("ascii")
+    except (httpx.InvalidURL, UnicodeError) as exc:
+        raise BlockedDestination(f"{url} does not have a valid host name: {exc}") from exc
+
+
 async def pin_destination(url: str, *, allow_private: bool, resolver: Resolver) -> PinnedRequest:
     """Resolve and check the target; return a URL that connects to the checked address."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
+    host = _wire_host(url)
     if allow_private:
         return PinnedRequest(url, None, None)
     try:
@@ -213,7 +223,12 @@ class PushSender:
 
 
 def new_push_client(settings: PushSettings) -> httpx.AsyncClient:
+    # httpcore 1.0 rescans the whole pool on every request and response and, for each idle
+    # connection, counts the pool again (encode/httpcore#1035): hundreds of idle keep-alive
+    # connections make fan-out cubic. A small keep-alive allowance keeps each pass linear; under
+    # a burst, connections beyond it close after their response instead of idling.
     limits = httpx.Limits(
-        max_connections=settings.concurrency, max_keepalive_connections=settings.concurrency
+        max_connections=settings.concurrency,
+        max_keepalive_connections=min(settings.concurrency, KEEPALIVE_CONNECTIONS),
     )
     return httpx.AsyncClient(follow_redirects=False, timeout=None, limits=limits)

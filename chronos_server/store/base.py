@@ -9,6 +9,7 @@ One conformance suite (tests/store/) runs against every implementation.
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -93,11 +94,12 @@ class Store(Protocol):
         self,
         account_id: str,
         *,
-        status: JobStatus | None,
+        statuses: Collection[JobStatus] | None,
         schedule_id: str | None,
         handler: str | None,
         offset: int,
         limit: int,
+        since: int | None = None,
     ) -> Page[Job]: ...
     async def cancel_job(self, account_id: str, job_id: str, now: int) -> Job: ...
 
@@ -108,9 +110,10 @@ class Store(Protocol):
         account_id: str,
         *,
         job_id: str | None,
-        status: ExecutionStatus | None,
+        statuses: Collection[ExecutionStatus] | None,
         offset: int,
         limit: int,
+        since: int | None = None,
     ) -> Page[Execution]: ...
 
     async def stats(self, account_id: str, since: int) -> Stats: ...

@@ -1,4 +1,8 @@
-"""Loads the named SQL queries of one dialect (`-- name: x` blocks in store/sql/<dialect>/)."""
+"""Loads the named SQL queries of one dialect (`-- name: x` blocks in store/sql/<dialect>/).
+
+`queries.sql` holds the shared query set (the same names on every dialect, run by
+`transactions.py`); a dialect may keep its own extra queries in another file of its folder.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +14,8 @@ _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 
 @cache
-def load_queries(dialect: str) -> dict[str, str]:
-    text = (
-        resources.files("chronos_server.store").joinpath(f"sql/{dialect}/queries.sql").read_text()
-    )
+def load_queries(dialect: str, filename: str = "queries.sql") -> dict[str, str]:
+    text = resources.files("chronos_server.store").joinpath(f"sql/{dialect}/{filename}").read_text()
     parts = _NAME.split(text)
     queries: dict[str, str] = {}
     for name, body in zip(parts[1::2], parts[2::2], strict=True):

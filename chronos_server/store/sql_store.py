@@ -6,8 +6,10 @@ thread. Everything else — which queries, in what order, which CAS — lives in
 
 from __future__ import annotations
 
+import json
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from chronos_server.core.models import (
@@ -35,6 +37,11 @@ from chronos_server.store.rows import (
 from chronos_server.store.transactions import Tx
 
 R = TypeVar("R")
+
+
+def _status_list(statuses: Collection[StrEnum] | None) -> str | None:
+    """A status filter as a JSON array (SQLite reads it with json_each; PostgreSQL may too)."""
+    return None if statuses is None else json.dumps(sorted(s.value for s in statuses))
 
 
 class SqlStore:
@@ -158,17 +165,19 @@ class SqlStore:
         self,
         account_id: str,
         *,
-        status: JobStatus | None,
+        statuses: Collection[JobStatus] | None,
         schedule_id: str | None,
         handler: str | None,
         offset: int,
         limit: int,
+        since: int | None = None,
     ) -> Page[Job]:
         filters: dict[str, Any] = {
             "account_id": account_id,
-            "status": status.value if status else None,
+            "statuses": _status_list(statuses),
             "schedule_id": schedule_id,
             "handler": handler,
+            "since": since,
         }
         rows, total = await self._read(
             lambda tx: (
@@ -194,14 +203,16 @@ class SqlStore:
         account_id: str,
         *,
         job_id: str | None,
-        status: ExecutionStatus | None,
+        statuses: Collection[ExecutionStatus] | None,
         offset: int,
         limit: int,
+        since: int | None = None,
     ) -> Page[Execution]:
         filters: dict[str, Any] = {
             "account_id": account_id,
             "job_id": job_id,
-            "status": status.value if status else None,
+            "statuses": _status_list(statuses),
+            "since": since,
         }
         rows, total = await self._read(
             lambda tx: (

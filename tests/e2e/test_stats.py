@@ -54,3 +54,30 @@ def test_stats_queries_use_indexes(tmp_path: object) -> None:
         )
         assert "USING" in plan and "INDEX" in plan, (name, plan)
         assert "SCAN jobs" not in plan.replace("USING", ""), (name, plan)
+
+
+async def test_status_lists_and_since_filter_jobs_and_executions(server: RunningServer) -> None:
+    c = server.client
+    first = (await c.post("/v1/jobs", json={"name": "a", "handler": "f"})).json()["data"]
+    second = (await c.post("/v1/jobs", json={"name": "b", "handler": "f"})).json()["data"]
+    await c.post(f"/v1/jobs/{second['id']}/cancel")
+    claim = await c.post("/v1/worker/jobs/claim", json={"handlers": ["f"], "wait_time_seconds": 5})
+    execution_id = claim.json()["data"]["execution_id"]
+    failed = {"status": "failed", "error": {"message": "x"}, "retryable": False}
+    await c.post(f"/v1/worker/executions/{execution_id}/result", json=failed)
+
+    both = (await c.get("/v1/jobs", params={"status": "failed,cancelled"})).json()
+    assert {j["id"] for j in both["data"]} == {first["id"], second["id"]}
+    only = (await c.get("/v1/jobs", params={"status": "cancelled"})).json()
+    assert [j["id"] for j in only["data"]] == [second["id"]]
+    later = (await c.get("/v1/jobs", params={"since": second["created_at"]})).json()
+    assert [j["id"] for j in later["data"]] == [second["id"]]
+    runs = (await c.get("/v1/executions", params={"status": "failed,timeout"})).json()
+    assert [e["id"] for e in runs["data"]] == [execution_id]
+    none = (await c.get("/v1/executions", params={"status": "completed,timeout"})).json()
+    assert none["data"] == [] and none["meta"]["paging"]["total"] == 0
+
+    bad = await c.get("/v1/jobs", params={"status": "failed,nope"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "status"
+    bad_since = await c.get("/v1/executions", params={"since": "yesterday"})
+    assert bad_since.status_code == 422 and bad_since.json()["errors"][0]["field"] == "since"

@@ -118,7 +118,7 @@ async def test_interval_schedule_spawns_each_slot_once_on_time(
     world.start_loops()
     await trio.sleep(30)
     page = await world.p.store.list_jobs(
-        world.account_id, status=None, schedule_id=schedule.id, handler=None, offset=0, limit=10
+        world.account_id, statuses=None, schedule_id=schedule.id, handler=None, offset=0, limit=10
     )
     assert sorted(j.scheduled_for for j in page.items) == [
         ORIGIN_MS + 5_000,

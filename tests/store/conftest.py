@@ -269,7 +269,7 @@ async def job_ids(
 ) -> list[str]:
     page = await store.list_jobs(
         account_id,
-        status=status,
+        statuses=[status] if status else None,
         schedule_id=schedule_id,
         handler=handler,
         offset=0,
@@ -280,6 +280,6 @@ async def job_ids(
 
 async def schedule_jobs(store: Store, account_id: str, schedule_id: str) -> list[Job]:
     page = await store.list_jobs(
-        account_id, status=None, schedule_id=schedule_id, handler=None, offset=0, limit=1000
+        account_id, statuses=None, schedule_id=schedule_id, handler=None, offset=0, limit=1000
     )
     return page.items

@@ -91,12 +91,14 @@ async def test_foreign_account_sees_nothing(
     assert await store.get_schedule(acct.b, schedule.id) is None
     assert await store.get_execution(acct.b, execution_id) is None
     page_jobs = await store.list_jobs(
-        acct.b, status=None, schedule_id=None, handler=None, offset=0, limit=100
+        acct.b, statuses=None, schedule_id=None, handler=None, offset=0, limit=100
     )
     page_schedules = await store.list_schedules(
         acct.b, status=None, handler=None, offset=0, limit=100
     )
-    page_execs = await store.list_executions(acct.b, job_id=None, status=None, offset=0, limit=100)
+    page_execs = await store.list_executions(
+        acct.b, job_id=None, statuses=None, offset=0, limit=100
+    )
     assert (page_jobs.total, page_schedules.total, page_execs.total) == (0, 0, 0)
     assert page_jobs.items == [] and page_schedules.items == [] and page_execs.items == []
 

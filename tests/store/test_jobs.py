@@ -121,15 +121,15 @@ async def test_list_jobs_filters_orders_and_pages(store: Store, acct: Accounts) 
     assert await job_ids(store, acct.a, status=JobStatus.FAILED) == []
 
     page = await store.list_jobs(
-        acct.a, status=None, schedule_id=None, handler=None, offset=1, limit=2
+        acct.a, statuses=None, schedule_id=None, handler=None, offset=1, limit=2
     )
     assert [j.id for j in page.items] == [ids[3], ids[2]] and page.total == 5
     filtered = await store.list_jobs(
-        acct.a, status=JobStatus.PENDING, schedule_id=None, handler=None, offset=2, limit=2
+        acct.a, statuses=[JobStatus.PENDING], schedule_id=None, handler=None, offset=2, limit=2
     )
     assert [j.id for j in filtered.items] == [ids[0]] and filtered.total == 3
     past_end = await store.list_jobs(
-        acct.a, status=None, schedule_id=None, handler=None, offset=50, limit=10
+        acct.a, statuses=None, schedule_id=None, handler=None, offset=50, limit=10
     )
     assert past_end.items == [] and past_end.total == 5
 

@@ -107,7 +107,7 @@ async def test_worked_example_four_attempts_then_failed(
         assert await store.take_due_jobs(after.run_at - 1, 10) == []
         now = after.run_at
 
-    page = await store.list_executions(acct.a, job_id=job.id, status=None, offset=0, limit=10)
+    page = await store.list_executions(acct.a, job_id=job.id, statuses=None, offset=0, limit=10)
     assert [e.attempt for e in page.items] == [4, 3, 2, 1] and page.total == 4
     assert {e.status for e in page.items} == {ExecutionStatus.FAILED}
     assert await store.take_due_jobs(now + 10**9, 10) == []
@@ -245,7 +245,9 @@ async def test_list_executions_filters_orders_and_pages(
     async def ids(
         job_id: str | None = None, status: ExecutionStatus | None = None
     ) -> tuple[list[str], int]:
-        page = await store.list_executions(acct.a, job_id=job_id, status=status, offset=0, limit=9)
+        page = await store.list_executions(
+            acct.a, job_id=job_id, statuses=[status] if status else None, offset=0, limit=9
+        )
         return [e.id for e in page.items], page.total
 
     e1, e2, e3 = first.execution.id, second.execution.id, third.execution.id
@@ -253,5 +255,5 @@ async def test_list_executions_filters_orders_and_pages(
     assert await ids(job_id=second.job.id) == ([e3, e2], 2)
     assert await ids(status=ExecutionStatus.RUNNING) == ([e3], 1)
     assert await ids(job_id=first.job.id, status=ExecutionStatus.FAILED) == ([], 0)
-    page = await store.list_executions(acct.a, job_id=None, status=None, offset=1, limit=1)
+    page = await store.list_executions(acct.a, job_id=None, statuses=None, offset=1, limit=1)
     assert [e.id for e in page.items] == [e2] and page.total == 3

@@ -108,7 +108,8 @@ SELECT * FROM jobs WHERE id = :id;
 -- name: list_jobs
 SELECT * FROM jobs
 WHERE account_id = :account_id
-  AND (:status IS NULL OR status = :status)
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:since IS NULL OR created_at >= :since)
   AND (:schedule_id IS NULL OR schedule_id = :schedule_id)
   AND (:handler IS NULL OR handler = :handler)
 ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
@@ -116,7 +117,8 @@ ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
 -- name: count_jobs
 SELECT count(*) AS n FROM jobs
 WHERE account_id = :account_id
-  AND (:status IS NULL OR status = :status)
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:since IS NULL OR created_at >= :since)
   AND (:schedule_id IS NULL OR schedule_id = :schedule_id)
   AND (:handler IS NULL OR handler = :handler);
 
@@ -200,14 +202,16 @@ SELECT * FROM executions WHERE id = :id;
 SELECT * FROM executions
 WHERE account_id = :account_id
   AND (:job_id IS NULL OR job_id = :job_id)
-  AND (:status IS NULL OR status = :status)
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:since IS NULL OR started_at >= :since)
 ORDER BY started_at DESC, id DESC LIMIT :limit OFFSET :offset;
 
 -- name: count_executions
 SELECT count(*) AS n FROM executions
 WHERE account_id = :account_id
   AND (:job_id IS NULL OR job_id = :job_id)
-  AND (:status IS NULL OR status = :status);
+  AND (:statuses IS NULL OR status IN (SELECT value FROM json_each(:statuses)))
+  AND (:since IS NULL OR started_at >= :since);
 
 -- name: finish_execution
 UPDATE executions SET status = :status, finished_at = :now, duration_ms = :now - started_at,

@@ -1,0 +1,272 @@
+-- Named queries for the PostgreSQL store. Each block starts with `-- name: <query_name>`.
+-- Parameters are written :name (as on SQLite) and become %(name)s when the store loads them;
+-- a parameter that may be NULL in `x IS NULL` carries a cast, as PostgreSQL must know its type.
+-- Times are Unix milliseconds; SQL never reads the clock. Every scan that hands rows to one
+-- process (due jobs, ready jobs, claims, due schedules, expired leases) locks them with
+-- FOR UPDATE SKIP LOCKED, so concurrent replicas split the work instead of sharing it.
+
+-- name: insert_account
+INSERT INTO accounts (id, name, timezone, signing_secret, created_at)
+VALUES (:id, :name, 'UTC', :signing_secret, :now)
+ON CONFLICT (name) DO NOTHING;
+
+-- name: account_by_name
+SELECT * FROM accounts WHERE name = :name;
+
+-- name: account_by_id
+SELECT * FROM accounts WHERE id = :id;
+
+-- name: count_accounts
+SELECT count(*) AS n FROM accounts;
+
+-- name: set_signing_secret
+UPDATE accounts SET signing_secret = :secret WHERE id = :id;
+
+-- name: insert_api_key
+INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at)
+VALUES (:id, :account_id, :key_hash, :prefix, :now)
+ON CONFLICT (key_hash) DO NOTHING;
+
+-- name: revoke_api_key
+UPDATE api_keys SET revoked_at = :now
+WHERE (prefix = :key OR key_hash = :key) AND revoked_at IS NULL;
+
+-- name: account_for_key
+SELECT a.* FROM api_keys k JOIN accounts a ON a.id = k.account_id
+WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL;
+
+-- name: insert_schedule
+INSERT INTO schedules (id, account_id, name, description, handler, cron, interval_value,
+    interval_unit, timezone, runs, stop_at, delivery, payload, timeout, max_retries, status,
+    run_count, next_run_at, last_run_at, anchor_at, created_at, updated_at, completed_at,
+    archived_at)
+VALUES (:id, :account_id, :name, :description, :handler, :cron, :interval_value,
+    :interval_unit, :timezone, :runs, :stop_at, :delivery, :payload, :timeout, :max_retries,
+    :status, :run_count, :next_run_at, :last_run_at, :anchor_at, :created_at, :updated_at,
+    :completed_at, :archived_at);
+
+-- name: replace_schedule
+UPDATE schedules SET name = :name, description = :description, handler = :handler,
+    cron = :cron, interval_value = :interval_value, interval_unit = :interval_unit,
+    timezone = :timezone, runs = :runs, stop_at = :stop_at, delivery = :delivery,
+    payload = :payload, timeout = :timeout, max_retries = :max_retries, status = :status,
+    run_count = :run_count, next_run_at = :next_run_at, last_run_at = :last_run_at,
+    anchor_at = :anchor_at, updated_at = :updated_at, completed_at = :completed_at,
+    archived_at = :archived_at
+WHERE id = :id AND account_id = :account_id AND status = :expected_status
+  AND updated_at = :expected_updated_at;
+
+-- name: get_schedule
+SELECT * FROM schedules WHERE id = :id AND account_id = :account_id;
+
+-- name: get_schedule_any
+SELECT * FROM schedules WHERE id = :id;
+
+-- name: list_schedules
+SELECT * FROM schedules
+WHERE account_id = :account_id
+  AND (:status::text IS NULL OR status = :status)
+  AND (:handler::text IS NULL OR handler = :handler)
+ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
+
+-- name: count_schedules
+SELECT count(*) AS n FROM schedules
+WHERE account_id = :account_id
+  AND (:status::text IS NULL OR status = :status)
+  AND (:handler::text IS NULL OR handler = :handler);
+
+-- name: due_schedules
+SELECT * FROM schedules
+WHERE status = 'active' AND next_run_at <= :now
+ORDER BY next_run_at LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: archive_schedule
+UPDATE schedules SET status = 'archived', archived_at = :now, updated_at = :now,
+    next_run_at = NULL
+WHERE id = :id AND status = 'active';
+
+-- name: cancel_schedule_jobs
+UPDATE jobs SET status = 'cancelled', finished_at = :now, updated_at = :now
+WHERE schedule_id = :schedule_id
+  AND status IN ('pending', 'admitting', 'queued', 'ready', 'retrying');
+
+-- name: insert_job
+INSERT INTO jobs (id, account_id, schedule_id, name, description, handler, delivery_type,
+    delivery, payload, timeout, max_retries, idempotency_key, status, scheduled_for, run_at,
+    attempt_count, last_execution_id, first_trigger, created_at, updated_at, finished_at)
+VALUES (:id, :account_id, :schedule_id, :name, :description, :handler, :delivery_type,
+    :delivery, :payload, :timeout, :max_retries, :idempotency_key, :status, :scheduled_for,
+    :run_at, :attempt_count, :last_execution_id, :first_trigger, :created_at, :updated_at,
+    :finished_at)
+ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
+
+-- name: job_by_idempotency_key
+SELECT id FROM jobs WHERE account_id = :account_id AND idempotency_key = :key;
+
+-- name: get_job
+SELECT * FROM jobs WHERE id = :id AND account_id = :account_id;
+
+-- name: get_job_any
+SELECT * FROM jobs WHERE id = :id;
+
+-- name: list_jobs
+SELECT * FROM jobs
+WHERE account_id = :account_id
+  AND (:status::text IS NULL OR status = :status)
+  AND (:schedule_id::text IS NULL OR schedule_id = :schedule_id)
+  AND (:handler::text IS NULL OR handler = :handler)
+ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
+
+-- name: count_jobs
+SELECT count(*) AS n FROM jobs
+WHERE account_id = :account_id
+  AND (:status::text IS NULL OR status = :status)
+  AND (:schedule_id::text IS NULL OR schedule_id = :schedule_id)
+  AND (:handler::text IS NULL OR handler = :handler);
+
+-- name: cancel_job
+UPDATE jobs SET status = 'cancelled', finished_at = :now, updated_at = :now
+WHERE id = :id AND account_id = :account_id
+  AND status IN ('pending', 'admitting', 'queued', 'ready', 'retrying');
+
+-- name: take_due_jobs
+WITH due AS (
+    SELECT id FROM jobs WHERE status IN ('pending', 'retrying') AND run_at <= :now
+    ORDER BY run_at LIMIT :limit
+    FOR UPDATE SKIP LOCKED)
+UPDATE jobs SET status = 'admitting', updated_at = :now
+FROM due WHERE jobs.id = due.id
+RETURNING jobs.id;
+
+-- name: queue_admitted_job
+UPDATE jobs SET status = CASE
+        WHEN schedule_id IS NOT NULL AND EXISTS (
+            SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
+        THEN 'cancelled' ELSE 'queued' END,
+    finished_at = CASE
+        WHEN schedule_id IS NOT NULL AND EXISTS (
+            SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
+        THEN :now ELSE NULL END,
+    updated_at = :now
+WHERE id = :id AND status = 'admitting';
+
+-- name: next_due_job
+SELECT min(run_at) AS t FROM jobs WHERE status IN ('pending', 'retrying');
+
+-- name: next_due_schedule
+SELECT min(next_run_at) AS t FROM schedules WHERE status = 'active';
+
+-- name: ready_pull_jobs
+WITH queued AS (
+    SELECT id FROM jobs WHERE status = 'queued' AND delivery_type = 'pull'
+    ORDER BY run_at LIMIT :limit
+    FOR UPDATE SKIP LOCKED)
+UPDATE jobs SET status = 'ready', updated_at = :now
+FROM queued WHERE jobs.id = queued.id
+RETURNING jobs.account_id, jobs.handler;
+
+-- name: queued_push_jobs
+SELECT * FROM jobs WHERE status = 'queued' AND delivery_type = 'push'
+ORDER BY run_at LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: oldest_ready_for_handler
+SELECT * FROM jobs
+WHERE status = 'ready' AND account_id = :account_id AND handler = :handler
+ORDER BY run_at, created_at LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: start_job
+UPDATE jobs SET status = 'running', attempt_count = attempt_count + 1,
+    last_execution_id = :execution_id, updated_at = :now
+WHERE id = :id AND status = :expected_status AND attempt_count = :expected_attempts;
+
+-- name: insert_execution
+INSERT INTO executions (id, job_id, account_id, attempt, trigger, status, started_at,
+    finished_at, duration_ms, lease_expires_at, worker, result, error, http_status,
+    response_body)
+VALUES (:id, :job_id, :account_id, :attempt, :trigger, 'running', :started_at, NULL, NULL,
+    :lease_expires_at, :worker, NULL, NULL, NULL, NULL);
+
+-- name: delete_running_execution
+DELETE FROM executions WHERE id = :id AND status = 'running';
+
+-- name: unclaim_job
+UPDATE jobs SET status = 'ready', attempt_count = attempt_count - 1,
+    last_execution_id = :previous_execution_id, updated_at = :now
+WHERE id = :job_id AND status = 'running' AND last_execution_id = :execution_id;
+
+-- name: previous_execution_id
+SELECT id FROM executions WHERE job_id = :job_id AND attempt = :attempt;
+
+-- name: get_execution
+SELECT * FROM executions WHERE id = :id AND account_id = :account_id;
+
+-- name: get_execution_any
+SELECT * FROM executions WHERE id = :id;
+
+-- name: list_executions
+SELECT * FROM executions
+WHERE account_id = :account_id
+  AND (:job_id::text IS NULL OR job_id = :job_id)
+  AND (:status::text IS NULL OR status = :status)
+ORDER BY started_at DESC, id DESC LIMIT :limit OFFSET :offset;
+
+-- name: count_executions
+SELECT count(*) AS n FROM executions
+WHERE account_id = :account_id
+  AND (:job_id::text IS NULL OR job_id = :job_id)
+  AND (:status::text IS NULL OR status = :status);
+
+-- name: finish_execution
+UPDATE executions SET status = :status, finished_at = :now, duration_ms = :now - started_at,
+    result = :result, error = :error, http_status = :http_status,
+    response_body = :response_body
+WHERE id = :id AND status = 'running';
+
+-- name: finish_job
+UPDATE jobs SET status = :status, run_at = :run_at, finished_at = :finished_at,
+    updated_at = :now
+WHERE id = :id AND status = 'running' AND last_execution_id = :execution_id;
+
+-- name: expired_leases
+SELECT id FROM executions
+WHERE status = 'running' AND lease_expires_at <= :deadline
+ORDER BY lease_expires_at LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: stuck_admitting
+WITH stuck AS (
+    SELECT id FROM jobs WHERE status = 'admitting' AND updated_at <= :older_than
+    FOR UPDATE SKIP LOCKED)
+UPDATE jobs SET status = 'pending', updated_at = :now
+FROM stuck WHERE jobs.id = stuck.id
+RETURNING jobs.id;
+
+-- name: running_without_lease
+SELECT id FROM executions WHERE status = 'running' AND lease_expires_at IS NULL
+LIMIT :limit;
+
+-- name: stats_open_counts
+SELECT handler, status, count(*) AS n FROM jobs
+WHERE account_id = :account_id
+  AND status IN ('pending', 'admitting', 'queued', 'ready', 'running', 'retrying')
+GROUP BY handler, status;
+
+-- name: stats_finished_counts
+SELECT handler, status, count(*) AS n FROM jobs
+WHERE account_id = :account_id
+  AND status IN ('completed', 'failed', 'cancelled') AND finished_at >= :since
+GROUP BY handler, status;
+
+-- name: stats_oldest_ready
+SELECT handler, min(run_at) AS oldest FROM jobs
+WHERE account_id = :account_id AND status = 'ready'
+GROUP BY handler;
+
+-- name: stats_per_minute
+SELECT finished_at / 60000 AS minute, status, count(*) AS n FROM jobs
+WHERE account_id = :account_id
+  AND status IN ('completed', 'failed') AND finished_at >= :since
+GROUP BY minute, status;
