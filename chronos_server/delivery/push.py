@@ -132,19 +132,28 @@ class PushSender:
             return 0
         limit = min(free, self._p.settings.batch_size)
         started = await self._p.store.start_push_jobs(self._p.clock.now_ms(), limit)
+        # One secret read per account per batch, not per request: a read is a thread round trip,
+        # and a burst of them queued behind the reader pool delayed fan-out by seconds.
+        secrets = {c.job.account_id: "" for c in started}
+        for account_id in secrets:
+            secrets[account_id] = await self._signing_secret(account_id)
         for claimed in started:
             self.in_flight += 1
             self._idle = trio.Event() if self._idle.is_set() else self._idle
-            nursery.start_soon(self._deliver, claimed)
+            nursery.start_soon(self._deliver, claimed, secrets[claimed.job.account_id])
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         return len(started)
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
 
-    async def _deliver(self, claimed: ClaimedJob) -> None:
+    async def _signing_secret(self, account_id: str) -> str:
+        account = await self._p.store.get_account(account_id)
+        return account.signing_secret if account and account.signing_secret else ""
+
+    async def _deliver(self, claimed: ClaimedJob, secret: str) -> None:
         try:
-            outcome = await self.attempt(claimed)
+            outcome = await self.attempt(claimed, secret)
             await self._record(claimed, outcome)
         finally:
             self.in_flight -= 1
@@ -165,13 +174,14 @@ class PushSender:
         if outcome.status is not ExecutionStatus.COMPLETED:
             p.admission_nudge.set()
 
-    async def attempt(self, claimed: ClaimedJob) -> Outcome:
-        """Make the request for one execution and classify what happened."""
+    async def attempt(self, claimed: ClaimedJob, secret: str | None = None) -> Outcome:
+        """Make the request for one execution and classify what happened. `secret` is the
+        account's signing secret when the caller has already read it."""
         job, execution = claimed.job, claimed.execution
         assert job.delivery.http is not None
         target = job.delivery.http
-        account = await self._p.store.get_account(job.account_id)
-        secret = account.signing_secret if account and account.signing_secret else ""
+        if secret is None:
+            secret = await self._signing_secret(job.account_id)
         now = self._p.clock.now_ms()
         body = request_body(
             job_id=job.id,

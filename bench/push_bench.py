@@ -1,0 +1,294 @@
+"""Push fan-out benchmark on SQLite: prints figures, asserts nothing.
+
+N push jobs (default 1,000) are created with the same `scheduled_for` a few seconds ahead; a local
+receiver answers every request with 200 after a fixed latency (default 2 s). The run measures,
+from the due instant:
+
+- when the last job completed (the latest execution `finished_at`) → jobs/s, and that rate as a
+  share of the ideal `concurrency / latency` (with concurrency ≥ N the ideal is N / latency);
+- the receiver's in-flight peak (requests it held at once) and when the first and last request
+  arrived.
+
+`chronos serve` runs as a separate process on a fresh SQLite file with
+`CHRONOS_ALLOW_HTTP_TARGETS=1 CHRONOS_ALLOW_PRIVATE_TARGETS=1 CHRONOS_RATE_LIMIT=off
+CHRONOS_PUSH_CONCURRENCY=<c>`, one server per concurrency value. The receiver is a raw
+`trio.serve_tcp` + h11 server in this process (one task per connection, keep-alive), which holds
+thousands of sleeping requests without effort. Usage:
+
+    .venv/bin/python bench/push_bench.py [--jobs 1000] [--latency 2] [--concurrency 1000 256]
+        [--lead 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+
+import h11
+import httpx
+import trio
+
+KEY = "chrns_" + "P" * 40
+FDS_WANTED = 8192  # two sockets per request (server and receiver side) plus the database
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < FDS_WANTED:
+        target = FDS_WANTED if hard == resource.RLIM_INFINITY else min(FDS_WANTED, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))  # the server inherits it
+        soft = target
+    return soft
+
+
+# --- the receiver ----------------------------------------------------------------------------
+
+
+@dataclass
+class Receiver:
+    latency: float
+    in_flight: int = 0
+    peak: int = 0
+    arrivals: list[float] = field(default_factory=list)
+    connections: int = 0
+
+    def reset(self) -> None:
+        self.in_flight = self.peak = self.connections = 0
+        self.arrivals = []
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        self.connections += 1
+        conn = h11.Connection(h11.SERVER)
+        try:
+            while True:
+                event = await self._next_event(conn, stream)
+                if not isinstance(event, h11.Request):
+                    return
+                while not isinstance(await self._next_event(conn, stream), h11.EndOfMessage):
+                    pass
+                self.arrivals.append(time.time())
+                self.in_flight += 1
+                self.peak = max(self.peak, self.in_flight)
+                try:
+                    await trio.sleep(self.latency)
+                finally:
+                    self.in_flight -= 1
+                body = b'{"ok":true}'
+                headers = [("content-type", "application/json"), ("content-length", "11")]
+                await stream.send_all(conn.send(h11.Response(status_code=200, headers=headers)))
+                await stream.send_all(conn.send(h11.Data(data=body)) or b"")
+                await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
+                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                    return
+                conn.start_next_cycle()
+        except (trio.BrokenResourceError, trio.ClosedResourceError, h11.ProtocolError):
+            return
+        finally:
+            await stream.aclose()
+
+    @staticmethod
+    async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> object:
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            conn.receive_data(await stream.receive_some(65536))  # b"" = EOF, h11 handles it
+
+
+# --- the server and the API -----------------------------------------------------------------
+
+
+def start_server(db: Path, port: int, concurrency: int) -> subprocess.Popen[bytes]:
+    env = dict(os.environ)
+    env.update(
+        CHRONOS_BOOTSTRAP_API_KEY=KEY,
+        CHRONOS_RATE_LIMIT="off",
+        CHRONOS_ALLOW_HTTP_TARGETS="1",
+        CHRONOS_ALLOW_PRIVATE_TARGETS="1",
+        CHRONOS_PUSH_CONCURRENCY=str(concurrency),
+        CHRONOS_LOG_LEVEL="WARNING",
+    )
+    cmd = [sys.executable, "-m", "chronos_server", "serve", "--port", str(port)]
+    cmd += ["--database-url", f"sqlite:///{db}", "--log-level", "WARNING"]
+    proc = subprocess.Popen(cmd, env=env)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("server did not become ready")
+
+
+def iso_ms(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+async def create_jobs(c: httpx.AsyncClient, n: int, url: str, due: float) -> None:
+    delivery = {"type": "push", "http": {"url": url, "method": "POST"}}
+    send, recv = trio.open_memory_channel[int](n)
+    for i in range(n):
+        send.send_nowait(i)
+    send.close()
+
+    async def creator() -> None:
+        async for i in recv:
+            body = {"name": f"p{i}", "delivery": delivery, "scheduled_for": iso_ms(due)}
+            (await c.post("/v1/jobs", json=body)).raise_for_status()
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(16):
+            nursery.start_soon(creator)
+
+
+async def count(c: httpx.AsyncClient, status: str) -> int:
+    r = await c.get("/v1/jobs", params={"status": status, "size": 1})
+    total: int = r.json()["meta"]["paging"]["total"]
+    return total
+
+
+async def wait_finished(c: httpx.AsyncClient, n: int) -> None:
+    """Poll (4 cheap count queries a second) until every job is completed or failed."""
+    while True:
+        if await count(c, "completed") + await count(c, "failed") >= n:
+            return
+        await trio.sleep(0.25)
+
+
+async def execution_times(c: httpx.AsyncClient, n: int) -> tuple[list[float], list[float]]:
+    """(started_at, finished_at) of every execution, as Unix seconds."""
+    started: list[float] = []
+    finished: list[float] = []
+    for page in range(1, math.ceil(n / 100) + 1):
+        r = await c.get("/v1/executions", params={"page": page, "size": 100})
+        for e in r.json()["data"]:
+            started.append(epoch(e["started_at"]))
+            finished.append(epoch(e["finished_at"]))
+    return started, finished
+
+
+# --- one run ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    concurrency: int
+    first_start: float  # seconds after the due instant, server clock (execution started_at)
+    last_start: float
+    first_done: float
+    last_done: float
+    completed: int
+    peak: int
+    first_arrival: float
+    last_arrival: float
+    connections: int
+
+
+async def run_once(args: argparse.Namespace, concurrency: int, receiver: Receiver) -> Result:
+    receiver.reset()
+    with tempfile.TemporaryDirectory() as tmp:
+        proc = await trio.to_thread.run_sync(
+            start_server, Path(tmp) / "push.db", args.port, concurrency
+        )
+        try:
+            base = f"http://127.0.0.1:{args.port}"
+            headers = {"Authorization": f"Bearer {KEY}"}
+            async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as c:
+                due = math.ceil(time.time() + args.lead)  # a whole second: like a cron slot
+                created = time.time()
+                await create_jobs(c, args.jobs, f"http://127.0.0.1:{args.receiver_port}/hook", due)
+                if time.time() >= due:
+                    print(f"  warning: creating took {time.time() - created:.1f} s, past --lead")
+                await trio.sleep(max(0.0, due - time.time()))
+                await wait_finished(c, args.jobs)
+                started, done = await execution_times(c, args.jobs)
+                completed = await count(c, "completed")
+        finally:
+            proc.terminate()
+            await trio.to_thread.run_sync(proc.wait, 20)
+    return Result(
+        concurrency=concurrency,
+        first_start=min(started) - due,
+        last_start=max(started) - due,
+        first_done=min(done) - due,
+        last_done=max(done) - due,
+        completed=completed,
+        peak=receiver.peak,
+        first_arrival=min(receiver.arrivals) - due,
+        last_arrival=max(receiver.arrivals) - due,
+        connections=receiver.connections,
+    )
+
+
+def report(r: Result, jobs: int, latency: float) -> None:
+    rate = jobs / r.last_done
+    ideal = min(r.concurrency, jobs) / latency
+    best = jobs / (math.ceil(jobs / r.concurrency) * latency)  # whole waves of `latency`
+    print(
+        f"concurrency={r.concurrency:<5d} {r.completed}/{jobs} completed, last at "
+        f"+{r.last_done:.3f} s → {rate:6.1f} jobs/s = {rate / ideal:5.1%} of "
+        f"concurrency/latency ({ideal:.0f}/s; whole waves allow {best / ideal:.1%})"
+    )
+
+    def ms(seconds: float) -> str:
+        return f"+{seconds * 1000:.0f}"
+
+    print(
+        f"    server: executions started {ms(r.first_start)}..{ms(r.last_start)} ms, "
+        f"finished {ms(r.first_done)}..{ms(r.last_done)} ms"
+    )
+    print(
+        f"    receiver: in-flight peak {r.peak}, {r.connections} connections, "
+        f"requests arrived {ms(r.first_arrival)}..{ms(r.last_arrival)} ms"
+    )
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    print(
+        f"store: SQLite (WAL), server: 1 process; {args.jobs} push jobs due at one instant, "
+        f"receiver answers 200 after {args.latency:g} s; open-files limit {raise_fd_limit()}"
+    )
+    receiver = Receiver(args.latency)
+    async with trio.open_nursery() as nursery:
+        serve = partial(trio.serve_tcp, receiver.handle, args.receiver_port, host="127.0.0.1")
+        await nursery.start(serve)
+        for concurrency in args.concurrency:
+            report(await run_once(args, concurrency, receiver), args.jobs, args.latency)
+        nursery.cancel_scope.cancel()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--latency", type=float, default=2.0, help="receiver delay, seconds")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1000, 256])
+    parser.add_argument("--lead", type=float, default=4.0, help="seconds until the jobs are due")
+    parser.add_argument("--port", type=int, default=18941)
+    parser.add_argument("--receiver-port", type=int, default=18942)
+    args = parser.parse_args()
+    raise_fd_limit()
+    trio.run(main_async, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,243 @@
+"""Dispatch and the push sender under MockClock: the concurrency limit holds, freed slots are
+refilled at once, blocked push requests never hold up pull jobs, a batch reads the signing
+secret once, and a store failure on that read is recovered by the sweeper."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+from chronos_server.core.models import PULL, Account, ExecutionStatus, JobStatus
+from chronos_server.delivery.push import PushSender, PushSettings
+from chronos_server.errors import StoreUnavailable
+from chronos_server.loops.admission import run_admission
+from chronos_server.loops.context import LoopSettings
+from chronos_server.loops.dispatch import run_dispatch
+from chronos_server.loops.sweeper import run_sweeper
+from chronos_server.store.base import Store
+from chronos_server.store.transactions import new_id
+from chronos_worker import verify_signature
+from tests.delivery.fakes import PUBLIC_IP, SECRET, FakeResolver, World, open_world
+
+LIMIT = 3
+
+
+@dataclass
+class Gate:
+    """A MockTransport handler that holds every request until the test releases it."""
+
+    held: list[trio.Event] = field(default_factory=list)
+    requests: list[httpx.Request] = field(default_factory=list)
+    current: int = 0
+    peak: int = 0
+    seen: int = 0
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.seen += 1
+        self.requests.append(request)
+        self.current += 1
+        self.peak = max(self.peak, self.current)
+        release = trio.Event()
+        self.held.append(release)
+        try:
+            await release.wait()
+        finally:
+            self.current -= 1
+        return httpx.Response(200, text="done")
+
+    def release_oldest(self) -> None:
+        self.held.pop(0).set()
+
+
+@dataclass
+class Rig:
+    world: World
+    gate: Gate
+    sender: PushSender
+
+
+@pytest.fixture
+async def rig(autojump_clock: trio.testing.MockClock) -> AsyncIterator[Rig]:
+    gate = Gate()
+    resolver = FakeResolver({"hooks.example.com": [PUBLIC_IP]})
+    # Long idle sleeps: every wake-up in these tests must come from a nudge.
+    settings = LoopSettings(idle_seconds=3600.0)
+    async with (
+        open_world(settings) as world,
+        httpx.AsyncClient(transport=httpx.MockTransport(gate), follow_redirects=False) as client,
+        trio.open_nursery() as nursery,
+    ):
+        sender = PushSender(world.p, client, PushSettings(concurrency=LIMIT), resolver)
+        await nursery.start(run_admission, world.p)
+        await nursery.start(run_dispatch, world.p, sender)
+        yield Rig(world, gate, sender)
+        nursery.cancel_scope.cancel()
+
+
+async def statuses(world: World, job_ids: list[str]) -> list[JobStatus]:
+    return [(await world.job(job_id)).status for job_id in job_ids]
+
+
+async def test_at_most_the_limit_in_flight_and_freed_slots_refill(
+    rig: Rig, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(60):
+        jobs = [
+            (await rig.world.add_push_job(status=JobStatus.PENDING, timeout=3600)).id
+            for _ in range(10)
+        ]
+        rig.world.p.admission_nudge.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert (rig.sender.in_flight, rig.gate.current, rig.gate.seen) == (LIMIT, LIMIT, LIMIT)
+        assert (await statuses(rig.world, jobs)).count(JobStatus.RUNNING) == LIMIT
+        assert (await statuses(rig.world, jobs)).count(JobStatus.QUEUED) == 10 - LIMIT
+
+        for done in range(1, 11):
+            rig.gate.release_oldest()
+            await trio.testing.wait_all_tasks_blocked()
+            expected = min(LIMIT, 10 - done)
+            assert rig.sender.in_flight == expected and rig.gate.current == expected
+            assert rig.gate.seen == min(10, done + LIMIT)
+            assert (await statuses(rig.world, jobs)).count(JobStatus.COMPLETED) == done
+
+    assert rig.sender.peak_in_flight == LIMIT and rig.gate.peak == LIMIT
+    assert rig.gate.seen == 10 and rig.gate.held == []
+
+
+async def test_a_blocked_endpoint_does_not_hold_up_pull_jobs(
+    rig: Rig, autojump_clock: trio.testing.MockClock
+) -> None:
+    with trio.fail_after(60):
+        for _ in range(LIMIT + 2):
+            await rig.world.add_push_job(status=JobStatus.PENDING, timeout=3600)
+        template = await rig.world.add_push_job(status=JobStatus.CANCELLED)
+        pull = dataclasses.replace(
+            template, id=new_id(), delivery=PULL, status=JobStatus.PENDING, handler="h"
+        )
+        await rig.world.p.store.insert_job(pull)
+        rig.world.p.admission_nudge.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert rig.sender.in_flight == LIMIT
+        assert (await rig.world.job(pull.id)).status is JobStatus.READY
+        for _ in range(LIMIT + 2):
+            rig.gate.release_oldest()
+            await trio.testing.wait_all_tasks_blocked()
+    assert rig.sender.in_flight == 0 and rig.gate.peak == LIMIT
+
+
+async def test_retry_after_5xx_is_sent_at_its_run_at(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    answers = [503, 200]
+    sent_at: list[int] = []
+
+    async with open_world(LoopSettings(idle_seconds=3600.0)) as world:
+
+        def handler(request: httpx.Request) -> httpx.Response:
+            sent_at.append(world.now())
+            return httpx.Response(answers.pop(0))
+
+        resolver = FakeResolver({"hooks.example.com": [PUBLIC_IP]})
+        transport = httpx.MockTransport(handler)
+        async with (
+            httpx.AsyncClient(transport=transport, follow_redirects=False) as client,
+            trio.open_nursery() as nursery,
+        ):
+            sender = PushSender(world.p, client, PushSettings(), resolver)
+            await nursery.start(run_admission, world.p)
+            await nursery.start(run_dispatch, world.p, sender)
+            with trio.fail_after(60):
+                job = await world.add_push_job(status=JobStatus.PENDING)
+                world.p.admission_nudge.set()
+                await trio.testing.wait_all_tasks_blocked()
+                retrying = await world.job(job.id)
+                assert retrying.status is JobStatus.RETRYING
+                await trio.sleep((retrying.run_at - world.now()) / 1000)
+                await trio.testing.wait_all_tasks_blocked()
+            nursery.cancel_scope.cancel()
+        done = await world.job(job.id)
+        assert done.status is JobStatus.COMPLETED and done.attempt_count == 2
+        assert sent_at[1] == retrying.run_at  # not a millisecond late
+        page = await world.p.store.list_executions(
+            world.account_id, job_id=job.id, statuses=None, offset=0, limit=10
+        )
+        assert sorted((e.attempt, e.status) for e in page.items) == [
+            (1, ExecutionStatus.FAILED),
+            (2, ExecutionStatus.COMPLETED),
+        ]
+
+
+async def test_one_secret_read_per_batch_and_every_request_verifies(
+    rig: Rig, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads: list[str] = []
+    store: Store = rig.world.p.store
+    get_account = store.get_account
+
+    async def counting_get_account(account_id: str) -> Account | None:
+        reads.append(account_id)
+        return await get_account(account_id)
+
+    monkeypatch.setattr(store, "get_account", counting_get_account)
+    with trio.fail_after(60):
+        for _ in range(LIMIT):
+            await rig.world.add_push_job(status=JobStatus.PENDING, timeout=3600)
+        rig.world.p.admission_nudge.set()
+        await trio.testing.wait_all_tasks_blocked()
+        assert rig.gate.seen == LIMIT and reads == [rig.world.account_id]
+        for _ in range(LIMIT):
+            rig.gate.release_oldest()
+        await trio.testing.wait_all_tasks_blocked()
+    for request in rig.gate.requests:
+        now = int(request.headers["x-chronos-timestamp"])
+        assert verify_signature(SECRET, request.headers, request.content, now=now)
+
+
+async def test_store_failure_reading_the_secret_is_recovered_by_the_sweeper(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = LoopSettings(idle_seconds=3600.0, lease_grace_ms=1_000)
+    async with open_world(settings) as world:
+        store: Store = world.p.store
+        get_account = store.get_account
+        failures = [StoreUnavailable("SQLite: database is locked")]
+
+        async def flaky_get_account(account_id: str) -> Account | None:
+            if failures:
+                raise failures.pop()
+            return await get_account(account_id)
+
+        monkeypatch.setattr(store, "get_account", flaky_get_account)
+        resolver = FakeResolver({"hooks.example.com": [PUBLIC_IP]})
+        transport = httpx.MockTransport(lambda _request: httpx.Response(200))
+        async with (
+            httpx.AsyncClient(transport=transport, follow_redirects=False) as client,
+            trio.open_nursery() as nursery,
+        ):
+            sender = PushSender(world.p, client, PushSettings(), resolver)
+            for loop in (run_admission, run_sweeper):
+                await nursery.start(loop, world.p)
+            await nursery.start(run_dispatch, world.p, sender)
+            with trio.fail_after(120):
+                job = await world.add_push_job(status=JobStatus.PENDING, timeout=5)
+                world.p.admission_nudge.set()
+                await trio.testing.wait_all_tasks_blocked()
+                stuck = await world.job(job.id)
+                assert stuck.status is JobStatus.RUNNING  # started, but no request was made
+                # lease 5 s + grace 1 s → timeout at the next sweep → 1-2 s backoff → attempt 2
+                await trio.sleep(10)
+                assert (await world.job(job.id)).status is JobStatus.COMPLETED
+            nursery.cancel_scope.cancel()
+        page = await world.p.store.list_executions(
+            world.account_id, job_id=job.id, statuses=None, offset=0, limit=10
+        )
+        assert sorted((e.attempt, e.status) for e in page.items) == [
+            (1, ExecutionStatus.TIMEOUT),
+            (2, ExecutionStatus.COMPLETED),
+        ]
