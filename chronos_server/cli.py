@@ -19,6 +19,7 @@ import trio
 from chronos_server import runtime
 from chronos_server.api.auth import display_prefix, hash_key, new_api_key
 from chronos_server.clock import SystemClock
+from chronos_server.errors import StoreUnavailable
 from chronos_server.settings import DEFAULT_DATABASE_URL, SettingsError, settings_from
 from chronos_server.store.open import open_store
 
@@ -133,5 +134,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except (SettingsError, ValueError) as exc:
         print(f"chronos: {exc}", file=sys.stderr)
         sys.exit(2)
+    except StoreUnavailable as exc:  # e.g. PostgreSQL unreachable at start-up
+        print(f"chronos: {exc.message}", file=sys.stderr)
+        sys.exit(3)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -130,6 +130,8 @@ async def serve(
             await nursery.start(run_admission, pipeline)
             await nursery.start(run_dispatch, pipeline, sender)
             await nursery.start(run_sweeper, pipeline)
+            # Other replicas' wake-ups (PostgreSQL LISTEN/NOTIFY); nothing to do on SQLite.
+            await nursery.start(store.run_listener, pipeline.board)
 
             async def serve_http(*, task_status: trio.TaskStatus[list[str]]) -> None:
                 app = create_app(svc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -52,12 +53,38 @@ async def start_server(
     return handle
 
 
-@pytest.fixture
-async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    settings = make_settings(tmp_path)
+@asynccontextmanager
+async def open_running_server(
+    settings: Settings, loop_settings: LoopSettings | None = None
+) -> AsyncIterator[RunningServer]:
+    """A real server in this process plus an authenticated client for it; stopped on exit."""
     async with trio.open_nursery() as nursery:
-        handle = await start_server(nursery, settings, LoopSettings(lease_grace_ms=0))
+        handle = await start_server(nursery, settings, loop_settings)
         headers = {"Authorization": f"Bearer {API_KEY}"}
         async with httpx.AsyncClient(base_url=handle.url, headers=headers, timeout=30) as client:
             yield RunningServer(handle, client, settings)
         handle.stop()
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[RunningServer]:
+    async with open_running_server(
+        make_settings(tmp_path), LoopSettings(lease_grace_ms=0)
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """This session's own PostgreSQL database (tests/pg.py). A sync fixture on purpose: a skip
+    raised inside a Trio task loses its message, and "why skipped" must be readable."""
+    from tests import pg
+
+    return pg.session_url()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Drop the session's own PostgreSQL database (tests/pg.py), if a test created one."""
+    from tests import pg
+
+    pg.drop_session_database()

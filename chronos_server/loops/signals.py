@@ -69,6 +69,10 @@ class ClaimBoard:
             woken += 1
         return woken
 
+    def parked_keys(self) -> list[Key]:
+        """The (account, handler) pairs someone is waiting for (the store's fallback check)."""
+        return list(self._waiting)
+
     def pass_on(self, waiter: Waiter) -> None:
         """A woken waiter that claimed some other job hands its wake-up to the next one."""
         if waiter.woken_by is not None:

@@ -13,6 +13,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Protocol
 
+import trio
+
 from chronos_server.core.models import (
     Account,
     ClaimedJob,
@@ -52,11 +54,25 @@ class Stats:
     per_minute: dict[tuple[int, JobStatus], int]
 
 
+class WakeBoard(Protocol):
+    """Where a store delivers wake-ups that come from other server processes (the ClaimBoard)."""
+
+    def notify(self, account_id: str, handler: str, count: int) -> int: ...
+    def parked_keys(self) -> list[tuple[str, str]]: ...
+
+
 class Store(Protocol):
     dialect: str
 
     async def close(self) -> None: ...
     async def ping(self) -> None: ...
+
+    async def run_listener(
+        self, board: WakeBoard, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Deliver other processes' wake-ups to `board` until cancelled (started in the root
+        nursery). A store that only ever has one process (SQLite) returns at once."""
+        ...
 
     # accounts and keys
     async def ensure_account(self, name: str, now: int) -> tuple[Account, bool]: ...

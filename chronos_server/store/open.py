@@ -16,5 +16,10 @@ async def open_store(database_url: str) -> AsyncIterator[Store]:
             yield store
         return
     if database_url.startswith(("postgresql:", "postgres:")):
-        raise ValueError("PostgreSQL support lands with its own issue; use sqlite:///path.db")
+        # Imported here so that a SQLite-only run never loads the PostgreSQL driver.
+        from chronos_server.store.postgres import open_postgres_store
+
+        async with open_postgres_store(database_url) as pg_store:
+            yield pg_store
+        return
     raise ValueError(f"unsupported database URL scheme: {database_url!r}")

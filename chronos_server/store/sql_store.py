@@ -12,6 +12,8 @@ from collections.abc import Callable, Collection
 from enum import StrEnum
 from typing import Any, TypeVar
 
+import trio
+
 from chronos_server.core.models import (
     Account,
     ClaimedJob,
@@ -26,7 +28,7 @@ from chronos_server.core.models import (
 )
 from chronos_server.errors import ChronosError
 from chronos_server.store import transactions as t
-from chronos_server.store.base import ReadyBatch, Stats, SweepResult
+from chronos_server.store.base import ReadyBatch, Stats, SweepResult, WakeBoard
 from chronos_server.store.rows import (
     account_from_row,
     execution_from_row,
@@ -58,6 +60,12 @@ class SqlStore:
 
     async def ping(self) -> None:
         await self._read(lambda tx: tx.one("count_accounts"))
+
+    async def run_listener(
+        self, board: WakeBoard, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """No other process shares this database: in-process events are all the wake-ups."""
+        task_status.started()
 
     # accounts and keys ------------------------------------------------------------------
 

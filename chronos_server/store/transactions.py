@@ -393,6 +393,11 @@ def _apply_outcome(
         response_body=outcome.response_body,
     )
     if changed != 1:
+        # Finished by another transaction since we read it: on PostgreSQL, a sweep whose row lock
+        # this write waited for. Answer as if we had read its outcome (spec §10.4).
+        now_row = tx.one("get_execution_any", id=execution.id)
+        if now_row is not None and now_row["status"] == ExecutionStatus.TIMEOUT.value:
+            raise errors.LeaseExpired()
         raise errors.ExecutionAlreadyFinished()
     job_row = tx.one("get_job_any", id=execution.job_id)
     assert job_row is not None

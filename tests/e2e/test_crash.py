@@ -1,4 +1,4 @@
-"""SIGKILL of the server mid-run, restart on the same SQLite file: every job still completes.
+"""SIGKILL of the server mid-run, restart on the same database: every job still completes.
 
 Real processes, real clock: the server runs as `python -m chronos_server serve`; four worker loops
 keep claiming and reporting through the kill (they retry on connection errors like the SDK does).
@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import sys
-from pathlib import Path
 
 import httpx
 import trio
@@ -28,10 +27,10 @@ def free_port() -> int:
         return port
 
 
-async def start(db: Path, port: int) -> trio.Process:
+async def start(database_url: str, port: int) -> trio.Process:
     env = dict(os.environ, CHRONOS_BOOTSTRAP_API_KEY=API_KEY, CHRONOS_RATE_LIMIT="off")
     cmd = [sys.executable, "-m", "chronos_server", "serve", "--port", str(port)]
-    cmd += ["--database-url", f"sqlite:///{db}", "--log-level", "WARNING"]
+    cmd += ["--database-url", database_url, "--log-level", "WARNING"]
     proc = await trio.lowlevel.open_process(cmd, env=env)
     async with httpx.AsyncClient() as client:
         with trio.fail_after(20):
@@ -66,8 +65,8 @@ async def worker(client: httpx.AsyncClient, done: list[str], third: trio.Event) 
             await trio.sleep(0.05)
 
 
-async def test_sigkill_mid_run_then_restart_completes_every_job(tmp_path: Path) -> None:
-    db, port = tmp_path / "crash.db", free_port()
+async def test_sigkill_mid_run_then_restart_completes_every_job(database_url: str) -> None:
+    db, port = database_url, free_port()
     base = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {API_KEY}"}
     proc = await start(db, port)

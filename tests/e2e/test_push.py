@@ -15,8 +15,10 @@ from tests.receiver import Receiver, start_receiver
 
 
 @pytest.fixture
-async def push_server(tmp_path: Path) -> AsyncIterator[RunningServer]:
-    settings = make_settings(tmp_path, allow_http_targets=True, allow_private_targets=True)
+async def push_server(tmp_path: Path, database_url: str) -> AsyncIterator[RunningServer]:
+    settings = make_settings(
+        tmp_path, database_url=database_url, allow_http_targets=True, allow_private_targets=True
+    )
     async with trio.open_nursery() as nursery:
         handle = await start_server(nursery, settings)
         headers = {"Authorization": f"Bearer {API_KEY}"}

@@ -14,7 +14,7 @@ from tests.e2e.test_crash import free_port, start
 
 async def test_sigterm_answers_parked_claims_and_exits_zero(tmp_path: Path) -> None:
     port = free_port()
-    proc = await start(tmp_path / "stop.db", port)
+    proc = await start(f"sqlite:///{tmp_path / 'stop.db'}", port)
     headers = {"Authorization": f"Bearer {API_KEY}"}
     answers: list[httpx.Response] = []
     async with httpx.AsyncClient(

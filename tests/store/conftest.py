@@ -39,12 +39,16 @@ from chronos_server.core.models import (
 )
 from chronos_server.store.base import ReadyBatch, Store
 from chronos_server.store.sqlite import open_sqlite_store
+from tests.pg import open_test_store
 
 StoreFactory = Callable[[Path], AbstractAsyncContextManager[Store]]
 
 STORES: dict[str, StoreFactory] = {
     "sqlite-file": lambda tmp: open_sqlite_store(f"sqlite:///{tmp}/t.db"),
     "sqlite-memory-inline": lambda tmp: open_sqlite_store("sqlite://:memory:", inline=True),
+    # A fresh schema in this session's own database (tests/pg.py); skipped if PostgreSQL is
+    # unreachable, a failure under CI=true.
+    "postgres": lambda tmp: open_test_store(),
 }
 SQLITE_STORES = ("sqlite-file", "sqlite-memory-inline")
 
@@ -67,6 +71,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("stores")
     names = [n for n in STORES if marker is None or n in marker.args]
     metafunc.parametrize("store", names, indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def _postgres_reachable(request: pytest.FixtureRequest) -> None:
+    """Skip a PostgreSQL param (with its reason) before the async `store` fixture runs: a skip
+    raised inside a Trio task loses its message."""
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("store") == "postgres":
+        request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

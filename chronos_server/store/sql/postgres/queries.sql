@@ -113,7 +113,9 @@ SELECT * FROM jobs WHERE id = :id;
 -- name: list_jobs
 SELECT * FROM jobs
 WHERE account_id = :account_id
-  AND (:status::text IS NULL OR status = :status)
+  AND (:statuses::text IS NULL
+       OR status IN (SELECT json_array_elements_text(:statuses::json)))
+  AND (:since::bigint IS NULL OR created_at >= :since)
   AND (:schedule_id::text IS NULL OR schedule_id = :schedule_id)
   AND (:handler::text IS NULL OR handler = :handler)
 ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
@@ -121,7 +123,9 @@ ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
 -- name: count_jobs
 SELECT count(*) AS n FROM jobs
 WHERE account_id = :account_id
-  AND (:status::text IS NULL OR status = :status)
+  AND (:statuses::text IS NULL
+       OR status IN (SELECT json_array_elements_text(:statuses::json)))
+  AND (:since::bigint IS NULL OR created_at >= :since)
   AND (:schedule_id::text IS NULL OR schedule_id = :schedule_id)
   AND (:handler::text IS NULL OR handler = :handler);
 
@@ -210,14 +214,18 @@ SELECT * FROM executions WHERE id = :id;
 SELECT * FROM executions
 WHERE account_id = :account_id
   AND (:job_id::text IS NULL OR job_id = :job_id)
-  AND (:status::text IS NULL OR status = :status)
+  AND (:statuses::text IS NULL
+       OR status IN (SELECT json_array_elements_text(:statuses::json)))
+  AND (:since::bigint IS NULL OR started_at >= :since)
 ORDER BY started_at DESC, id DESC LIMIT :limit OFFSET :offset;
 
 -- name: count_executions
 SELECT count(*) AS n FROM executions
 WHERE account_id = :account_id
   AND (:job_id::text IS NULL OR job_id = :job_id)
-  AND (:status::text IS NULL OR status = :status);
+  AND (:statuses::text IS NULL
+       OR status IN (SELECT json_array_elements_text(:statuses::json)))
+  AND (:since::bigint IS NULL OR started_at >= :since);
 
 -- name: finish_execution
 UPDATE executions SET status = :status, finished_at = :now, duration_ms = :now - started_at,

@@ -1,0 +1,317 @@
+"""PostgreSQL only: server-side cancellation, surviving lost connections and outages, migrations
+under the advisory lock, and several stores (replicas) on one database splitting the work.
+
+Each test opens its own stores on a fresh schema of the session database (tests/pg.py); the
+outage tests close that database to new connections and terminate its backends, which touches no
+other test (they run one at a time, and the database is this session's own).
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import threading
+from typing import Any
+
+import psycopg
+import pytest
+import trio
+
+from chronos_server import errors
+from chronos_server.core.models import ClaimedJob, JobStatus
+from chronos_server.store import postgres
+from chronos_server.store.postgres import PostgresStore, _PgTx, migrate
+from chronos_server.store.transactions import Tx
+from tests import pg
+
+from .conftest import DONE, MINUTE, T0, make_job, make_schedule, schedule_jobs
+
+SECOND = 1000
+
+pytestmark = pytest.mark.usefixtures("postgres_url")  # skip/fail with a reason
+
+
+def count_active(url: str, marker: str) -> int:
+    with pg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND query LIKE %s "
+            "AND pid <> pg_backend_pid()",
+            (f"%{marker}%",),
+        ).fetchone()
+    assert row is not None
+    return int(str(row[0]))
+
+
+async def wait_until_ready(store: PostgresStore) -> None:
+    with trio.fail_after(30):
+        while True:
+            try:
+                await store.ping()
+                return
+            except errors.StoreUnavailable:
+                await trio.sleep(0.1)
+
+
+# --- cancellation ---------------------------------------------------------------------------
+
+
+async def test_cancelling_a_call_cancels_its_query_on_the_server() -> None:
+    url = await pg.new_schema_url_async()
+    marker = f"chronos_cancel_{secrets.token_hex(4)}"
+
+    def sleep(tx: Tx) -> None:
+        assert isinstance(tx, _PgTx)
+        tx._conn.execute(f"SELECT pg_sleep(10) /* {marker} */")
+
+    async with pg.open_test_store(url) as store:
+        scope, returned = trio.CancelScope(), trio.Event()
+
+        async def call() -> None:
+            with scope:
+                await store._tx(sleep)
+            returned.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(call)
+
+            async def running() -> bool:
+                return await trio.to_thread.run_sync(count_active, url, marker) > 0
+
+            await pg.eventually(running, 5)
+            scope.cancel()
+            # Less than the 10 s sleep and less than the 5 s grace: only a server-side cancel
+            # lets the call end in time.
+            with trio.fail_after(4):
+                await returned.wait()
+        assert scope.cancelled_caught
+        # The call waited for the aborted query, so it is already gone.
+        assert await trio.to_thread.run_sync(count_active, url, marker) == 0
+        assert await store.count_accounts() == 0  # the pool carries on
+
+
+# --- lost connections and outages -----------------------------------------------------------
+
+
+async def test_lost_connections_are_replaced_without_an_error() -> None:
+    async with pg.open_test_store() as store:
+        await store.ensure_account("acme", T0)
+        assert await trio.to_thread.run_sync(pg.terminate_backends, pg.session_url()) >= 1
+        # Every pooled connection is dead; the first call finds out, retries on a new one.
+        assert await store.count_accounts() == 1
+        _, created = await store.ensure_account("other", T0)
+        assert created and await store.count_accounts() == 2
+
+
+async def test_an_outage_is_store_unavailable_and_the_store_recovers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(postgres, "POOL_TIMEOUT_SECONDS", 0.5)
+    url = await pg.new_schema_url_async()
+    async with pg.open_test_store(url) as store:
+        account, _ = await store.ensure_account("acme", T0)
+        job = make_job(account.id)
+        with pg.database_down(url):
+            with pytest.raises(errors.StoreUnavailable):
+                await store.count_accounts()
+            with pytest.raises(errors.StoreUnavailable):
+                await store.insert_job(job)
+            with pytest.raises(errors.StoreUnavailable):
+                await store.take_due_jobs(T0, 10)
+        await wait_until_ready(store)
+        await store.insert_job(job)
+        assert await store.take_due_jobs(T0, 10) == [job.id]
+
+
+# --- migrations -----------------------------------------------------------------------------
+
+
+def test_replicas_starting_together_apply_each_migration_once() -> None:
+    url = pg.new_schema_url()
+    results: list[list[str]] = []
+    barrier = threading.Barrier(4)
+
+    def start() -> None:
+        with psycopg.connect(url) as conn:
+            barrier.wait()
+            results.append(migrate(conn))
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    applied = sorted(results, key=len)
+    assert applied[:3] == [[], [], []] and applied[3] == ["0001_init.sql", "0002_stats.sql"]
+    with pg.connect(url) as conn:
+        versions = conn.execute("SELECT version FROM chronos_migrations ORDER BY 1").fetchall()
+        assert [v[0] for v in versions] == [1, 2]
+        assert migrate(conn) == []
+
+
+# --- replicas on one database ---------------------------------------------------------------
+
+
+async def test_concurrent_claims_from_two_stores_hand_out_each_job_once() -> None:
+    url = await pg.new_schema_url_async()
+    async with pg.open_test_store(url) as one, pg.open_test_store(url) as two:
+        account, _ = await one.ensure_account("acme", T0)
+        jobs = [
+            make_job(account.id, status=JobStatus.READY, run_at=T0 + i % 7, handler=f"h{i % 3}")
+            for i in range(300)
+        ]
+        for job in jobs:
+            await one.insert_job(job)
+        claimed: list[ClaimedJob] = []
+
+        async def claimer(store: PostgresStore, size: int) -> None:
+            while batch := await store.claim_ready_jobs(
+                account.id, ["h0", "h1", "h2"], "w", T0 + MINUTE, size
+            ):
+                claimed.extend(batch)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(16):
+                nursery.start_soon(claimer, (one, two)[i % 2], 1 + i % 4)
+
+    ids = [c.job.id for c in claimed]
+    assert len(ids) == len(set(ids)) == len(jobs)
+    assert {c.execution.attempt for c in claimed} == {1}
+
+
+async def test_concurrent_admission_takes_each_due_job_once() -> None:
+    url = await pg.new_schema_url_async()
+    async with pg.open_test_store(url) as one, pg.open_test_store(url) as two:
+        account, _ = await one.ensure_account("acme", T0)
+        for i in range(400):
+            await one.insert_job(make_job(account.id, run_at=T0 - i))
+        taken: list[str] = []
+
+        async def admit(store: PostgresStore) -> None:
+            while ids := await store.take_due_jobs(T0, 15):
+                taken.extend(ids)
+                await store.queue_admitted(ids, T0)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(6):
+                nursery.start_soon(admit, (one, two)[i % 2])
+        ready = [await one.ready_pull_jobs(T0, 1000), await two.ready_pull_jobs(T0, 1000)]
+    assert len(taken) == len(set(taken)) == 400
+    assert sum(b.count for batches in ready for b in batches) == 400
+
+
+async def test_two_stores_spawn_each_schedule_slot_exactly_once() -> None:
+    url = await pg.new_schema_url_async()
+    async with pg.open_test_store(url) as one, pg.open_test_store(url) as two:
+        account, _ = await one.ensure_account("acme", T0)
+        schedules = [make_schedule(account.id, every_ms=SECOND) for _ in range(20)]
+        for schedule in schedules:
+            await one.insert_schedule(schedule)
+        counts: list[int] = []
+
+        async def spawn(store: PostgresStore, now: int) -> None:
+            counts.append(await store.spawn_due_schedules(now, 7))
+
+        for k in range(1, 11):  # both "replicas" run two spawning passes at every slot, together
+            async with trio.open_nursery() as nursery:
+                for store in (one, two, one, two):
+                    nursery.start_soon(spawn, store, T0 + k * SECOND)
+            while more := await one.spawn_due_schedules(T0 + k * SECOND, 7):
+                counts.append(more)  # whatever the batch limits left for another pass
+        assert sum(counts) == 20 * 10
+        for schedule in schedules:
+            jobs = await schedule_jobs(one, account.id, schedule.id)
+            assert sorted(j.scheduled_for for j in jobs) == [T0 + k * SECOND for k in range(1, 11)]
+
+
+async def test_a_report_that_waited_for_a_sweep_of_its_lease_is_lease_expired(
+    rng: random.Random,
+) -> None:
+    url = await pg.new_schema_url_async()
+    async with pg.open_test_store(url) as store:
+        account, _ = await store.ensure_account("acme", T0)
+        await store.insert_job(make_job(account.id, status=JobStatus.READY, timeout=1))
+        claimed = await store.claim_ready_job(account.id, ["h"], "w", T0)
+        assert claimed is not None
+        sweeper: psycopg.Connection[Any] = await trio.to_thread.run_sync(psycopg.connect, url)
+        try:
+            # Another replica's sweep, caught half-way: it holds the execution's row lock.
+            sweeper.execute(
+                "UPDATE executions SET status = 'timeout' WHERE id = %s", (claimed.execution.id,)
+            )
+            outcome: list[BaseException] = []
+
+            async def report() -> None:
+                try:
+                    await store.finish_execution(account.id, claimed.execution.id, DONE, T0, rng)
+                except errors.ChronosError as exc:
+                    outcome.append(exc)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(report)
+
+                async def waiting() -> bool:
+                    return await trio.to_thread.run_sync(count_lock_waits, url) > 0
+
+                await pg.eventually(waiting, 5)
+                await trio.to_thread.run_sync(sweeper.commit)
+        finally:
+            await trio.to_thread.run_sync(sweeper.close)
+    assert [type(e) for e in outcome] == [errors.LeaseExpired]
+
+
+def count_lock_waits(url: str) -> int:
+    with pg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND datname = current_database()"
+        ).fetchone()
+    assert row is not None
+    return int(str(row[0]))
+
+
+async def test_the_scans_use_their_partial_indexes_at_scale() -> None:
+    url = await pg.new_schema_url_async()
+    async with pg.open_test_store(url) as store:
+        account, _ = await store.ensure_account("acme", T0)
+    queries = postgres._load("queries.sql")
+    params = {"account_id": account.id, "handler": "h3", "limit": 1, "now": T0, "deadline": T0}
+    with pg.connect(url) as conn:
+        # Most rows finished, the states each scan looks for rare: only an index on exactly
+        # those states keeps the scans from walking the history.
+        conn.execute(
+            "INSERT INTO jobs (id, account_id, name, handler, delivery_type, delivery, timeout, "
+            "max_retries, status, scheduled_for, run_at, first_trigger, created_at, updated_at) "
+            "SELECT 'bulk-' || i, %s, 'job', 'h' || (i %% 10), 'pull', '{}', 30, 3, "
+            "CASE WHEN i %% 10 < 7 THEN 'completed' WHEN i %% 100 = 7 THEN 'pending' "
+            "WHEN i %% 100 = 8 THEN 'queued' ELSE 'ready' END, %s - i, %s - i, 'api', %s, %s "
+            "FROM generate_series(1, 50000) AS i",
+            (account.id, T0, T0, T0, T0),
+        )
+        conn.execute(
+            "INSERT INTO executions (id, job_id, account_id, attempt, trigger, status, "
+            "started_at, lease_expires_at) SELECT 'e-' || i, 'bulk-' || i, %s, 1, 'api', "
+            "CASE WHEN i %% 100 = 0 THEN 'running' ELSE 'completed' END, %s, %s + i "
+            "FROM generate_series(1, 20000) AS i",
+            (account.id, T0, T0),
+        )
+        conn.execute(
+            "INSERT INTO schedules (id, account_id, name, interval_value, interval_unit, "
+            "timezone, delivery, timeout, max_retries, status, next_run_at, anchor_at, "
+            "created_at, updated_at) SELECT 's-' || i, %s, 's', 1, 'minute', 'UTC', '{}', 30, 3, "
+            "CASE WHEN i %% 100 = 0 THEN 'active' ELSE 'archived' END, %s + i, %s, %s, %s "
+            "FROM generate_series(1, 10000) AS i",
+            (account.id, T0, T0, T0, T0),
+        )
+        conn.execute("ANALYZE")
+        for name, index in [
+            ("oldest_ready_for_handler", "jobs_ready"),
+            ("take_due_jobs", "jobs_due"),
+            ("ready_pull_jobs", "jobs_queued"),
+            ("expired_leases", "executions_lease"),
+            ("due_schedules", "schedules_due"),
+        ]:
+            plan = "\n".join(
+                str(r[0]) for r in conn.execute(f"EXPLAIN {queries[name]}", params).fetchall()
+            )
+            assert index in plan, (name, plan)
+            assert "Seq Scan" not in plan, (name, plan)
