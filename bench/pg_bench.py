@@ -212,7 +212,7 @@ async def chronos_side(args: argparse.Namespace, url: str, port: int, pid: int) 
             f"{float(theirs['jobs_per_s']):9.1f} jobs/s"  # type: ignore[arg-type]
         )
     for rate in args.rates:
-        late = await lateness(base, rate, args.seconds, workers=8)
+        late = await lateness(base, rate, args.seconds, workers=8, key=KEY)
         print(
             f"lateness   chronos       {rate:g}/s n={len(late):<5d} run_at→claim  "
             f"p50 {pct(late, 50):6.1f} ms  p95 {pct(late, 95):6.1f} ms  p99 {pct(late, 99):6.1f} ms"

@@ -85,6 +85,8 @@ async def worker_loop(
         r = await client.post(
             "/v1/worker/jobs/claim", json={"handlers": [handler], "wait_time_seconds": wait}
         )
+        if r.status_code != 200:
+            raise RuntimeError(f"claim answered {r.status_code}: {r.text[:300]}")
         data = r.json()["data"]
         if data is None:
             if stop_when_empty:
@@ -137,9 +139,11 @@ async def burn_down(base: str, jobs: int, workers: int, batch: int = 0) -> float
     return jobs / elapsed
 
 
-async def lateness(base: str, rate: float, seconds: float, workers: int) -> list[float]:
+async def lateness(
+    base: str, rate: float, seconds: float, workers: int, key: str = KEY
+) -> list[float]:
     handler = f"late{int(rate)}"
-    headers = {"Authorization": f"Bearer {KEY}"}
+    headers = {"Authorization": f"Bearer {key}"}
     claims: list[tuple[float, str]] = []
     total = int(rate * seconds)
     all_claimed = trio.Event()
@@ -155,14 +159,23 @@ async def lateness(base: str, rate: float, seconds: float, workers: int) -> list
     ):
         for _ in range(workers):
             nursery.start_soon(worker_loop, c, handler, False, record)
-        lead = 1.0  # schedule each job 1 s ahead so creation latency never counts
+        lead = 2.0  # each job is created 2 s before it is due: creation latency never counts
         start = time.time() + 0.5
-        for i in range(total):
-            due = start + i / rate
-            await trio.sleep(max(0.0, due - lead - time.time()))
-            at = datetime.fromtimestamp(due, tz=UTC).isoformat()
-            body = {"name": f"l{i}", "handler": handler, "scheduled_for": at}
-            (await c.post("/v1/jobs", json=body)).raise_for_status()
+        creators = 4  # several creators, so a slow create never makes a job late at birth
+
+        async def create(first: int) -> None:
+            for i in range(first, total, creators):
+                due = start + i / rate
+                await trio.sleep(max(0.0, due - lead - time.time()))
+                at = datetime.fromtimestamp(due, tz=UTC).isoformat()
+                body = {"name": f"l{i}", "handler": handler, "scheduled_for": at}
+                r = await c.post("/v1/jobs", json=body)
+                if r.status_code != 201:
+                    raise RuntimeError(f"create answered {r.status_code}: {r.text[:300]}")
+
+        async with trio.open_nursery() as creating:
+            for first in range(creators):
+                creating.start_soon(create, first)
         with trio.move_on_after(lead + 5):
             await all_claimed.wait()
         nursery.cancel_scope.cancel()

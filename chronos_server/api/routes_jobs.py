@@ -42,7 +42,7 @@ async def create_job() -> Reply:
         policy=svc.policy,
     )
     await svc.pipeline.store.insert_job(job)
-    svc.pipeline.admission_nudge.set()
+    svc.pipeline.admit_by(job.run_at)
     return ok(job_json(job), "Job created", 201)
 
 

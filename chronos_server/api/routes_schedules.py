@@ -47,7 +47,8 @@ async def create_schedule() -> Reply:
         policy=svc.policy,
     )
     await svc.pipeline.store.insert_schedule(schedule)
-    svc.pipeline.admission_nudge.set()
+    if schedule.next_run_at is not None:
+        svc.pipeline.admit_by(schedule.next_run_at)
     return ok(schedule_json(schedule), "Schedule created", 201)
 
 

@@ -58,5 +58,8 @@ async def run_admission(
             delay = p.settings.error_backoff_seconds
         # A due time that is already past after a full pass means a row we cannot move yet;
         # the 1 ms floor keeps that from becoming a busy loop.
-        with trio.move_on_after(max(delay, 0.001)):
+        delay = max(delay, 0.001)
+        p.admission_wakes_at = p.clock.now_ms() + int(delay * 1000)
+        with trio.move_on_after(delay):
             await p.admission_nudge.wait()
+        p.admission_wakes_at = None

@@ -30,3 +30,11 @@ class Pipeline:
     dispatch_nudge: Nudge = field(default_factory=Nudge)
     board: ClaimBoard = field(default_factory=ClaimBoard)
     draining: bool = False  # set on shutdown: start no new push requests
+    # When the sleeping admission loop will wake on its own (ms); None while it is working.
+    admission_wakes_at: int | None = None
+
+    def admit_by(self, due_ms: int) -> None:
+        """Something becomes due at `due_ms`: nudge admission unless it already wakes by then
+        (a job created for later must not cost a whole admission pass now)."""
+        if self.admission_wakes_at is None or due_ms < self.admission_wakes_at:
+            self.admission_nudge.set()
