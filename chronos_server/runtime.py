@@ -18,7 +18,13 @@ from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
 from chronos_server.api.app import create_app
-from chronos_server.api.auth import SlidingWindowLimiter, display_prefix, hash_key, new_api_key
+from chronos_server.api.auth import (
+    KeyCache,
+    SlidingWindowLimiter,
+    display_prefix,
+    hash_key,
+    new_api_key,
+)
 from chronos_server.api.context import Services
 from chronos_server.api.validation import TargetPolicy
 from chronos_server.clock import Clock, SystemClock
@@ -112,7 +118,7 @@ async def serve(
         pipeline = Pipeline(store, clock, rng or random.Random(), loop_settings or LoopSettings())
         limiter = SlidingWindowLimiter(settings.rate_limit) if settings.rate_limit else None
         policy = TargetPolicy(settings.allow_http_targets, settings.allow_private_targets)
-        svc = Services(pipeline, policy, limiter)
+        svc = Services(pipeline, policy, limiter, KeyCache(settings.auth_cache_seconds))
         sender = PushSender(pipeline, http, push_settings, resolver or system_resolver)
         http_stop = trio.Event()
 

@@ -33,6 +33,7 @@ class Settings:
     shutdown_grace_seconds: float = 10.0
     push_concurrency: int = 256
     push_user_agent: str = "chronos.sh/1.0"
+    auth_cache_seconds: float = 5.0
     demo: bool = False
 
 
@@ -55,6 +56,19 @@ def parse_rate_limit(text: str) -> RateLimit | None:
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
     return env.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number of seconds, got {raw!r}") from exc
+    if not 0 <= value <= 3600:
+        raise SettingsError(f"{name} must be between 0 and 3600, got {raw!r}")
+    return value
 
 
 def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -124,6 +138,7 @@ def settings_from(
         allow_private_targets=_flag(env, "CHRONOS_ALLOW_PRIVATE_TARGETS"),
         push_concurrency=_positive_int(env, "CHRONOS_PUSH_CONCURRENCY", 256),
         push_user_agent=env.get("CHRONOS_PUSH_USER_AGENT", "chronos.sh/1.0"),
+        auth_cache_seconds=_seconds(env, "CHRONOS_AUTH_CACHE_SECONDS", 5.0),
         demo=demo,
     )
 

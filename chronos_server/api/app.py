@@ -41,12 +41,16 @@ async def _authenticate() -> None:
     key = bearer_key(request.headers.get("Authorization"))
     if key is None:
         raise Unauthorized()
-    found = await svc.pipeline.store.account_for_key(hash_key(key))
+    key_hash = hash_key(key)
+    found = svc.keys.get(key_hash, trio.current_time())
     if found is None:
-        raise Unauthorized()
+        found = await svc.pipeline.store.account_for_key(key_hash)
+        if found is None:
+            raise Unauthorized()
+        svc.keys.put(key_hash, found, trio.current_time())
     g.account = found
     if svc.limiter is not None:
-        decision = svc.limiter.hit(hash_key(key), trio.current_time())
+        decision = svc.limiter.hit(key_hash, trio.current_time())
         g.rate = decision
         if not decision.allowed:
             raise RateLimited(decision.retry_after)

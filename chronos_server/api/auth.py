@@ -14,6 +14,7 @@ import string
 from collections import deque
 from dataclasses import dataclass
 
+from chronos_server.core.models import Account
 from chronos_server.settings import RateLimit
 
 KEY_PREFIX = "chrns_"
@@ -40,6 +41,33 @@ def bearer_key(header: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.startswith(KEY_PREFIX):
         return None
     return token
+
+
+class KeyCache:
+    """Recently verified API keys (hash → account) for `ttl` seconds, so a long-polling worker's
+    every re-poll does not cost a database read. Only successes are cached; a revoked key stops
+    working within `ttl` (default 5 s; `CHRONOS_AUTH_CACHE_SECONDS=0` makes revocation immediate).
+    """
+
+    def __init__(self, ttl: float, max_entries: int = 10_000) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._entries: dict[str, tuple[Account, float]] = {}
+
+    def get(self, key_hash: str, now: float) -> Account | None:
+        found = self._entries.get(key_hash)
+        if found is None or found[1] <= now:
+            return None
+        return found[0]
+
+    def put(self, key_hash: str, account: Account, now: float) -> None:
+        if self._ttl <= 0:
+            return
+        if len(self._entries) >= self._max:
+            self._entries = {k: v for k, v in self._entries.items() if v[1] > now}
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+        self._entries[key_hash] = (account, now + self._ttl)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 from quart import current_app, g, request
 
-from chronos_server.api.auth import SlidingWindowLimiter
+from chronos_server.api.auth import KeyCache, SlidingWindowLimiter
 from chronos_server.api.timefmt import parse_instant
 from chronos_server.api.validation import TargetPolicy
 from chronos_server.core.models import Account, Page
@@ -23,6 +23,7 @@ class Services:
     pipeline: Pipeline
     policy: TargetPolicy
     limiter: SlidingWindowLimiter | None
+    keys: KeyCache = field(default_factory=lambda: KeyCache(0.0))
     stopping: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -29,10 +29,16 @@ async def _claim_once(
     account_id: str, handlers: list[str], worker: str | None, limit: int
 ) -> list[ClaimedJob]:
     pipeline = services().pipeline
+    board = pipeline.board
+    if board.known_empty(account_id, handlers):
+        return []
+    before = board.snapshot(account_id, handlers)
     with trio.CancelScope(shield=True):
         claimed = await pipeline.store.claim_ready_jobs(
             account_id, handlers, worker, pipeline.clock.now_ms(), limit
         )
+    if not claimed:
+        board.mark_empty(account_id, handlers, before)
     handed_over = False
     try:
         await trio.lowlevel.checkpoint()  # raises if the request was cancelled meanwhile
@@ -43,7 +49,8 @@ async def _claim_once(
             with trio.move_on_after(UNCLAIM_DEADLINE_SECONDS) as scope:
                 scope.shield = True
                 for job in claimed:
-                    await pipeline.store.unclaim(job, pipeline.clock.now_ms())
+                    if await pipeline.store.unclaim(job, pipeline.clock.now_ms()):
+                        board.notify(account_id, job.job.handler or "", 1)
 
 
 async def wait_for_claim(

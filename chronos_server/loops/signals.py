@@ -35,9 +35,32 @@ class Waiter:
 
 
 class ClaimBoard:
+    """Parked claims per (account, handler), plus what this process knows to be empty.
+
+    A claim whose query found nothing marks its keys empty; any `notify` for a key (a dispatch
+    pass here, a NOTIFY from another replica, the fallback check, an undone claim) clears the
+    mark. A claim for keys that are all marked empty parks without querying, so idle workers
+    re-polling cost the database nothing.
+    """
+
     def __init__(self) -> None:
         self._waiting: dict[Key, dict[Waiter, None]] = {}
+        self._generation: dict[Key, int] = {}
+        self._empty: set[Key] = set()
         self.closing = False
+
+    def snapshot(self, account_id: str, handlers: list[str]) -> tuple[int, ...]:
+        """Call before a claim query; pass the result to `mark_empty` if it found nothing."""
+        return tuple(self._generation.get((account_id, h), 0) for h in handlers)
+
+    def mark_empty(self, account_id: str, handlers: list[str], before: tuple[int, ...]) -> None:
+        for handler, generation in zip(handlers, before, strict=True):
+            key = (account_id, handler)
+            if self._generation.get(key, 0) == generation:  # no wake-up raced the query
+                self._empty.add(key)
+
+    def known_empty(self, account_id: str, handlers: list[str]) -> bool:
+        return all((account_id, h) in self._empty for h in handlers)
 
     def register(self, account_id: str, handlers: list[str]) -> Waiter:
         waiter = Waiter([(account_id, h) for h in handlers])
@@ -59,6 +82,8 @@ class ClaimBoard:
     def notify(self, account_id: str, handler: str, count: int) -> int:
         """Wake up to `count` waiters of this (account, handler), oldest first."""
         key = (account_id, handler)
+        self._generation[key] = self._generation.get(key, 0) + 1
+        self._empty.discard(key)
         woken = 0
         queue = self._waiting.get(key)
         while queue and woken < count:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 
+import trio
+
 from chronos_server.store.queries import load_queries
 from tests.conftest import RunningServer
 
@@ -15,6 +17,12 @@ async def test_stats_counts_per_handler_and_state(server: RunningServer) -> None
     later = await c.post(
         "/v1/jobs", json={"name": "later", "handler": "beta", "delay": {"value": 1, "unit": "hour"}}
     )
+    with trio.fail_after(5):  # let the pipeline make the three alpha jobs claimable first
+        while True:
+            ready = await c.get("/v1/jobs", params={"status": "ready", "handler": "alpha"})
+            if ready.json()["meta"]["paging"]["total"] == 3:
+                break
+            await trio.sleep(0.01)
     claim = await c.post(
         "/v1/worker/jobs/claim", json={"handlers": ["alpha"], "wait_time_seconds": 5}
     )
@@ -26,7 +34,7 @@ async def test_stats_counts_per_handler_and_state(server: RunningServer) -> None
     assert body["success"] is True
     data = body["data"]
     by_handler = {row["handler"]: row for row in data["handlers"]}
-    assert by_handler["alpha"]["counts"]["ready"] == 2
+    assert by_handler["alpha"]["counts"]["ready"] == 2, by_handler
     assert by_handler["alpha"]["counts"]["completed"] == 1
     assert by_handler["alpha"]["oldest_ready_age_ms"] >= 0
     assert by_handler["beta"]["counts"]["cancelled"] == 1
