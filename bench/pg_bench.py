@@ -180,7 +180,7 @@ async def idle(port: int, url: str, pid: int, k: int, settle: float, window: flo
     async with trio.open_nursery() as nursery:
         for i in range(k):
             nursery.start_soon(park, port, f"idle-{uuid.uuid4().hex[:6]}", stop)
-            if i % 200 == 199:
+            if i % 100 == 99:
                 await trio.sleep(0.05)
         await trio.sleep(settle)
         cpu0, tx0, t0 = cpu_seconds(pid), transactions(url), time.monotonic()
@@ -253,9 +253,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--jobs", type=int, default=20000)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 8, 32])
     parser.add_argument("--batch", type=int, default=50)
-    parser.add_argument("--rates", type=float, nargs="+", default=[50.0, 200.0])
+    parser.add_argument("--rates", type=float, nargs="*", default=[50.0, 200.0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--idle", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--settle", type=float, default=10.0)
