@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +33,6 @@ class Settings:
     push_concurrency: int = 256
     push_user_agent: str = "chronos.sh/1.0"
     auth_cache_seconds: float = 5.0
-    demo: bool = False
 
 
 _RATE = re.compile(r"^(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(s|m|h)?$")
@@ -111,7 +109,6 @@ def settings_from(
     host: str | None = None,
     port: int | None = None,
     database_url: str | None = None,
-    demo: bool = False,
 ) -> Settings:
     """Command-line values win over CHRONOS_* environment variables, which win over defaults."""
     raw_port = port if port is not None else env.get("CHRONOS_PORT", "8080")
@@ -139,9 +136,4 @@ def settings_from(
         push_concurrency=_positive_int(env, "CHRONOS_PUSH_CONCURRENCY", 256),
         push_user_agent=env.get("CHRONOS_PUSH_USER_AGENT", "chronos.sh/1.0"),
         auth_cache_seconds=_seconds(env, "CHRONOS_AUTH_CACHE_SECONDS", 5.0),
-        demo=demo,
     )
-
-
-def settings_from_environ(**overrides: object) -> Settings:
-    return settings_from(os.environ, **overrides)  # type: ignore[arg-type]
