@@ -42,12 +42,9 @@ async def _authenticate() -> None:
     if key is None:
         raise Unauthorized()
     key_hash = hash_key(key)
-    found = svc.keys.get(key_hash, trio.current_time())
+    found = await svc.keys.resolve(key_hash, svc.pipeline.store.account_for_key)
     if found is None:
-        found = await svc.pipeline.store.account_for_key(key_hash)
-        if found is None:
-            raise Unauthorized()
-        svc.keys.put(key_hash, found, trio.current_time())
+        raise Unauthorized()
     g.account = found
     if svc.limiter is not None:
         decision = svc.limiter.hit(key_hash, trio.current_time())

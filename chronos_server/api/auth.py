@@ -12,7 +12,10 @@ import math
 import secrets
 import string
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+
+import trio
 
 from chronos_server.core.models import Account
 from chronos_server.settings import RateLimit
@@ -53,6 +56,32 @@ class KeyCache:
         self._ttl = ttl
         self._max = max_entries
         self._entries: dict[str, tuple[Account, float]] = {}
+        self._in_flight: dict[str, trio.Event] = {}
+
+    async def resolve(
+        self, key_hash: str, fetch: Callable[[str], Awaitable[Account | None]]
+    ) -> Account | None:
+        """The account for a key: from the cache, or ONE database read however many requests
+        with that key arrive meanwhile (no stampede when an entry expires under load)."""
+        while True:
+            found = self.get(key_hash, trio.current_time())
+            if found is not None:
+                return found
+            pending = self._in_flight.get(key_hash)
+            if pending is None:
+                break
+            await pending.wait()
+            if self._ttl <= 0:
+                break
+        done = self._in_flight[key_hash] = trio.Event()
+        try:
+            account = await fetch(key_hash)
+            if account is not None:
+                self.put(key_hash, account, trio.current_time())
+            return account
+        finally:
+            del self._in_flight[key_hash]
+            done.set()
 
     def get(self, key_hash: str, now: float) -> Account | None:
         found = self._entries.get(key_hash)
