@@ -2,7 +2,7 @@
 Prints figures; asserts nothing.
 
     .venv/bin/pip install -e '.[bench]'      # procrastinate 3.x
-    .venv/bin/python bench/pg_bench.py [--jobs 20000] [--concurrency 1 8 32] [--rates 50 200]
+    .venv/bin/python -m bench.pg_bench [--jobs 20000] [--concurrency 1 8 32] [--rates 50 200]
         [--idle 1000 10000] [--pg postgresql://postgres@127.0.0.1:5432]
 
 1. pull burn-down: N jobs made ready up front, then C concurrent claim loops drain them through
@@ -32,7 +32,7 @@ import httpx
 import psycopg
 import trio
 
-from bench.pull_bench import batch_worker_loop, lateness, pct, worker_loop
+from bench.pull_bench import batch_worker_loop, lateness, pct, start_server, worker_loop
 
 KEY = "chrns_" + "P" * 40
 HERE = Path(__file__).resolve().parent
@@ -44,23 +44,6 @@ def recreate(pg: str, name: str) -> str:
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         conn.execute(f"CREATE DATABASE {name}")
     return f"{pg}/{name}"
-
-
-def start_server(url: str, port: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, CHRONOS_BOOTSTRAP_API_KEY=KEY, CHRONOS_RATE_LIMIT="off")
-    cmd = [sys.executable, "-m", "chronos_server", "serve", "--port", str(port)]
-    cmd += ["--database-url", url, "--log-level", "WARNING"]
-    proc = subprocess.Popen(cmd, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not become ready")
 
 
 def bulk_ready(url: str, handler: str, n: int) -> None:
@@ -281,7 +264,7 @@ def main() -> None:
     print(
         f"PostgreSQL at {args.pg}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; jobs per run {args.jobs}"
     )
-    proc = start_server(url, args.port)
+    proc = start_server(url, args.port, KEY)
     try:
         trio.run(chronos_side, args, url, args.port, proc.pid)
     finally:

@@ -9,7 +9,7 @@
 It starts `chronos serve` as a separate process on a fresh SQLite file (rate limit off), so the
 client and the server do not share an event loop. Usage:
 
-    .venv/bin/python bench/pull_bench.py [--jobs 2000] [--workers 1 8] [--batch 50] [--rate 50]
+    .venv/bin/python -m bench.pull_bench [--jobs 2000] [--workers 1 8] [--batch 50] [--rate 50]
         [--seconds 5]
 """
 
@@ -32,13 +32,15 @@ import trio
 KEY = "chrns_" + "B" * 40
 
 
-def start_server(db: Path, port: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(CHRONOS_BOOTSTRAP_API_KEY=KEY, CHRONOS_RATE_LIMIT="off", CHRONOS_LOG_LEVEL="WARNING")
+def start_server(
+    database_url: str, port: int, key: str = KEY, **env: str
+) -> subprocess.Popen[bytes]:
+    """`python -m chronos_server serve` in its own process (rate limit off), once ready."""
+    environ = dict(os.environ, CHRONOS_BOOTSTRAP_API_KEY=key, CHRONOS_RATE_LIMIT="off", **env)
     cmd = [sys.executable, "-m", "chronos_server", "serve", "--port", str(port)]
-    cmd += ["--database-url", f"sqlite:///{db}", "--log-level", "WARNING"]
-    proc = subprocess.Popen(cmd, env=env)
-    deadline = time.monotonic() + 20
+    cmd += ["--database-url", database_url, "--log-level", "WARNING"]
+    proc = subprocess.Popen(cmd, env=environ)
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
@@ -227,7 +229,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18931)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        proc = start_server(Path(tmp) / "bench.db", args.port)
+        proc = start_server(f"sqlite:///{Path(tmp) / 'bench.db'}", args.port)
         try:
             trio.run(main_async, args, f"http://127.0.0.1:{args.port}")
         finally:

@@ -15,7 +15,7 @@ CHRONOS_PUSH_CONCURRENCY=<c>`, one server per concurrency value. The receiver is
 `trio.serve_tcp` + h11 server in this process (one task per connection, keep-alive), which holds
 thousands of sleeping requests without effort. Usage:
 
-    .venv/bin/python bench/push_bench.py [--jobs 1000] [--latency 2] [--concurrency 1000 256]
+    .venv/bin/python -m bench.push_bench [--jobs 1000] [--latency 2] [--concurrency 1000 256]
         [--lead 4]
 """
 
@@ -26,8 +26,6 @@ import math
 import os
 import platform
 import resource
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -38,6 +36,8 @@ from pathlib import Path
 import h11
 import httpx
 import trio
+
+from bench.pull_bench import start_server
 
 KEY = "chrns_" + "P" * 40
 FDS_WANTED = 8192  # two sockets per request (server and receiver side) plus the database
@@ -107,30 +107,6 @@ class Receiver:
 
 
 # --- the server and the API -----------------------------------------------------------------
-
-
-def start_server(db: Path, port: int, concurrency: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ)
-    env.update(
-        CHRONOS_BOOTSTRAP_API_KEY=KEY,
-        CHRONOS_RATE_LIMIT="off",
-        CHRONOS_ALLOW_HTTP_TARGETS="1",
-        CHRONOS_ALLOW_PRIVATE_TARGETS="1",
-        CHRONOS_PUSH_CONCURRENCY=str(concurrency),
-        CHRONOS_LOG_LEVEL="WARNING",
-    )
-    cmd = [sys.executable, "-m", "chronos_server", "serve", "--port", str(port)]
-    cmd += ["--database-url", f"sqlite:///{db}", "--log-level", "WARNING"]
-    proc = subprocess.Popen(cmd, env=env)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    proc.kill()
-    raise SystemExit("server did not become ready")
 
 
 def iso_ms(epoch: float) -> str:
@@ -205,7 +181,15 @@ async def run_once(args: argparse.Namespace, concurrency: int, receiver: Receive
     receiver.reset()
     with tempfile.TemporaryDirectory() as tmp:
         proc = await trio.to_thread.run_sync(
-            start_server, Path(tmp) / "push.db", args.port, concurrency
+            partial(
+                start_server,
+                f"sqlite:///{Path(tmp) / 'push.db'}",
+                args.port,
+                KEY,
+                CHRONOS_ALLOW_HTTP_TARGETS="1",
+                CHRONOS_ALLOW_PRIVATE_TARGETS="1",
+                CHRONOS_PUSH_CONCURRENCY=str(concurrency),
+            )
         )
         try:
             base = f"http://127.0.0.1:{args.port}"
