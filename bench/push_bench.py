@@ -86,9 +86,10 @@ class Receiver:
                     self.in_flight -= 1
                 body = b'{"ok":true}'
                 headers = [("content-type", "application/json"), ("content-length", "11")]
-                await stream.send_all(conn.send(h11.Response(status_code=200, headers=headers)))
-                await stream.send_all(conn.send(h11.Data(data=body)) or b"")
-                await stream.send_all(conn.send(h11.EndOfMessage()) or b"")
+                data = conn.send(h11.Response(status_code=200, headers=headers)) or b""
+                data += conn.send(h11.Data(data=body)) or b""
+                data += conn.send(h11.EndOfMessage()) or b""
+                await stream.send_all(data)  # one write: the receiver must not be the bottleneck
                 if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
                     return
                 conn.start_next_cycle()

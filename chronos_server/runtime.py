@@ -32,7 +32,7 @@ from chronos_server.delivery.push import (
     PushSender,
     PushSettings,
     Resolver,
-    new_push_client,
+    new_push_transport,
     system_resolver,
 )
 from chronos_server.loops.admission import run_admission
@@ -113,13 +113,16 @@ async def serve(
         user_agent=settings.push_user_agent,
         allow_private=settings.allow_private_targets,
     )
-    async with open_store(settings.database_url) as store, new_push_client(push_settings) as http:
+    async with (
+        open_store(settings.database_url) as store,
+        new_push_transport(push_settings) as transport,
+    ):
         shown = await bootstrap(store, settings, clock)
         pipeline = Pipeline(store, clock, rng or random.Random(), loop_settings or LoopSettings())
         limiter = SlidingWindowLimiter(settings.rate_limit) if settings.rate_limit else None
         policy = TargetPolicy(settings.allow_http_targets, settings.allow_private_targets)
         svc = Services(pipeline, policy, limiter, KeyCache(settings.auth_cache_seconds))
-        sender = PushSender(pipeline, http, push_settings, resolver or system_resolver)
+        sender = PushSender(pipeline, transport, push_settings, resolver or system_resolver)
         http_stop = trio.Event()
 
         def stop() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import lru_cache
 
 
+@lru_cache(maxsize=4096)  # a burst of jobs often shares one due instant
 def iso(ms: int | None) -> str | None:
     if ms is None:
         return None

@@ -10,7 +10,25 @@ import ipaddress
 from urllib.parse import urlsplit
 
 METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE"})
-RESERVED_HEADERS = frozenset({"content-type", "user-agent", "host", "content-length"})
+# The headers Chronos sets, and the hop-by-hop and framing headers that belong to the connection
+# rather than the request (a custom `Transfer-Encoding` or `Connection` would change how the
+# request is framed or whether the connection is reused).
+RESERVED_HEADERS = frozenset(
+    {
+        "content-type",
+        "user-agent",
+        "host",
+        "content-length",
+        "transfer-encoding",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+        "proxy-connection",
+    }
+)
 MAX_URL = 2048
 MAX_HEADERS = 20
 MAX_HEADER_NAME = 256

@@ -2,7 +2,11 @@
 
 Dispatch owns the nursery the requests run in; `PushSender.dispatch_once` takes at most as many
 `queued` push jobs as there are free slots (`concurrency`), so a slow endpoint only ever holds its
-own slots. One shared `httpx.AsyncClient` pools connections; redirects are never followed.
+own slots. One shared httpx transport (`PushTransport`: h11 on Trio sockets, O(1) keep-alive
+pool) carries every request; requests and responses are httpx objects, so tests swap in
+`httpx.MockTransport`. Nothing of an httpx client applies: no redirects, cookies or proxies.
+Outcomes are recorded in batches: the responses that arrive while one batch is written go into
+the next transaction (group commit), so a burst costs a few transactions, not one per job.
 
 SSRF guard at send time (spec §9.6): the host is resolved once, every address is checked, and the
 request goes to the checked address (Host header and TLS SNI keep the name), so a DNS answer that
@@ -18,6 +22,7 @@ import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -28,13 +33,15 @@ from chronos_server.core.models import ClaimedJob, ExecutionError, ExecutionStat
 from chronos_server.core.targets import is_blocked_address
 from chronos_server.delivery.classify import classify_response
 from chronos_server.delivery.signing import request_body, signature_headers
-from chronos_server.errors import ExecutionAlreadyFinished, LeaseExpired, StoreUnavailable
+from chronos_server.delivery.transport import PushTransport
+from chronos_server.errors import ChronosError, StoreUnavailable
 from chronos_server.loops.context import Pipeline
 
 log = logging.getLogger("chronos.push")
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 BODY_PREFIX_BYTES = 4096
 KEEPALIVE_CONNECTIONS = 20
+RECORD_BATCH = 500  # outcomes per transaction
 
 
 class BlockedDestination(Exception):
@@ -60,11 +67,19 @@ class PinnedRequest:
     sni_hostname: str | None
 
 
+@lru_cache(maxsize=4096)
+def parse_url(url: str) -> httpx.URL:
+    """httpx's URL parsing costs more than the rest of building a request; a burst of pushes
+    mostly goes to a few endpoints, and `httpx.URL` is immutable, so parsed URLs are shared."""
+    return httpx.URL(url)
+
+
+@lru_cache(maxsize=4096)
 def _wire_host(url: str) -> str:
     """The host as httpx will send it: IDNA A-labels, so the Host header and SNI stay ASCII.
     A name that cannot be encoded can never be delivered to, hence a terminal refusal."""
     try:
-        return httpx.URL(url).raw_host.decode("ascii")
+        return parse_url(url).raw_host.decode("ascii")
     except (httpx.InvalidURL, UnicodeError) as exc:
         raise BlockedDestination(f"{url} does not have a valid host name: {exc}") from exc
 
@@ -100,8 +115,12 @@ async def pin_destination(url: str, *, allow_private: bool, resolver: Resolver) 
 
 
 async def _read_prefix(response: httpx.Response) -> str:
+    """The first 4 KiB of the body as received. A transport may hand over a body already read
+    (as `httpx.MockTransport` does); otherwise the transport's stream is read directly."""
+    if response.is_stream_consumed or not isinstance(response.stream, httpx.AsyncByteStream):
+        return response.content[:BODY_PREFIX_BYTES].decode("utf-8", errors="replace")
     data = b""
-    async for chunk in response.aiter_bytes():
+    async for chunk in response.stream:
         data += chunk
         if len(data) >= BODY_PREFIX_BYTES:
             break
@@ -112,18 +131,21 @@ class PushSender:
     def __init__(
         self,
         pipeline: Pipeline,
-        client: httpx.AsyncClient,
+        transport: httpx.AsyncBaseTransport,
         settings: PushSettings,
         resolver: Resolver = system_resolver,
     ) -> None:
         self._p = pipeline
-        self._client = client
+        self._transport = transport
         self._settings = settings
         self._resolver = resolver
         self.in_flight = 0
         self.peak_in_flight = 0
         self._idle = trio.Event()
         self._idle.set()
+        self._unrecorded: list[tuple[ClaimedJob, Outcome]] = []
+        self._recording = False
+        self.record_transactions = 0
 
     async def dispatch_once(self, nursery: trio.Nursery) -> int:
         """Start as many queued push jobs as there are free slots; returns how many."""
@@ -154,24 +176,50 @@ class PushSender:
     async def _deliver(self, claimed: ClaimedJob, secret: str) -> None:
         try:
             outcome = await self.attempt(claimed, secret)
-            await self._record(claimed, outcome)
-        finally:
-            self.in_flight -= 1
-            if self.in_flight == 0:
-                self._idle.set()
-            self._p.dispatch_nudge.set()  # a slot is free
+        except BaseException:
+            self._slots_free(1)
+            raise
+        self._unrecorded.append((claimed, outcome))
+        if not self._recording:  # else the task writing a batch now takes this one next
+            await self._record_pending()
 
-    async def _record(self, claimed: ClaimedJob, outcome: Outcome) -> None:
-        p = self._p
+    def _slots_free(self, n: int) -> None:
+        self.in_flight -= n
+        if self.in_flight == 0:
+            self._idle.set()
+        self._p.dispatch_nudge.set()
+
+    async def _record_pending(self) -> None:
+        """Write outcomes until none is waiting, each batch in one transaction. A request's slot
+        stays taken until its outcome is written, so a graceful stop waits for the writes."""
+        self._recording = True
         try:
-            await p.store.finish_execution(
-                None, claimed.execution.id, outcome, p.clock.now_ms(), p.rng
-            )
-        except (LeaseExpired, ExecutionAlreadyFinished):
-            log.warning("push %s: outcome arrived after the sweep", claimed.execution.id)
+            while self._unrecorded:
+                batch = self._unrecorded[:RECORD_BATCH]
+                del self._unrecorded[:RECORD_BATCH]
+                try:
+                    await self._record(batch)
+                finally:
+                    self._slots_free(len(batch))
+        finally:
+            self._recording = False
+            if self._unrecorded:  # cancelled mid-write: the sweeper retries these executions
+                self._slots_free(len(self._unrecorded))
+                self._unrecorded.clear()
+
+    async def _record(self, batch: list[tuple[ClaimedJob, Outcome]]) -> None:
+        p = self._p
+        outcomes = [(claimed.execution.id, outcome) for claimed, outcome in batch]
+        self.record_transactions += 1
+        try:
+            results = await p.store.finish_executions(None, outcomes, p.clock.now_ms(), p.rng)
         except StoreUnavailable as exc:
-            log.warning("push %s: could not record outcome (%s)", claimed.execution.id, exc)
-        if outcome.status is not ExecutionStatus.COMPLETED:
+            log.warning("push: could not record %d outcomes (%s)", len(batch), exc)
+            results = []
+        for (execution_id, _), result in zip(outcomes, results, strict=False):
+            if isinstance(result, ChronosError):
+                log.warning("push %s: outcome not recorded (%s)", execution_id, result.message)
+        if any(outcome.status is not ExecutionStatus.COMPLETED for _, outcome in batch):
             p.admission_nudge.set()
 
     async def attempt(self, claimed: ClaimedJob, secret: str | None = None) -> Outcome:
@@ -207,16 +255,24 @@ class PushSender:
                 if pinned.host_header:
                     headers["Host"] = pinned.host_header
                 extensions = {"sni_hostname": pinned.sni_hostname} if pinned.sni_hostname else {}
-                request = self._client.build_request(
-                    target.method, pinned.url, content=body, headers=headers, extensions=extensions
+                request = httpx.Request(
+                    target.method,
+                    parse_url(pinned.url),
+                    content=body,
+                    headers=headers,
+                    extensions=extensions,
                 )
-                response = await self._client.send(request, stream=True)
+                response = await self._transport.handle_async_request(request)
                 try:
                     text = await _read_prefix(response)
                 finally:
                     await response.aclose()
             except BlockedDestination as exc:
                 error = ExecutionError(str(exc), "BlockedDestination")
+                return Outcome(ExecutionStatus.FAILED, error=error, retryable=False)
+            except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
+                # A request that can never be sent as configured: retrying cannot help.
+                error = ExecutionError(str(exc), type(exc).__name__)
                 return Outcome(ExecutionStatus.FAILED, error=error, retryable=False)
             except (httpx.HTTPError, OSError) as exc:
                 error = ExecutionError(str(exc) or type(exc).__name__, type(exc).__name__)
@@ -232,13 +288,5 @@ class PushSender:
         return Outcome(ExecutionStatus.TIMEOUT, error=error)
 
 
-def new_push_client(settings: PushSettings) -> httpx.AsyncClient:
-    # httpcore 1.0 rescans the whole pool on every request and response and, for each idle
-    # connection, counts the pool again (encode/httpcore#1035): hundreds of idle keep-alive
-    # connections make fan-out cubic. A small keep-alive allowance keeps each pass linear; under
-    # a burst, connections beyond it close after their response instead of idling.
-    limits = httpx.Limits(
-        max_connections=settings.concurrency,
-        max_keepalive_connections=min(settings.concurrency, KEEPALIVE_CONNECTIONS),
-    )
-    return httpx.AsyncClient(follow_redirects=False, timeout=None, limits=limits)
+def new_push_transport(settings: PushSettings) -> PushTransport:
+    return PushTransport(max_idle=min(settings.concurrency, KEEPALIVE_CONNECTIONS))

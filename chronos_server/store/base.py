@@ -161,7 +161,11 @@ class Store(Protocol):
         rng: random.Random,
     ) -> Execution: ...
     async def finish_executions(
-        self, account_id: str, outcomes: list[tuple[str, Outcome]], now: int, rng: random.Random
+        self,
+        account_id: str | None,
+        outcomes: list[tuple[str, Outcome]],
+        now: int,
+        rng: random.Random,
     ) -> list[Execution | ChronosError]: ...
     async def sweep(
         self, now: int, lease_grace_ms: int, admitting_grace_ms: int, rng: random.Random, limit: int

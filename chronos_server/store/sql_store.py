@@ -282,7 +282,11 @@ class SqlStore:
         )
 
     async def finish_executions(
-        self, account_id: str, outcomes: list[tuple[str, Outcome]], now: int, rng: random.Random
+        self,
+        account_id: str | None,
+        outcomes: list[tuple[str, Outcome]],
+        now: int,
+        rng: random.Random,
     ) -> list[Execution | ChronosError]:
         return await self._tx(lambda tx: t.finish_executions(tx, account_id, outcomes, now, rng))
 

@@ -156,7 +156,19 @@ async def test_invalid_create_is_422(
     assert ok(await server.client.get("/v1/schedules")) == []
 
 
-@pytest.mark.parametrize("name", ["X-Chronos-Foo", "Content-Type", "webhook-id", "user-agent"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "X-Chronos-Foo",
+        "Content-Type",
+        "webhook-id",
+        "user-agent",
+        "Transfer-Encoding",
+        "Connection",
+        "Expect",
+        "Upgrade",
+    ],
+)
 async def test_reserved_custom_header_is_422(server: RunningServer, name: str) -> None:
     body = _body(handler=DROP, delivery=_push("https://example.com/h", {name: "v"}))
     errors = invalid(

@@ -26,7 +26,7 @@ from chronos_server.delivery.push import (
     BODY_PREFIX_BYTES,
     PushSender,
     PushSettings,
-    new_push_client,
+    new_push_transport,
 )
 from tests.delivery.fakes import ORIGIN_MS, PUBLIC_IP, SECRET, FakeResolver, World, open_world
 
@@ -55,7 +55,7 @@ class Rig:
     world: World
     endpoint: Endpoint
     resolver: FakeResolver
-    client: httpx.AsyncClient
+    transport: httpx.AsyncBaseTransport
     sender: PushSender
 
     async def attempt(self, url: str = HOOK, **job_args: Any) -> tuple[ClaimedJob, Outcome]:
@@ -69,14 +69,10 @@ async def rig() -> AsyncIterator[Rig]:
     resolver = FakeResolver(
         {"hooks.example.com": [PUBLIC_IP], "xn--bcher-kva.example": [PUBLIC_IP]}
     )
-    async with (
-        open_world() as world,
-        httpx.AsyncClient(
-            transport=httpx.MockTransport(endpoint), follow_redirects=False
-        ) as client,
-    ):
-        sender = PushSender(world.p, client, PushSettings(concurrency=8), resolver)
-        yield Rig(world, endpoint, resolver, client, sender)
+    transport = httpx.MockTransport(endpoint)
+    async with open_world() as world:
+        sender = PushSender(world.p, transport, PushSettings(concurrency=8), resolver)
+        yield Rig(world, endpoint, resolver, transport, sender)
 
 
 def answer(status: int, text: str = "", **headers: str) -> Handler:
@@ -132,7 +128,7 @@ async def test_request_is_signed_pinned_and_carries_custom_headers(rig: Rig) -> 
 
 async def test_user_agent_is_configurable(rig: Rig) -> None:
     settings = PushSettings(user_agent="acme-scheduler/2")
-    rig.sender = PushSender(rig.world.p, rig.client, settings, rig.resolver)
+    rig.sender = PushSender(rig.world.p, rig.transport, settings, rig.resolver)
     await rig.attempt()
     assert rig.endpoint.requests[0].headers["user-agent"] == "acme-scheduler/2"
 
@@ -183,6 +179,19 @@ async def test_connection_error_is_retried_with_its_name(rig: Rig) -> None:
     assert outcome.error is not None
     assert outcome.error.name == "ConnectError" and "refused" in outcome.error.message
     assert outcome.http_status is None
+
+
+async def test_request_that_cannot_be_sent_fails_for_good(rig: Rig) -> None:
+    """A request the transport refuses to write (here: a framing header stored before it was
+    reserved) would fail the same way on every attempt."""
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.LocalProtocolError("Transfer-Encoding is not allowed on a push request")
+
+    rig.endpoint.respond = refuse
+    _, outcome = await rig.attempt()
+    assert outcome.status is ExecutionStatus.FAILED and not outcome.retryable
+    assert outcome.error is not None and outcome.error.name == "LocalProtocolError"
 
 
 async def test_dns_failure_is_retried(rig: Rig) -> None:
@@ -280,7 +289,7 @@ async def test_slow_dns_counts_against_the_timeout(
         await trio.sleep(100)
         return [PUBLIC_IP]
 
-    rig.sender = PushSender(rig.world.p, rig.client, PushSettings(), slow_resolver)
+    rig.sender = PushSender(rig.world.p, rig.transport, PushSettings(), slow_resolver)
     claimed = await rig.world.start_one(url=HOOK, timeout=3)
     started = trio.current_time()
     outcome = await rig.sender.attempt(claimed)
@@ -289,12 +298,7 @@ async def test_slow_dns_counts_against_the_timeout(
     assert rig.endpoint.requests == []
 
 
-@pytest.mark.parametrize(("concurrency", "keepalive"), [(1000, 20), (256, 20), (8, 8)])
-async def test_shared_client_settings(concurrency: int, keepalive: int) -> None:
-    async with new_push_client(PushSettings(concurrency=concurrency)) as client:
-        assert client.follow_redirects is False
-        assert client.timeout == httpx.Timeout(None)  # the job's cancel scope is the timeout
-        pool = client._transport._pool  # type: ignore[attr-defined]
-        assert pool._max_connections == concurrency
-        # More idle keep-alive connections make httpcore's pool bookkeeping cubic in a burst.
-        assert pool._max_keepalive_connections == keepalive
+@pytest.mark.parametrize(("concurrency", "max_idle"), [(1000, 20), (256, 20), (8, 8)])
+async def test_shared_transport_settings(concurrency: int, max_idle: int) -> None:
+    async with new_push_transport(PushSettings(concurrency=concurrency)) as transport:
+        assert transport.max_idle == max_idle

@@ -70,10 +70,10 @@ async def rig(autojump_clock: trio.testing.MockClock) -> AsyncIterator[Rig]:
     settings = LoopSettings(idle_seconds=3600.0)
     async with (
         open_world(settings) as world,
-        httpx.AsyncClient(transport=httpx.MockTransport(gate), follow_redirects=False) as client,
         trio.open_nursery() as nursery,
     ):
-        sender = PushSender(world.p, client, PushSettings(concurrency=LIMIT), resolver)
+        transport = httpx.MockTransport(gate)
+        sender = PushSender(world.p, transport, PushSettings(concurrency=LIMIT), resolver)
         await nursery.start(run_admission, world.p)
         await nursery.start(run_dispatch, world.p, sender)
         yield Rig(world, gate, sender)
@@ -145,11 +145,8 @@ async def test_retry_after_5xx_is_sent_at_its_run_at(
 
         resolver = FakeResolver({"hooks.example.com": [PUBLIC_IP]})
         transport = httpx.MockTransport(handler)
-        async with (
-            httpx.AsyncClient(transport=transport, follow_redirects=False) as client,
-            trio.open_nursery() as nursery,
-        ):
-            sender = PushSender(world.p, client, PushSettings(), resolver)
+        async with trio.open_nursery() as nursery:
+            sender = PushSender(world.p, transport, PushSettings(), resolver)
             await nursery.start(run_admission, world.p)
             await nursery.start(run_dispatch, world.p, sender)
             with trio.fail_after(60):
@@ -216,11 +213,8 @@ async def test_store_failure_reading_the_secret_is_recovered_by_the_sweeper(
         monkeypatch.setattr(store, "get_account", flaky_get_account)
         resolver = FakeResolver({"hooks.example.com": [PUBLIC_IP]})
         transport = httpx.MockTransport(lambda _request: httpx.Response(200))
-        async with (
-            httpx.AsyncClient(transport=transport, follow_redirects=False) as client,
-            trio.open_nursery() as nursery,
-        ):
-            sender = PushSender(world.p, client, PushSettings(), resolver)
+        async with trio.open_nursery() as nursery:
+            sender = PushSender(world.p, transport, PushSettings(), resolver)
             for loop in (run_admission, run_sweeper):
                 await nursery.start(loop, world.p)
             await nursery.start(run_dispatch, world.p, sender)

@@ -143,7 +143,7 @@ UPDATE jobs SET status = 'admitting', updated_at = :now
 FROM due WHERE jobs.id = due.id
 RETURNING jobs.id;
 
--- name: queue_admitted_job
+-- name: queue_admitted_jobs
 UPDATE jobs SET status = CASE
         WHEN schedule_id IS NOT NULL AND EXISTS (
             SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
@@ -153,7 +153,7 @@ UPDATE jobs SET status = CASE
             SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
         THEN :now ELSE NULL END,
     updated_at = :now
-WHERE id = :id AND status = 'admitting';
+WHERE id IN (SELECT jsonb_array_elements_text(:ids::jsonb)) AND status = 'admitting';
 
 -- name: next_due_job
 SELECT min(run_at) AS t FROM jobs WHERE status IN ('pending', 'retrying');
@@ -192,6 +192,22 @@ INSERT INTO executions (id, job_id, account_id, attempt, trigger, status, starte
     response_body)
 VALUES (:id, :job_id, :account_id, :attempt, :trigger, 'running', :started_at, NULL, NULL,
     :lease_expires_at, :worker, NULL, NULL, NULL, NULL);
+
+-- name: start_jobs
+UPDATE jobs SET status = 'running', attempt_count = jobs.attempt_count + 1,
+    last_execution_id = x.execution_id, updated_at = :now
+FROM jsonb_to_recordset(:items::jsonb) AS x(id TEXT, execution_id TEXT, attempts INTEGER)
+WHERE jobs.id = x.id AND jobs.status = :expected_status AND jobs.attempt_count = x.attempts
+RETURNING jobs.id;
+
+-- name: insert_executions
+INSERT INTO executions (id, job_id, account_id, attempt, trigger, status, started_at,
+    finished_at, duration_ms, lease_expires_at, worker, result, error, http_status,
+    response_body)
+SELECT x.id, x.job_id, x.account_id, x.attempt, x.trigger, 'running', :started_at, NULL, NULL,
+    x.lease_expires_at, :worker, NULL, NULL, NULL, NULL
+FROM jsonb_to_recordset(:items::jsonb) AS x(id TEXT, job_id TEXT, account_id TEXT,
+    attempt INTEGER, trigger TEXT, lease_expires_at BIGINT);
 
 -- name: delete_running_execution
 DELETE FROM executions WHERE id = :id AND status = 'running';

@@ -135,7 +135,7 @@ WHERE id IN (
   AND status IN ('pending', 'retrying')
 RETURNING id;
 
--- name: queue_admitted_job
+-- name: queue_admitted_jobs
 UPDATE jobs SET status = CASE
         WHEN schedule_id IS NOT NULL AND EXISTS (
             SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
@@ -145,7 +145,7 @@ UPDATE jobs SET status = CASE
             SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
         THEN :now ELSE NULL END,
     updated_at = :now
-WHERE id = :id AND status = 'admitting';
+WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'admitting';
 
 -- name: next_due_job
 SELECT min(run_at) AS t FROM jobs WHERE status IN ('pending', 'retrying');
@@ -180,6 +180,24 @@ INSERT INTO executions (id, job_id, account_id, attempt, trigger, status, starte
     response_body)
 VALUES (:id, :job_id, :account_id, :attempt, :trigger, 'running', :started_at, NULL, NULL,
     :lease_expires_at, :worker, NULL, NULL, NULL, NULL);
+
+-- name: start_jobs
+UPDATE jobs SET status = 'running', attempt_count = attempt_count + 1,
+    last_execution_id = x.execution_id, updated_at = :now
+FROM (SELECT value ->> '$.id' AS id, value ->> '$.execution_id' AS execution_id,
+        value ->> '$.attempts' AS attempts
+      FROM json_each(:items)) AS x
+WHERE jobs.id = x.id AND jobs.status = :expected_status AND jobs.attempt_count = x.attempts
+RETURNING jobs.id;
+
+-- name: insert_executions
+INSERT INTO executions (id, job_id, account_id, attempt, trigger, status, started_at,
+    finished_at, duration_ms, lease_expires_at, worker, result, error, http_status,
+    response_body)
+SELECT value ->> '$.id', value ->> '$.job_id', value ->> '$.account_id', value ->> '$.attempt',
+    value ->> '$.trigger', 'running', :started_at, NULL, NULL, value ->> '$.lease_expires_at',
+    :worker, NULL, NULL, NULL, NULL
+FROM json_each(:items);
 
 -- name: delete_running_execution
 DELETE FROM executions WHERE id = :id AND status = 'running';
