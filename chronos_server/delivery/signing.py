@@ -16,6 +16,8 @@ from functools import lru_cache
 from typing import Any
 
 SECRET_PREFIX = "whsec_"
+# One encoder for every body: `json.dumps` with options builds a new encoder per call.
+_BODY_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def request_body(
@@ -36,7 +38,7 @@ def request_body(
         "attempt": attempt,
         "payload": payload,
     }
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+    return _BODY_ENCODER.encode(body).encode()
 
 
 def signed_content(execution_id: str, timestamp: int, body: bytes) -> bytes:

@@ -244,8 +244,7 @@ def claim_ready_jobs(
         )
     ]
     candidates.sort(key=lambda r: (r["run_at"], r["created_at"], r["id"]))
-    jobs = [job_from_row(row) for row in candidates[:limit]]
-    return start_executions(tx, jobs, JobStatus.READY, worker, now)
+    return start_executions(tx, candidates[:limit], JobStatus.READY, worker, now)
 
 
 def start_execution(
@@ -280,9 +279,22 @@ def start_execution(
 
 
 def _started(job: Job, execution_id: str, worker: str | None, now: int) -> ClaimedJob:
-    """The job and its new execution as `start_job` / `start_jobs` left them."""
+    """The job and its new execution as `start_job` left them."""
     attempt = job.attempt_count + 1
-    execution = Execution(
+    started = replace(
+        job,
+        status=JobStatus.RUNNING,
+        attempt_count=attempt,
+        last_execution_id=execution_id,
+        updated_at=now,
+    )
+    return ClaimedJob(started, _new_execution(started, execution_id, attempt, worker, now))
+
+
+def _new_execution(
+    job: Job, execution_id: str, attempt: int, worker: str | None, now: int
+) -> Execution:
+    return Execution(
         id=execution_id,
         job_id=job.id,
         account_id=job.account_id,
@@ -297,34 +309,27 @@ def _started(job: Job, execution_id: str, worker: str | None, now: int) -> Claim
         result=None,
         error=None,
     )
-    started = replace(
-        job,
-        status=JobStatus.RUNNING,
-        attempt_count=attempt,
-        last_execution_id=execution_id,
-        updated_at=now,
-    )
-    return ClaimedJob(started, execution)
 
 
 def start_push_jobs(tx: Tx, now: int, limit: int) -> list[ClaimedJob]:
     """`queued` push jobs → `running`, each with a new execution; the sender makes the request."""
-    jobs = [job_from_row(row) for row in tx.all("queued_push_jobs", limit=limit)]
-    return start_executions(tx, jobs, JobStatus.QUEUED, None, now)
+    return start_executions(
+        tx, tx.all("queued_push_jobs", limit=limit), JobStatus.QUEUED, None, now
+    )
 
 
 def start_executions(
-    tx: Tx, jobs: list[Job], expected: JobStatus, worker: str | None, now: int
+    tx: Tx, rows: list[Row], expected: JobStatus, worker: str | None, now: int
 ) -> list[ClaimedJob]:
-    """`start_execution` for many jobs in three statements, not two per job: a burst of
-    thousands of due jobs is bounded by statements, and on SQLite each one hands the GIL back
-    and forth with the Trio thread. A job whose compare-and-set lost is left out."""
-    if not jobs:
+    """`start_execution` for the jobs of many rows in three statements, not two per job: a
+    burst of thousands of due jobs is bounded by statements, and on SQLite each one hands the
+    GIL back and forth with the Trio thread. A job whose compare-and-set lost is left out."""
+    if not rows:
         return []
-    execution_ids = {job.id: new_id() for job in jobs}
+    execution_ids = [new_id() for _ in rows]
     items = [
-        {"id": job.id, "execution_id": execution_ids[job.id], "attempts": job.attempt_count}
-        for job in jobs
+        {"id": row["id"], "execution_id": execution_id, "attempts": row["attempt_count"]}
+        for row, execution_id in zip(rows, execution_ids, strict=True)
     ]
     moved = {
         row["id"]
@@ -332,9 +337,13 @@ def start_executions(
             "start_jobs", items=json.dumps(items), now=now, expected_status=expected.value
         )
     }
-    started = [_started(job, execution_ids[job.id], worker, now) for job in jobs if job.id in moved]
+    started = [
+        _started_from_row(row, execution_id, worker, now)
+        for row, execution_id in zip(rows, execution_ids, strict=True)
+        if row["id"] in moved
+    ]
     if started:
-        rows = [
+        executions = [
             {
                 "id": c.execution.id,
                 "job_id": c.job.id,
@@ -345,8 +354,20 @@ def start_executions(
             }
             for c in started
         ]
-        tx.run("insert_executions", items=json.dumps(rows), started_at=now, worker=worker)
+        tx.run("insert_executions", items=json.dumps(executions), started_at=now, worker=worker)
     return started
+
+
+def _started_from_row(row: Row, execution_id: str, worker: str | None, now: int) -> ClaimedJob:
+    attempt = row["attempt_count"] + 1
+    job = job_from_row(
+        row,
+        status=JobStatus.RUNNING,
+        attempt_count=attempt,
+        last_execution_id=execution_id,
+        updated_at=now,
+    )
+    return ClaimedJob(job, _new_execution(job, execution_id, attempt, worker, now))
 
 
 def unclaim(tx: Tx, claimed: ClaimedJob, now: int) -> bool:
