@@ -67,6 +67,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
     async with trio.open_nursery() as nursery:
         handle = await nursery.start(run)
+        runtime.tune_gc()
         if handle.shown_api_key:
             print(f"Created the default account. API key (shown once): {handle.shown_api_key}")
             sys.stdout.flush()

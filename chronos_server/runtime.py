@@ -6,6 +6,7 @@ then Hypercorn beside them; on stop, parked long-polls answer "no job", in-fligh
 from __future__ import annotations
 
 import base64
+import gc
 import logging
 import random
 import secrets
@@ -95,6 +96,23 @@ class ServerHandle:
     @property
     def url(self) -> str:
         return self.urls[0]
+
+
+# Young-generation threshold: CPython's default (700 allocations) runs a collection every few
+# hundred objects; a burst of a thousand push requests allocates millions.
+GC_THRESHOLDS = (20_000, 20, 20)
+
+
+def tune_gc() -> None:
+    """For the `chronos serve` process, once it is up: move everything allocated so far (modules,
+    the app, the store) out of the collector's reach with `gc.freeze()`, and collect the young
+    generation less often. Measured on the push fan-out bench (1,000 requests due at once): full
+    collections walking the start-up heap paused the Trio thread 48 and 28 ms in mid-burst, and
+    collections took ~120 ms of the run in all; after this, ~17 ms. Cyclic garbage is still
+    collected, in larger, rarer batches."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 async def serve(
