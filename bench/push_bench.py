@@ -16,7 +16,10 @@ CHRONOS_PUSH_CONCURRENCY=<c>`, one server per concurrency value. The receiver is
 thousands of sleeping requests without effort. Usage:
 
     .venv/bin/python -m bench.push_bench [--jobs 1000] [--latency 2] [--concurrency 1000 256]
-        [--lead 4] [--repeat 1]
+        [--lead 4] [--repeat 1] [--floor]
+
+`--floor` first runs a bare trio + h11 client (its own process, no scheduler, no database) with
+the same number of requests against the same receiver: the most this machine allows.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import os
 import platform
 import resource
 import statistics
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -106,6 +110,42 @@ class Receiver:
             if event is not h11.NEED_DATA:
                 return event
             conn.receive_data(await stream.receive_some(65536))  # b"" = EOF, h11 handles it
+
+
+# --- the floor: a bare client, no scheduler --------------------------------------------------
+
+
+async def bare_request(port: int, body: bytes) -> None:
+    """One request the cheapest way Trio and h11 allow: connect, send, read the response."""
+    sock = trio.socket.socket()
+    await sock.connect(("127.0.0.1", port))
+    stream = trio.SocketStream(sock)
+    conn = h11.Connection(h11.CLIENT)
+    headers = [("host", "127.0.0.1"), ("content-length", str(len(body)))]
+    data = conn.send(h11.Request(method="POST", target="/hook", headers=headers)) or b""
+    data += (conn.send(h11.Data(data=body)) or b"") + (conn.send(h11.EndOfMessage()) or b"")
+    await stream.send_all(data)
+    while not isinstance(await Receiver._next_event(conn, stream), h11.EndOfMessage):
+        pass
+    await stream.aclose()
+
+
+async def bare_client(jobs: int, port: int) -> float:
+    """Seconds for `jobs` concurrent bare requests, from the first connect to the last answer."""
+    body = b'{"job_id":"' + b"x" * 36 + b'","payload":null}'
+    started = time.monotonic()
+    async with trio.open_nursery() as nursery:
+        for _ in range(jobs):
+            nursery.start_soon(bare_request, port, body)
+    return time.monotonic() - started
+
+
+async def floor_run(args: argparse.Namespace) -> float:
+    """The bare client in its own process (as the server is), against the same receiver."""
+    cmd = [sys.executable, "-m", "bench.push_bench", "--bare-client", "--jobs", str(args.jobs)]
+    cmd += ["--receiver-port", str(args.receiver_port)]
+    done = await trio.run_process(cmd, capture_stdout=True)
+    return float(done.stdout.decode().strip())
 
 
 # --- the server and the API -----------------------------------------------------------------
@@ -260,6 +300,14 @@ async def main_async(args: argparse.Namespace) -> None:
     async with trio.open_nursery() as nursery:
         serve = partial(trio.serve_tcp, receiver.handle, args.receiver_port, host="127.0.0.1")
         await nursery.start(serve)
+        if args.floor:
+            seconds = await floor_run(args)
+            ideal = args.jobs / args.latency
+            print(
+                f"floor: a bare trio + h11 client (no scheduler, own process), {args.jobs} "
+                f"requests at once: last answer after {seconds:.3f} s → "
+                f"{args.jobs / seconds / ideal:.1%} of concurrency/latency"
+            )
         for concurrency in args.concurrency:
             shares = []
             for _ in range(args.repeat):
@@ -285,10 +333,17 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1000, 256])
     parser.add_argument("--lead", type=float, default=4.0, help="seconds until the jobs are due")
     parser.add_argument("--repeat", type=int, default=1, help="runs per concurrency value")
+    parser.add_argument(
+        "--floor", action="store_true", help="first measure a bare client against the receiver"
+    )
+    parser.add_argument("--bare-client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=18941)
     parser.add_argument("--receiver-port", type=int, default=18942)
     args = parser.parse_args()
     raise_fd_limit()
+    if args.bare_client:
+        print(trio.run(bare_client, args.jobs, args.receiver_port))
+        return
     trio.run(main_async, args)
 
 
