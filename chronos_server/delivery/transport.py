@@ -82,7 +82,8 @@ class PushTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self._max_idle = max_idle
         self._keepalive_expiry = keepalive_expiry
-        self._ssl_context = ssl_context or ssl.create_default_context()
+        # httpx's default: certifi's CA bundle, hostname checks, TLS 1.2+.
+        self._ssl_context = ssl_context or httpx.create_ssl_context()
         self._ssl_context.set_alpn_protocols(["http/1.1"])
         self._idle: dict[PoolKey, deque[_Connection]] = {}
         self._idle_count = 0
