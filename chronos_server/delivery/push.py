@@ -116,14 +116,21 @@ async def pin_destination(url: str, *, allow_private: bool, resolver: Resolver) 
 
 async def _read_prefix(response: httpx.Response) -> str:
     """The first 4 KiB of the body as received. A transport may hand over a body already read
-    (as `httpx.MockTransport` does); otherwise the transport's stream is read directly."""
+    (as `httpx.MockTransport` does); otherwise the transport's stream is read directly, and
+    closed here when we stop early."""
     if response.is_stream_consumed or not isinstance(response.stream, httpx.AsyncByteStream):
         return response.content[:BODY_PREFIX_BYTES].decode("utf-8", errors="replace")
     data = b""
-    async for chunk in response.stream:
-        data += chunk
-        if len(data) >= BODY_PREFIX_BYTES:
-            break
+    chunks = aiter(response.stream)
+    try:
+        async for chunk in chunks:
+            data += chunk
+            if len(data) >= BODY_PREFIX_BYTES:
+                break
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
     return data[:BODY_PREFIX_BYTES].decode("utf-8", errors="replace")
 
 

@@ -15,8 +15,13 @@ does the rest, which push needs in a narrow form, directly:
   at most `max_idle` in all, each for at most `keepalive_expiry` seconds; taking and returning one
   is O(1). The TLS server name is part of the key because push connects to the address it checked
   (SSRF pinning) and sends the name as SNI: two names on one address never share a connection;
-- a connection that was idle and turns out closed by the peer before any byte of the response
-  arrived is replaced by a fresh one, once (the request never reached the application);
+- a reused connection that turns out closed or reset by the peer before any byte of the response
+  arrived is replaced by a fresh one and the request sent once more: the keep-alive race, where
+  the server timed the connection out as the request arrived. The server may have read the
+  request before closing, so a push can reach a receiver twice (push is at-least-once; receivers
+  use `job_id` / `X-Chronos-Delivery-Id` to deduplicate, as the README says);
+- a connection is pooled only when the response ended cleanly and nothing follows it (bytes a
+  server sent after its response would otherwise be read as the next request's response);
 - no proxies from the environment (they would resolve the name themselves and defeat the SSRF
   pinning), no cookies, no redirects, no decompression: the body is read raw, as received.
 
@@ -189,6 +194,7 @@ class PushTransport(httpx.AsyncBaseTransport):
             and self._idle_count < self._max_idle
             and conn.our_state is h11.DONE
             and conn.their_state is h11.DONE
+            and not conn.trailing_data[0]
         ):
             conn.start_next_cycle()
             connection.idle_since = time.monotonic()
@@ -222,7 +228,12 @@ class PushTransport(httpx.AsyncBaseTransport):
                     raise _StaleConnection(str(exc)) from exc
                 raise httpx.RemoteProtocolError(str(exc), request=request) from exc
             if event is h11.NEED_DATA:
-                chunk = await _receive(connection, request)
+                try:
+                    chunk = await _receive(connection, request)
+                except httpx.ReadError as exc:
+                    if not received_any and connection.requests > 1:
+                        raise _StaleConnection(str(exc)) from exc  # reset instead of closed
+                    raise
                 received_any = received_any or bool(chunk)
                 conn.receive_data(chunk)
             elif isinstance(event, h11.Response):
