@@ -1,6 +1,6 @@
 """The PostgreSQL store: psycopg 3 (sync) over a connection pool, one transaction per thread call.
 
-Each store call runs `fn(tx)` from `transactions.py` in one READ COMMITTED transaction on a pooled
+Each store call runs `fn(tx)` from `transactions/` in one READ COMMITTED transaction on a pooled
 connection, in a worker thread (`CapacityLimiter` = pool size). Row hand-outs lock with
 `FOR UPDATE SKIP LOCKED` (queries.sql), so replicas split the work; every write is still the
 shared compare-and-set. Why a sync driver in threads: docs/decisions.md.

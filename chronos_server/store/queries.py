@@ -1,7 +1,7 @@
 """Loads the named SQL queries of one dialect (`-- name: x` blocks in store/sql/<dialect>/).
 
 `queries.sql` holds the shared query set (the same names on every dialect, run by
-`transactions.py`); a dialect may keep its own extra queries in another file of its folder.
+`transactions/`); a dialect may keep its own extra queries in another file of its folder.
 """
 
 from __future__ import annotations

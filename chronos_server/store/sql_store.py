@@ -1,7 +1,7 @@
 """`SqlStore`: the async `Store` over the shared transactions; dialects supply `_tx` and `_read`.
 
 A dialect runs `fn(tx)` inside one transaction (writes) or one read snapshot (reads), off the Trio
-thread. Everything else — which queries, in what order, which CAS — lives in `transactions.py`.
+thread. Everything else — which queries, in what order, which CAS — lives in `transactions/`.
 """
 
 from __future__ import annotations

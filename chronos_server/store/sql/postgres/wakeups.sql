@@ -1,5 +1,5 @@
 -- PostgreSQL-only queries of the cross-replica wake-ups (LISTEN/NOTIFY). They are not part of
--- the shared query set that `transactions.py` runs on every dialect; SQLite needs none of them
+-- the shared query set that `transactions/` runs on every dialect; SQLite needs none of them
 -- (one process, in-process events). Same :name parameter style as queries.sql.
 
 -- name: notify_ready

@@ -169,18 +169,6 @@ SELECT * FROM jobs
 WHERE status = 'ready' AND account_id = :account_id AND handler = :handler
 ORDER BY run_at, created_at LIMIT :limit;
 
--- name: start_job
-UPDATE jobs SET status = 'running', attempt_count = attempt_count + 1,
-    last_execution_id = :execution_id, updated_at = :now
-WHERE id = :id AND status = :expected_status AND attempt_count = :expected_attempts;
-
--- name: insert_execution
-INSERT INTO executions (id, job_id, account_id, attempt, trigger, status, started_at,
-    finished_at, duration_ms, lease_expires_at, worker, result, error, http_status,
-    response_body)
-VALUES (:id, :job_id, :account_id, :attempt, :trigger, 'running', :started_at, NULL, NULL,
-    :lease_expires_at, :worker, NULL, NULL, NULL, NULL);
-
 -- name: start_jobs
 UPDATE jobs SET status = 'running', attempt_count = attempt_count + 1,
     last_execution_id = x.execution_id, updated_at = :now

@@ -1,0 +1,55 @@
+"""The store's transactions as plain synchronous functions over a `Tx`, shared by every dialect.
+
+Each function here runs inside ONE database transaction opened by the dialect's store (in a worker
+thread). Dialects differ only in their named SQL; the decisions (which slot, which retry) come from
+the pure `core` functions, applied here as compare-and-set writes.
+
+Each module is one part of the lifecycle: `tx` (the `Tx` protocol and `new_id`), `schedules`,
+`jobs`, `pipeline` (admission, dispatch, claims, starting executions) and `outcomes` (finishing
+executions, the sweep). Callers use the names re-exported here (`t.<name>`).
+"""
+
+from __future__ import annotations
+
+from chronos_server.store.transactions.jobs import cancel_job, insert_job, stats
+from chronos_server.store.transactions.outcomes import finish_execution, finish_executions, sweep
+from chronos_server.store.transactions.pipeline import (
+    claim_ready_jobs,
+    next_wakeup,
+    queue_admitted,
+    ready_pull_jobs,
+    start_executions,
+    start_push_jobs,
+    take_due_jobs,
+    unclaim,
+)
+from chronos_server.store.transactions.schedules import (
+    archive_schedule,
+    replace_schedule,
+    run_schedule_now,
+    spawn_due_schedules,
+)
+from chronos_server.store.transactions.tx import Tx, new_id
+
+__all__ = [
+    "Tx",
+    "archive_schedule",
+    "cancel_job",
+    "claim_ready_jobs",
+    "finish_execution",
+    "finish_executions",
+    "insert_job",
+    "new_id",
+    "next_wakeup",
+    "queue_admitted",
+    "ready_pull_jobs",
+    "replace_schedule",
+    "run_schedule_now",
+    "spawn_due_schedules",
+    "start_executions",
+    "start_push_jobs",
+    "stats",
+    "sweep",
+    "take_due_jobs",
+    "unclaim",
+]

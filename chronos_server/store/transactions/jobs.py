@@ -1,0 +1,46 @@
+"""Jobs: insert (idempotency-key conflicts), cancel, and the per-account stats."""
+
+from __future__ import annotations
+
+from chronos_server import errors
+from chronos_server.core.models import Job, JobStatus
+from chronos_server.store.base import Stats
+from chronos_server.store.rows import job_from_row, job_params
+from chronos_server.store.transactions.tx import Tx
+
+
+def insert_job(tx: Tx, job: Job) -> None:
+    if tx.run("insert_job", **job_params(job)) == 1:
+        return
+    row = tx.one("job_by_idempotency_key", account_id=job.account_id, key=job.idempotency_key)
+    raise errors.IdempotencyKeyConflict(row["id"] if row else "unknown")
+
+
+def cancel_job(tx: Tx, account_id: str, job_id: str, now: int) -> Job:
+    if tx.run("cancel_job", id=job_id, account_id=account_id, now=now) == 1:
+        return _job_or_404(tx, account_id, job_id)
+    _job_or_404(tx, account_id, job_id)
+    raise errors.JobNotCancellable()
+
+
+def _job_or_404(tx: Tx, account_id: str, job_id: str) -> Job:
+    row = tx.one("get_job", id=job_id, account_id=account_id)
+    if row is None:
+        raise errors.JobNotFound()
+    return job_from_row(row)
+
+
+def stats(tx: Tx, account_id: str, since: int) -> Stats:
+    counts = {
+        (r["handler"], JobStatus(r["status"])): int(r["n"])
+        for query in ("stats_open_counts", "stats_finished_counts")
+        for r in tx.all(query, account_id=account_id, since=since)
+    }
+    oldest = {
+        r["handler"]: int(r["oldest"]) for r in tx.all("stats_oldest_ready", account_id=account_id)
+    }
+    per_minute = {
+        (int(r["minute"]), JobStatus(r["status"])): int(r["n"])
+        for r in tx.all("stats_per_minute", account_id=account_id, since=since)
+    }
+    return Stats(counts, oldest, per_minute)

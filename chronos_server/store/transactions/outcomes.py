@@ -1,0 +1,139 @@
+"""Outcomes: finishing executions (retry or final state from `core`), and the sweep of expired
+leases and stuck admissions."""
+
+from __future__ import annotations
+
+import random
+
+from chronos_server import errors
+from chronos_server.core.models import (
+    Execution,
+    ExecutionError,
+    ExecutionStatus,
+    Job,
+    JobStatus,
+    Outcome,
+    ScheduleStatus,
+)
+from chronos_server.core.transitions import decide_after_failure
+from chronos_server.store.base import SweepResult
+from chronos_server.store.rows import dump_json, execution_from_row, job_from_row
+from chronos_server.store.transactions.tx import Tx
+
+
+def finish_executions(
+    tx: Tx,
+    account_id: str | None,
+    outcomes: list[tuple[str, Outcome]],
+    now: int,
+    rng: random.Random,
+) -> list[Execution | errors.ChronosError]:
+    """Several reports in one transaction; each one succeeds or fails on its own (an item's
+    checks all run before its first write, so a refused item writes nothing)."""
+    results: list[Execution | errors.ChronosError] = []
+    for execution_id, outcome in outcomes:
+        try:
+            results.append(finish_execution(tx, account_id, execution_id, outcome, now, rng))
+        except errors.ChronosError as exc:
+            results.append(exc)
+    return results
+
+
+def finish_execution(
+    tx: Tx,
+    account_id: str | None,
+    execution_id: str,
+    outcome: Outcome,
+    now: int,
+    rng: random.Random,
+) -> Execution:
+    row = (
+        tx.one("get_execution_any", id=execution_id)
+        if account_id is None
+        else tx.one("get_execution", id=execution_id, account_id=account_id)
+    )
+    if row is None:
+        raise errors.ExecutionNotFound()
+    execution = execution_from_row(row)
+    if execution.status is ExecutionStatus.TIMEOUT:
+        raise errors.LeaseExpired()
+    if execution.status is not ExecutionStatus.RUNNING:
+        raise errors.ExecutionAlreadyFinished()
+    _apply_outcome(tx, execution, outcome, now, rng)
+    done = tx.one("get_execution_any", id=execution_id)
+    assert done is not None
+    return execution_from_row(done)
+
+
+def _apply_outcome(
+    tx: Tx, execution: Execution, outcome: Outcome, now: int, rng: random.Random
+) -> None:
+    changed = tx.run(
+        "finish_execution",
+        id=execution.id,
+        status=outcome.status.value,
+        now=now,
+        result=dump_json(outcome.result),
+        error=dump_json(outcome.error.to_json()) if outcome.error else None,
+        http_status=outcome.http_status,
+        response_body=outcome.response_body,
+    )
+    if changed != 1:
+        # Finished by another transaction since we read it: on PostgreSQL, a sweep whose row lock
+        # this write waited for. Answer as if we had read its outcome (spec §10.4).
+        now_row = tx.one("get_execution_any", id=execution.id)
+        if now_row is not None and now_row["status"] == ExecutionStatus.TIMEOUT.value:
+            raise errors.LeaseExpired()
+        raise errors.ExecutionAlreadyFinished()
+    job_row = tx.one("get_job_any", id=execution.job_id)
+    assert job_row is not None
+    job = job_from_row(job_row)
+    finished: int | None = now
+    if outcome.status is ExecutionStatus.COMPLETED:
+        status, run_at = JobStatus.COMPLETED, job.run_at
+    else:
+        decision = decide_after_failure(
+            attempt=execution.attempt,
+            max_retries=job.max_retries,
+            retryable=outcome.retryable,
+            schedule_archived=_schedule_archived(tx, job),
+            now_ms=now,
+            rng=rng,
+        )
+        status = decision.status
+        run_at = decision.run_at if decision.run_at is not None else job.run_at
+        if status is JobStatus.RETRYING and outcome.retry_after_ms is not None:
+            run_at = now + outcome.retry_after_ms
+        finished = None if status is JobStatus.RETRYING else now
+    tx.run(
+        "finish_job",
+        id=job.id,
+        execution_id=execution.id,
+        status=status.value,
+        run_at=run_at,
+        finished_at=finished,
+        now=now,
+    )
+
+
+def _schedule_archived(tx: Tx, job: Job) -> bool:
+    if job.schedule_id is None:
+        return False
+    row = tx.one("get_schedule_any", id=job.schedule_id)
+    return row is not None and row["status"] == ScheduleStatus.ARCHIVED.value
+
+
+def sweep(
+    tx: Tx, now: int, lease_grace_ms: int, admitting_grace_ms: int, rng: random.Random, limit: int
+) -> SweepResult:
+    expired = tx.all("expired_leases", deadline=now - lease_grace_ms, limit=limit)
+    timeout = Outcome(
+        ExecutionStatus.TIMEOUT,
+        error=ExecutionError("Lease expired before a result was reported", "LeaseExpired"),
+    )
+    for row in expired:
+        execution_row = tx.one("get_execution_any", id=row["id"])
+        assert execution_row is not None
+        _apply_outcome(tx, execution_from_row(execution_row), timeout, now, rng)
+    recovered = tx.all("stuck_admitting", older_than=now - admitting_grace_ms, now=now)
+    return SweepResult(timed_out=len(expired), recovered_admitting=len(recovered))

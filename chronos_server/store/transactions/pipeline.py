@@ -1,0 +1,151 @@
+"""Admission and dispatch: due jobs taken and queued, ready batches, claims, starting executions,
+and undoing a claim that never reached its worker."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from chronos_server.core.models import ClaimedJob, Execution, ExecutionStatus, Job, JobStatus
+from chronos_server.core.transitions import trigger_for_attempt
+from chronos_server.store.base import ReadyBatch
+from chronos_server.store.rows import Row, job_from_row
+from chronos_server.store.transactions.tx import Tx, new_id
+
+
+def take_due_jobs(tx: Tx, now: int, limit: int) -> list[str]:
+    return [r["id"] for r in tx.all("take_due_jobs", now=now, limit=limit)]
+
+
+def queue_admitted(tx: Tx, job_ids: list[str], now: int) -> int:
+    """`admitting` → `queued` (or `cancelled` under an archived schedule), one statement."""
+    return tx.run("queue_admitted_jobs", ids=json.dumps(job_ids), now=now)
+
+
+def next_wakeup(tx: Tx) -> int | None:
+    times = [
+        row["t"]
+        for row in (tx.one("next_due_job"), tx.one("next_due_schedule"))
+        if row is not None and row["t"] is not None
+    ]
+    return min(times) if times else None
+
+
+def ready_pull_jobs(tx: Tx, now: int, limit: int) -> list[ReadyBatch]:
+    counts = Counter(
+        (r["account_id"], r["handler"]) for r in tx.all("ready_pull_jobs", now=now, limit=limit)
+    )
+    return [ReadyBatch(account, handler, n) for (account, handler), n in counts.items()]
+
+
+def claim_ready_jobs(
+    tx: Tx, account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
+) -> list[ClaimedJob]:
+    """Up to `limit` ready jobs of the named handlers, oldest `run_at` first, each started."""
+    candidates = [
+        row
+        for handler in handlers
+        for row in tx.all(
+            "oldest_ready_for_handler", account_id=account_id, handler=handler, limit=limit
+        )
+    ]
+    candidates.sort(key=lambda r: (r["run_at"], r["created_at"], r["id"]))
+    return start_executions(tx, candidates[:limit], JobStatus.READY, worker, now)
+
+
+def _new_execution(
+    job: Job, execution_id: str, attempt: int, worker: str | None, now: int
+) -> Execution:
+    return Execution(
+        id=execution_id,
+        job_id=job.id,
+        account_id=job.account_id,
+        attempt=attempt,
+        trigger=trigger_for_attempt(attempt, job.first_trigger),
+        status=ExecutionStatus.RUNNING,
+        started_at=now,
+        finished_at=None,
+        duration_ms=None,
+        lease_expires_at=now + job.timeout * 1000,
+        worker=worker,
+        result=None,
+        error=None,
+    )
+
+
+def start_push_jobs(tx: Tx, now: int, limit: int) -> list[ClaimedJob]:
+    """`queued` push jobs → `running`, each with a new execution; the sender makes the request."""
+    return start_executions(
+        tx, tx.all("queued_push_jobs", limit=limit), JobStatus.QUEUED, None, now
+    )
+
+
+def start_executions(
+    tx: Tx, rows: list[Row], expected: JobStatus, worker: str | None, now: int
+) -> list[ClaimedJob]:
+    """`expected` jobs → `running`, each with a new `running` execution, in three statements
+    whatever the batch size, not two per job: a
+    burst of thousands of due jobs is bounded by statements, and on SQLite each one hands the
+    GIL back and forth with the Trio thread. A job whose compare-and-set lost is left out."""
+    if not rows:
+        return []
+    execution_ids = [new_id() for _ in rows]
+    items = [
+        {"id": row["id"], "execution_id": execution_id, "attempts": row["attempt_count"]}
+        for row, execution_id in zip(rows, execution_ids, strict=True)
+    ]
+    moved = {
+        row["id"]
+        for row in tx.all(
+            "start_jobs", items=json.dumps(items), now=now, expected_status=expected.value
+        )
+    }
+    started = [
+        _started_from_row(row, execution_id, worker, now)
+        for row, execution_id in zip(rows, execution_ids, strict=True)
+        if row["id"] in moved
+    ]
+    if started:
+        executions = [
+            {
+                "id": c.execution.id,
+                "job_id": c.job.id,
+                "account_id": c.job.account_id,
+                "attempt": c.execution.attempt,
+                "trigger": c.execution.trigger.value,
+                "lease_expires_at": c.execution.lease_expires_at,
+            }
+            for c in started
+        ]
+        tx.run("insert_executions", items=json.dumps(executions), started_at=now, worker=worker)
+    return started
+
+
+def _started_from_row(row: Row, execution_id: str, worker: str | None, now: int) -> ClaimedJob:
+    attempt = row["attempt_count"] + 1
+    job = job_from_row(
+        row,
+        status=JobStatus.RUNNING,
+        attempt_count=attempt,
+        last_execution_id=execution_id,
+        updated_at=now,
+    )
+    return ClaimedJob(job, _new_execution(job, execution_id, attempt, worker, now))
+
+
+def unclaim(tx: Tx, claimed: ClaimedJob, now: int) -> bool:
+    """Undo a claim whose answer never reached the worker: the job is `ready` again."""
+    previous = tx.one(
+        "previous_execution_id", job_id=claimed.job.id, attempt=claimed.execution.attempt - 1
+    )
+    moved = tx.run(
+        "unclaim_job",
+        job_id=claimed.job.id,
+        execution_id=claimed.execution.id,
+        previous_execution_id=previous["id"] if previous else None,
+        now=now,
+    )
+    if moved != 1:
+        return False
+    tx.run("delete_running_execution", id=claimed.execution.id)
+    return True

@@ -1,0 +1,121 @@
+"""Schedules: replace, archive, run now, and spawning the jobs of due schedules."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from chronos_server import errors
+from chronos_server.core import slots
+from chronos_server.core.models import Job, JobStatus, Schedule, ScheduleStatus, Trigger
+from chronos_server.store.rows import job_params, schedule_from_row, schedule_params
+from chronos_server.store.transactions.tx import Tx, new_id
+
+
+def replace_schedule(
+    tx: Tx, s: Schedule, expected_status: ScheduleStatus, expected_updated_at: int
+) -> bool:
+    params = schedule_params(s)
+    params.update(expected_status=expected_status.value, expected_updated_at=expected_updated_at)
+    return tx.run("replace_schedule", **params) == 1
+
+
+def archive_schedule(tx: Tx, account_id: str, schedule_id: str, now: int) -> Schedule:
+    current = _schedule_or_404(tx, account_id, schedule_id)
+    _require_active(current)
+    if tx.run("archive_schedule", id=schedule_id, now=now) != 1:
+        raise errors.ScheduleStatusChanged()
+    tx.run("cancel_schedule_jobs", schedule_id=schedule_id, now=now)
+    return _schedule_or_404(tx, account_id, schedule_id)
+
+
+def run_schedule_now(tx: Tx, account_id: str, schedule_id: str, job_id: str, now: int) -> Job:
+    s = _schedule_or_404(tx, account_id, schedule_id)
+    _require_active(s)
+    job = _job_from_schedule(s, job_id, now, now, Trigger.MANUAL, idempotency_key=None)
+    tx.run("insert_job", **job_params(job))
+    run_count = s.run_count + 1
+    done = slots.completes_before(s.next_run_at, s.runs, run_count, s.stop_at)
+    updated = _advance(s, run_count, s.next_run_at, s.last_run_at, done, now)
+    if not replace_schedule(tx, updated, ScheduleStatus.ACTIVE, s.updated_at):
+        raise errors.ScheduleStatusChanged()
+    return job
+
+
+def spawn_due_schedules(tx: Tx, now: int, limit: int) -> int:
+    spawned = 0
+    for row in tx.all("due_schedules", now=now, limit=limit):
+        spawned += _spawn_one(tx, schedule_from_row(row), now)
+    return spawned
+
+
+def _spawn_one(tx: Tx, s: Schedule, now: int) -> int:
+    assert s.next_run_at is not None
+    interval_ms = s.interval.ms if s.interval else None
+    slot, following = slots.latest_due_slot(
+        s.cron, interval_ms, s.timezone, s.anchor_at, s.next_run_at, now
+    )
+    if s.stop_at is not None and slot > s.stop_at:
+        slot, following = slots.latest_due_slot(
+            s.cron, interval_ms, s.timezone, s.anchor_at, s.next_run_at, s.stop_at
+        )
+    job = _job_from_schedule(s, new_id(), slot, now, Trigger.SCHEDULE, f"{s.id}.{slot}")
+    inserted = tx.run("insert_job", **job_params(job))
+    run_count = s.run_count + inserted
+    done = slots.completes_before(following, s.runs, run_count, s.stop_at)
+    updated = _advance(s, run_count, following, slot, done, now)
+    replace_schedule(tx, updated, ScheduleStatus.ACTIVE, s.updated_at)
+    return inserted
+
+
+def _advance(
+    s: Schedule, run_count: int, next_run: int | None, last_run: int | None, done: bool, now: int
+) -> Schedule:
+    return replace(
+        s,
+        run_count=run_count,
+        next_run_at=None if done else next_run,
+        last_run_at=last_run,
+        status=ScheduleStatus.COMPLETED if done else s.status,
+        completed_at=now if done else s.completed_at,
+        updated_at=max(now, s.updated_at + 1),
+    )
+
+
+def _job_from_schedule(
+    s: Schedule, job_id: str, slot: int, now: int, trigger: Trigger, idempotency_key: str | None
+) -> Job:
+    return Job(
+        id=job_id,
+        account_id=s.account_id,
+        schedule_id=s.id,
+        name=s.name,
+        description=s.description,
+        handler=s.handler,
+        delivery=s.delivery,
+        payload=s.payload,
+        timeout=s.timeout,
+        max_retries=s.max_retries,
+        idempotency_key=idempotency_key,
+        status=JobStatus.PENDING,
+        scheduled_for=slot,
+        run_at=slot,
+        attempt_count=0,
+        last_execution_id=None,
+        first_trigger=trigger,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _schedule_or_404(tx: Tx, account_id: str, schedule_id: str) -> Schedule:
+    row = tx.one("get_schedule", id=schedule_id, account_id=account_id)
+    if row is None:
+        raise errors.ScheduleNotFound()
+    return schedule_from_row(row)
+
+
+def _require_active(s: Schedule) -> None:
+    if s.status is ScheduleStatus.ARCHIVED:
+        raise errors.ScheduleArchived()
+    if s.status is ScheduleStatus.COMPLETED:
+        raise errors.ScheduleCompleted()
