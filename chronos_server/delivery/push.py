@@ -34,7 +34,7 @@ from chronos_server.core.targets import is_blocked_address
 from chronos_server.delivery.classify import classify_response
 from chronos_server.delivery.signing import request_body, signature_headers
 from chronos_server.delivery.transport import PushTransport
-from chronos_server.errors import ChronosError, StoreUnavailable
+from chronos_server.errors import StoreUnavailable
 from chronos_server.loops.context import Pipeline
 
 log = logging.getLogger("chronos.push")
@@ -219,13 +219,12 @@ class PushSender:
         outcomes = [(claimed.execution.id, outcome) for claimed, outcome in batch]
         self.record_transactions += 1
         try:
-            results = await p.store.finish_executions(None, outcomes, p.clock.now_ms(), p.rng)
+            refused = await p.store.record_push_outcomes(outcomes, p.clock.now_ms(), p.rng)
         except StoreUnavailable as exc:
             log.warning("push: could not record %d outcomes (%s)", len(batch), exc)
-            results = []
-        for (execution_id, _), result in zip(outcomes, results, strict=False):
-            if isinstance(result, ChronosError):
-                log.warning("push %s: outcome not recorded (%s)", execution_id, result.message)
+            refused = {}
+        for execution_id, error in refused.items():
+            log.warning("push %s: outcome not recorded (%s)", execution_id, error.message)
         if any(outcome.status is not ExecutionStatus.COMPLETED for _, outcome in batch):
             p.admission_nudge.set()
 

@@ -167,6 +167,9 @@ class Store(Protocol):
         now: int,
         rng: random.Random,
     ) -> list[Execution | ChronosError]: ...
+    async def record_push_outcomes(
+        self, outcomes: list[tuple[str, Outcome]], now: int, rng: random.Random
+    ) -> dict[str, ChronosError]: ...
     async def sweep(
         self, now: int, lease_grace_ms: int, admitting_grace_ms: int, rng: random.Random, limit: int
     ) -> SweepResult: ...

@@ -290,6 +290,11 @@ class SqlStore:
     ) -> list[Execution | ChronosError]:
         return await self._tx(lambda tx: t.finish_executions(tx, account_id, outcomes, now, rng))
 
+    async def record_push_outcomes(
+        self, outcomes: list[tuple[str, Outcome]], now: int, rng: random.Random
+    ) -> dict[str, ChronosError]:
+        return await self._tx(lambda tx: t.record_push_outcomes(tx, outcomes, now, rng))
+
     async def sweep(
         self, now: int, lease_grace_ms: int, admitting_grace_ms: int, rng: random.Random, limit: int
     ) -> SweepResult:

@@ -165,6 +165,80 @@ async def test_report_for_unknown_execution(
         await store.finish_execution(None, "exec-missing", DONE, T0, rng)
 
 
+# --- push outcomes, recorded together ------------------------------------------------------
+
+PUSHED = Outcome(ExecutionStatus.COMPLETED, http_status=204, response_body='{"ok":true}')
+
+
+async def test_push_outcomes_complete_in_one_call_and_failures_still_retry(
+    store: Store, acct: Accounts, rng: random.Random
+) -> None:
+    first = await insert_running(store, acct.a, T0)
+    second = await insert_running(store, acct.b, T0 + 100)
+    failing = await insert_running(store, acct.a, T0)
+    now = T0 + 2_500
+
+    refused = await store.record_push_outcomes(
+        [(first.execution.id, PUSHED), (failing.execution.id, FAIL), (second.execution.id, PUSHED)],
+        now,
+        rng,
+    )
+
+    assert refused == {}
+    for claimed, account in ((first, acct.a), (second, acct.b)):
+        execution = await must_execution(store, account, claimed.execution.id)
+        assert execution.status is ExecutionStatus.COMPLETED
+        assert (execution.http_status, execution.response_body) == (204, '{"ok":true}')
+        assert execution.finished_at == now
+        assert execution.duration_ms == now - claimed.execution.started_at
+        assert execution.result is None and execution.error is None
+        job = await must_job(store, account, claimed.job.id)
+        assert (job.status, job.finished_at, job.updated_at) == (JobStatus.COMPLETED, now, now)
+        assert job.run_at == claimed.job.run_at
+    retrying = await must_job(store, acct.a, failing.job.id)
+    assert retrying.status is JobStatus.RETRYING and retrying.run_at > now
+
+
+async def test_push_outcomes_that_cannot_be_recorded_say_why_and_change_nothing(
+    store: Store, acct: Accounts, rng: random.Random
+) -> None:
+    swept = await insert_running(store, acct.a, T0, timeout=10)
+    finished = await insert_running(store, acct.a, T0)
+    swept_at = T0 + 10_000 + LEASE_GRACE
+    await store.sweep(swept_at, LEASE_GRACE, ADMITTING_GRACE, rng, 100)
+    await store.finish_execution(acct.a, finished.execution.id, DONE, swept_at, rng)
+    before = [
+        (
+            await must_execution(store, acct.a, c.execution.id),
+            await must_job(store, acct.a, c.job.id),
+        )
+        for c in (swept, finished)
+    ]
+
+    refused = await store.record_push_outcomes(
+        [
+            (swept.execution.id, PUSHED),
+            (finished.execution.id, PUSHED),
+            ("exec-missing", PUSHED),
+            (finished.execution.id, FAIL),
+        ],
+        swept_at + 1,
+        rng,
+    )
+
+    assert isinstance(refused[swept.execution.id], errors.LeaseExpired)
+    assert isinstance(refused[finished.execution.id], errors.ExecutionAlreadyFinished)
+    assert isinstance(refused["exec-missing"], errors.ExecutionNotFound)
+    after = [
+        (
+            await must_execution(store, acct.a, c.execution.id),
+            await must_job(store, acct.a, c.job.id),
+        )
+        for c in (swept, finished)
+    ]
+    assert after == before
+
+
 # --- sweeper -------------------------------------------------------------------------------
 
 

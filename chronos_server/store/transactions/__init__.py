@@ -12,7 +12,12 @@ executions, the sweep). Callers use the names re-exported here (`t.<name>`).
 from __future__ import annotations
 
 from chronos_server.store.transactions.jobs import cancel_job, insert_job, stats
-from chronos_server.store.transactions.outcomes import finish_execution, finish_executions, sweep
+from chronos_server.store.transactions.outcomes import (
+    finish_execution,
+    finish_executions,
+    record_push_outcomes,
+    sweep,
+)
 from chronos_server.store.transactions.pipeline import (
     claim_ready_jobs,
     next_wakeup,
@@ -43,6 +48,7 @@ __all__ = [
     "next_wakeup",
     "queue_admitted",
     "ready_pull_jobs",
+    "record_push_outcomes",
     "replace_schedule",
     "run_schedule_now",
     "spawn_due_schedules",

@@ -3,6 +3,7 @@ leases and stuck admissions."""
 
 from __future__ import annotations
 
+import json
 import random
 
 from chronos_server import errors
@@ -37,6 +38,46 @@ def finish_executions(
         except errors.ChronosError as exc:
             results.append(exc)
     return results
+
+
+def record_push_outcomes(
+    tx: Tx, outcomes: list[tuple[str, Outcome]], now: int, rng: random.Random
+) -> dict[str, errors.ChronosError]:
+    """The outcomes of push requests; returns the ones that could not be recorded, with why.
+    Completed ones (nearly all of a healthy burst) take two statements in all, compare-and-set
+    on `running` as `finish_execution` does; the others go one by one through it (a retry
+    decision needs the job)."""
+    refused: dict[str, errors.ChronosError] = {}
+    completed = [(eid, o) for eid, o in outcomes if o.status is ExecutionStatus.COMPLETED]
+    if completed:
+        items = [
+            {"id": eid, "http_status": o.http_status, "response_body": o.response_body}
+            for eid, o in completed
+        ]
+        rows = tx.all("complete_executions", items=json.dumps(items), now=now)
+        jobs = [{"job_id": row["job_id"], "execution_id": row["id"]} for row in rows]
+        if jobs:
+            tx.run("complete_jobs", items=json.dumps(jobs), now=now)
+        done = {row["id"] for row in rows}
+        for eid, _ in completed:
+            if eid not in done:
+                refused[eid] = _why_not_running(tx, eid)
+    for eid, outcome in outcomes:
+        if outcome.status is not ExecutionStatus.COMPLETED:
+            try:
+                finish_execution(tx, None, eid, outcome, now, rng)
+            except errors.ChronosError as exc:
+                refused[eid] = exc
+    return refused
+
+
+def _why_not_running(tx: Tx, execution_id: str) -> errors.ChronosError:
+    row = tx.one("get_execution_any", id=execution_id)
+    if row is None:
+        return errors.ExecutionNotFound()
+    if row["status"] == ExecutionStatus.TIMEOUT.value:
+        return errors.LeaseExpired()
+    return errors.ExecutionAlreadyFinished()
 
 
 def finish_execution(

@@ -230,6 +230,21 @@ UPDATE jobs SET status = :status, run_at = :run_at, finished_at = :finished_at,
     updated_at = :now
 WHERE id = :id AND status = 'running' AND last_execution_id = :execution_id;
 
+-- name: complete_executions
+UPDATE executions SET status = 'completed', finished_at = :now, duration_ms = :now - started_at,
+    result = NULL, error = NULL, http_status = x.http_status, response_body = x.response_body
+FROM (SELECT value ->> '$.id' AS id, value ->> '$.http_status' AS http_status,
+        value ->> '$.response_body' AS response_body
+      FROM json_each(:items)) AS x
+WHERE executions.id = x.id AND executions.status = 'running'
+RETURNING executions.id, executions.job_id;
+
+-- name: complete_jobs
+UPDATE jobs SET status = 'completed', finished_at = :now, updated_at = :now
+FROM (SELECT value ->> '$.job_id' AS job_id, value ->> '$.execution_id' AS execution_id
+      FROM json_each(:items)) AS x
+WHERE jobs.id = x.job_id AND jobs.status = 'running' AND jobs.last_execution_id = x.execution_id;
+
 -- name: expired_leases
 SELECT id FROM executions
 WHERE status = 'running' AND lease_expires_at <= :deadline
