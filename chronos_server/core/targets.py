@@ -100,6 +100,8 @@ def check_headers(headers: dict[str, str]) -> list[tuple[str, str]]:
             problems.append((name, "is not a valid header name"))
         if len(value) > MAX_HEADER_VALUE:
             problems.append((name, f"header values must be at most {MAX_HEADER_VALUE} characters"))
-        elif "\r" in value or "\n" in value:
-            problems.append((name, "header values must not contain line breaks"))
+        elif not all(c == "\t" or " " <= c <= "~" for c in value):
+            # Line breaks would inject headers; other control or non-ASCII characters cannot be
+            # sent as written (HTTP/1.1 header values are bytes, in practice ASCII).
+            problems.append((name, "header values must be printable ASCII (no line breaks)"))
     return problems

@@ -115,11 +115,12 @@ async def pin_destination(url: str, *, allow_private: bool, resolver: Resolver) 
 
 
 async def _read_prefix(response: httpx.Response) -> str:
-    """The first 4 KiB of the body as received. A transport may hand over a body already read
+    """The first 4 KiB of the body as received, as text (NUL, which PostgreSQL text cannot
+    hold, and invalid UTF-8 become U+FFFD). A transport may hand over a body already read
     (as `httpx.MockTransport` does); otherwise the transport's stream is read directly, and
     closed here when we stop early."""
     if response.is_stream_consumed or not isinstance(response.stream, httpx.AsyncByteStream):
-        return response.content[:BODY_PREFIX_BYTES].decode("utf-8", errors="replace")
+        return _text(response.content[:BODY_PREFIX_BYTES])
     data = b""
     chunks = aiter(response.stream)
     try:
@@ -131,7 +132,11 @@ async def _read_prefix(response: httpx.Response) -> str:
         close = getattr(chunks, "aclose", None)
         if close is not None:
             await close()
-    return data[:BODY_PREFIX_BYTES].decode("utf-8", errors="replace")
+    return _text(data[:BODY_PREFIX_BYTES])
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
 
 
 class PushSender:
@@ -160,18 +165,29 @@ class PushSender:
         if free <= 0 or self._p.draining:
             return 0
         limit = min(free, self._p.settings.batch_size)
-        started = await self._p.store.start_push_jobs(self._p.clock.now_ms(), limit)
-        # One secret read per account per batch, not per request: a read is a thread round trip,
-        # and a burst of them queued behind the reader pool delayed fan-out by seconds.
-        secrets = {c.job.account_id: "" for c in started}
-        for account_id in secrets:
-            secrets[account_id] = await self._signing_secret(account_id)
+        # The slots are taken before the jobs become `running`, so a graceful stop that waits for
+        # `wait_idle` cannot slip in between and cancel requests that were never sent.
+        self._take_slots(limit)
+        try:
+            started = await self._p.store.start_push_jobs(self._p.clock.now_ms(), limit)
+            # One secret read per account per batch, not per request: a read is a thread round
+            # trip, and a burst of them queued behind the reader pool delayed fan-out by seconds.
+            secrets = {c.job.account_id: "" for c in started}
+            for account_id in secrets:
+                secrets[account_id] = await self._signing_secret(account_id)
+        except BaseException:
+            self._slots_free(limit, nudge=False)  # any started job is left to the sweeper
+            raise
+        self._slots_free(limit - len(started), nudge=False)
         for claimed in started:
-            self.in_flight += 1
-            self._idle = trio.Event() if self._idle.is_set() else self._idle
             nursery.start_soon(self._deliver, claimed, secrets[claimed.job.account_id])
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         return len(started)
+
+    def _take_slots(self, n: int) -> None:
+        self.in_flight += n
+        if self.in_flight and self._idle.is_set():
+            self._idle = trio.Event()
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
@@ -190,11 +206,12 @@ class PushSender:
         if not self._recording:  # else the task writing a batch now takes this one next
             await self._record_pending()
 
-    def _slots_free(self, n: int) -> None:
+    def _slots_free(self, n: int, *, nudge: bool = True) -> None:
         self.in_flight -= n
         if self.in_flight == 0:
             self._idle.set()
-        self._p.dispatch_nudge.set()
+        if nudge:
+            self._p.dispatch_nudge.set()
 
     async def _record_pending(self) -> None:
         """Write outcomes until none is waiting, each batch in one transaction. A request's slot
@@ -276,7 +293,7 @@ class PushSender:
             except BlockedDestination as exc:
                 error = ExecutionError(str(exc), "BlockedDestination")
                 return Outcome(ExecutionStatus.FAILED, error=error, retryable=False)
-            except (httpx.LocalProtocolError, httpx.UnsupportedProtocol) as exc:
+            except (httpx.LocalProtocolError, httpx.UnsupportedProtocol, UnicodeError) as exc:
                 # A request that can never be sent as configured: retrying cannot help.
                 error = ExecutionError(str(exc), type(exc).__name__)
                 return Outcome(ExecutionStatus.FAILED, error=error, retryable=False)

@@ -64,11 +64,12 @@ class _Connection:
 
     def peer_closed(self) -> bool:
         """True if the idle socket is readable: the peer closed it (or sent something unasked)."""
+        poller = select.poll()  # not select.select: it cannot watch descriptors >= 1024
         try:
-            readable, _, _ = select.select([self.sock.fileno()], [], [], 0)
+            poller.register(self.sock.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return True
-        return bool(readable)
 
     def close(self) -> None:
         """Close at once, without a TLS close_notify: HTTP/1.1 framing says where the response
@@ -88,8 +89,10 @@ class PushTransport(httpx.AsyncBaseTransport):
         self._max_idle = max_idle
         self._keepalive_expiry = keepalive_expiry
         # httpx's default: certifi's CA bundle, hostname checks, TLS 1.2+.
-        self._ssl_context = ssl_context or httpx.create_ssl_context()
-        self._ssl_context.set_alpn_protocols(["http/1.1"])
+        if ssl_context is None:
+            ssl_context = httpx.create_ssl_context()
+            ssl_context.set_alpn_protocols(["http/1.1"])
+        self._ssl_context = ssl_context
         self._idle: dict[PoolKey, deque[_Connection]] = {}
         self._idle_count = 0
         self._closed = False
@@ -115,29 +118,21 @@ class PushTransport(httpx.AsyncBaseTransport):
         sni = request.extensions.get("sni_hostname")
         key: PoolKey = (url.scheme, url.host, port, sni if isinstance(sni, str) else None)
         data = _serialize(request)
-        method = request.method.encode("ascii")
-        while True:
-            connection = self._take_idle(key)
-            reused = connection is not None
-            if connection is None:
-                connection = await self._connect(request, key)
-            try:
-                event = await self._exchange(connection, data, method, request)
-            except _StaleConnection as exc:
-                connection.close()
-                if reused:
-                    continue
-                raise httpx.RemoteProtocolError(str(exc), request=request) from None
-            except BaseException:
-                connection.close()
-                raise
-            break
+        try:
+            event, connection = await self._exchange_on(self._take_idle(key), key, data, request)
+        except _StaleConnection:
+            # Once, and on a new connection, never on another pooled one: a receiver that drops
+            # connections after acting on a request sees it at most twice.
+            event, connection = await self._exchange_on(None, key, data, request)
         return httpx.Response(
             event.status_code,
             headers=event.headers,
             stream=_ResponseStream(self, key, connection, request),
             request=request,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": event.reason},
+            extensions={
+                "http_version": b"HTTP/" + event.http_version,
+                "reason_phrase": event.reason,
+            },
         )
 
     async def aclose(self) -> None:
@@ -205,13 +200,32 @@ class PushTransport(httpx.AsyncBaseTransport):
 
     # --- one exchange ----------------------------------------------------------------------
 
+    async def _exchange_on(
+        self, connection: _Connection | None, key: PoolKey, data: bytes, request: httpx.Request
+    ) -> tuple[h11.Response, _Connection]:
+        """The request on `connection` (a pooled one) or on a new one; `_StaleConnection` only
+        from a pooled connection that failed before any byte of a response."""
+        reused = connection is not None
+        if connection is None:
+            connection = await self._connect(request, key)
+        try:
+            return await self._exchange(connection, data, request), connection
+        except _StaleConnection as exc:
+            connection.close()
+            if reused:
+                raise
+            raise httpx.RemoteProtocolError(str(exc), request=request) from None
+        except BaseException:
+            connection.close()
+            raise
+
     async def _exchange(
-        self, connection: _Connection, data: bytes, method: bytes, request: httpx.Request
+        self, connection: _Connection, data: bytes, request: httpx.Request
     ) -> h11.Response:
         conn = connection.h11
         connection.requests += 1
         # h11 reads the response; it needs to know a request of this method went out.
-        conn.send(_h11_request_view(method))
+        conn.send(_h11_request_view(request.method.encode("ascii")))
         conn.send(_END)
         try:
             await connection.stream.send_all(data)

@@ -177,6 +177,16 @@ async def test_reserved_custom_header_is_422(server: RunningServer, name: str) -
     assert "reserved" in errors[0]["message"]
 
 
+@pytest.mark.parametrize("value", ["a\r\nX-Injected: 1", "caf\u00e9", "a\x00b", "bell\x07"])
+async def test_header_value_that_cannot_be_sent_is_422(server: RunningServer, value: str) -> None:
+    body = _body(handler=DROP, delivery=_push("https://example.com/h", {"X-Tenant": value}))
+    errors = invalid(
+        await server.client.post("/v1/schedules", json=body), "delivery.http.headers.X-Tenant"
+    )
+    assert "printable ASCII" in errors[0]["message"]
+    assert ok(await server.client.get("/v1/schedules")) == []
+
+
 async def test_unknown_field_message(server: RunningServer) -> None:
     errors = invalid(await server.client.post("/v1/schedules", json=_body(colour=1)), "colour")
     assert errors == [{"field": "colour", "message": "is not allowed"}]

@@ -40,7 +40,7 @@ class FakeResolver:
     """`answers[host]` → addresses; an unknown host fails like getaddrinfo (EAI_NONAME)."""
 
     answers: dict[str, list[str]] = field(default_factory=dict)
-    error: OSError | None = None
+    error: OSError | UnicodeError | None = None
     calls: list[tuple[str, int]] = field(default_factory=list)
 
     async def __call__(self, host: str, port: int) -> list[str]:

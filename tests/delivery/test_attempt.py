@@ -194,6 +194,21 @@ async def test_request_that_cannot_be_sent_fails_for_good(rig: Rig) -> None:
     assert outcome.error is not None and outcome.error.name == "LocalProtocolError"
 
 
+async def test_name_the_resolver_cannot_encode_fails_for_good(rig: Rig) -> None:
+    """getaddrinfo raises UnicodeError for a label over 63 characters: the same on every try."""
+    rig.resolver.error = UnicodeError("label too long")
+    _, outcome = await rig.attempt()
+    assert outcome.status is ExecutionStatus.FAILED and not outcome.retryable
+    assert outcome.error is not None and outcome.error.name == "UnicodeError"
+
+
+async def test_nul_in_the_response_body_is_stored_as_a_replacement_character(rig: Rig) -> None:
+    """PostgreSQL text cannot hold NUL; a receiver's body must never fail the write."""
+    rig.endpoint.respond = lambda _request: httpx.Response(500, content=b"bad\x00byte\xff")
+    _, outcome = await rig.attempt()
+    assert outcome.response_body == "bad\ufffdbyte\ufffd"
+
+
 async def test_dns_failure_is_retried(rig: Rig) -> None:
     rig.resolver.error = socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
     _, outcome = await rig.attempt()

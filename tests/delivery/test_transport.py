@@ -509,6 +509,39 @@ async def test_reused_connection_closed_before_any_response_byte_is_retried_once
     assert transport.idle_count == 1
 
 
+async def test_a_request_dropped_everywhere_is_sent_at_most_twice(
+    nursery: trio.Nursery, make_transport: Callable[..., PushTransport]
+) -> None:
+    """With several pooled connections to a receiver that acts on a request and then drops the
+    connection, the retry goes to one new connection, not to each pooled one in turn."""
+    all_in = trio.Event()
+    arrived = 0
+
+    async def app(_: Received) -> Reply:
+        nonlocal arrived
+        arrived += 1
+        if arrived <= 3:
+            if arrived == 3:
+                all_in.set()
+            await all_in.wait()  # three connections end up in the pool
+            return Reply()
+        return Reply(drop=True)
+
+    server = await start_h11(nursery, app)
+    transport = make_transport(max_idle=3)
+    url = f"http://127.0.0.1:{server.port}/hook"
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as clients:
+            for _ in range(3):
+                clients.start_soon(get, transport, url)
+        assert transport.idle_count == 3
+        with pytest.raises(httpx.RemoteProtocolError):
+            await get(transport, url)
+    assert arrived == 3 + 2
+    assert transport.connections_opened == 4
+    assert transport.idle_count == 2
+
+
 async def test_reused_connection_reset_before_any_response_byte_is_retried_once(
     nursery: trio.Nursery, make_transport: Callable[..., PushTransport]
 ) -> None:

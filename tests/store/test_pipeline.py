@@ -351,3 +351,18 @@ async def test_unclaim_twice_is_a_no_op(store: Store, acct: Accounts) -> None:
     assert await store.unclaim(claimed, T0 + 3) is False
     assert (await must_job(store, acct.a, claimed.job.id)).last_execution_id == again.execution.id
     assert await must_execution(store, acct.a, again.execution.id) == again.execution
+
+
+async def test_batch_claim_with_a_handler_named_twice_starts_each_job_once(
+    store: Store, acct: Accounts
+) -> None:
+    jobs = [make_job(acct.a, run_at=T0) for _ in range(2)]
+    for job in jobs:
+        await store.insert_job(job)
+    await advance_to_ready(store, T0)
+
+    claimed = await store.claim_ready_jobs(acct.a, ["h", "h"], "worker-1", T0, 10)
+
+    assert sorted(c.job.id for c in claimed) == sorted(j.id for j in jobs)
+    for c in claimed:
+        assert (await must_execution(store, acct.a, c.execution.id)).attempt == 1

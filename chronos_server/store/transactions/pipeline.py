@@ -87,6 +87,7 @@ def start_executions(
     whatever the batch size, not two per job: a
     burst of thousands of due jobs is bounded by statements, and on SQLite each one hands the
     GIL back and forth with the Trio thread. A job whose compare-and-set lost is left out."""
+    rows = list({row["id"]: row for row in rows}.values())  # one start per job, whatever came in
     if not rows:
         return []
     execution_ids = [new_id() for _ in rows]

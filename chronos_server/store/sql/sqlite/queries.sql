@@ -172,8 +172,9 @@ ORDER BY run_at, created_at LIMIT :limit;
 -- name: start_jobs
 UPDATE jobs SET status = 'running', attempt_count = attempt_count + 1,
     last_execution_id = x.execution_id, updated_at = :now
-FROM (SELECT value ->> '$.id' AS id, value ->> '$.execution_id' AS execution_id,
-        value ->> '$.attempts' AS attempts
+FROM (SELECT json_extract(value, '$.id') AS id,
+        json_extract(value, '$.execution_id') AS execution_id,
+        json_extract(value, '$.attempts') AS attempts
       FROM json_each(:items)) AS x
 WHERE jobs.id = x.id AND jobs.status = :expected_status AND jobs.attempt_count = x.attempts
 RETURNING jobs.id;
@@ -182,9 +183,10 @@ RETURNING jobs.id;
 INSERT INTO executions (id, job_id, account_id, attempt, trigger, status, started_at,
     finished_at, duration_ms, lease_expires_at, worker, result, error, http_status,
     response_body)
-SELECT value ->> '$.id', value ->> '$.job_id', value ->> '$.account_id', value ->> '$.attempt',
-    value ->> '$.trigger', 'running', :started_at, NULL, NULL, value ->> '$.lease_expires_at',
-    :worker, NULL, NULL, NULL, NULL
+SELECT json_extract(value, '$.id'), json_extract(value, '$.job_id'),
+    json_extract(value, '$.account_id'), json_extract(value, '$.attempt'),
+    json_extract(value, '$.trigger'), 'running', :started_at, NULL, NULL,
+    json_extract(value, '$.lease_expires_at'), :worker, NULL, NULL, NULL, NULL
 FROM json_each(:items);
 
 -- name: delete_running_execution
@@ -233,15 +235,17 @@ WHERE id = :id AND status = 'running' AND last_execution_id = :execution_id;
 -- name: complete_executions
 UPDATE executions SET status = 'completed', finished_at = :now, duration_ms = :now - started_at,
     result = NULL, error = NULL, http_status = x.http_status, response_body = x.response_body
-FROM (SELECT value ->> '$.id' AS id, value ->> '$.http_status' AS http_status,
-        value ->> '$.response_body' AS response_body
+FROM (SELECT json_extract(value, '$.id') AS id,
+        json_extract(value, '$.http_status') AS http_status,
+        json_extract(value, '$.response_body') AS response_body
       FROM json_each(:items)) AS x
 WHERE executions.id = x.id AND executions.status = 'running'
 RETURNING executions.id, executions.job_id;
 
 -- name: complete_jobs
 UPDATE jobs SET status = 'completed', finished_at = :now, updated_at = :now
-FROM (SELECT value ->> '$.job_id' AS job_id, value ->> '$.execution_id' AS execution_id
+FROM (SELECT json_extract(value, '$.job_id') AS job_id,
+        json_extract(value, '$.execution_id') AS execution_id
       FROM json_each(:items)) AS x
 WHERE jobs.id = x.job_id AND jobs.status = 'running' AND jobs.last_execution_id = x.execution_id;
 
