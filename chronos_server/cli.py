@@ -63,11 +63,10 @@ async def _serve(args: argparse.Namespace) -> None:
     )
 
     async def run(*, task_status: trio.TaskStatus[runtime.ServerHandle]) -> None:
-        await runtime.serve(settings, handle_signals=True, task_status=task_status)
+        await runtime.serve(settings, handle_signals=True, gc_tuning=True, task_status=task_status)
 
     async with trio.open_nursery() as nursery:
         handle = await nursery.start(run)
-        runtime.tune_gc()
         if handle.shown_api_key:
             print(f"Created the default account. API key (shown once): {handle.shown_api_key}")
             sys.stdout.flush()

@@ -215,7 +215,9 @@ class PushSender:
 
     async def _record_pending(self) -> None:
         """Write outcomes until none is waiting, each batch in one transaction. A request's slot
-        stays taken until its outcome is written, so a graceful stop waits for the writes."""
+        stays taken until its outcome is written, so a graceful stop waits for the writes, and
+        while the store is unavailable the batch is kept and retried (the held slots are the
+        back-pressure) rather than dropped to time out later as if nobody had answered."""
         self._recording = True
         try:
             while self._unrecorded:
@@ -223,11 +225,15 @@ class PushSender:
                 del self._unrecorded[:RECORD_BATCH]
                 try:
                     await self._record(batch)
-                finally:
-                    self._slots_free(len(batch))
+                except StoreUnavailable as exc:
+                    log.warning("push: could not record %d outcomes yet (%s)", len(batch), exc)
+                    self._unrecorded[:0] = batch
+                    await trio.sleep(self._p.settings.error_backoff_seconds)
+                    continue
+                self._slots_free(len(batch))
         finally:
             self._recording = False
-            if self._unrecorded:  # cancelled mid-write: the sweeper retries these executions
+            if self._unrecorded:  # cancelled: the sweeper times these executions out and retries
                 self._slots_free(len(self._unrecorded))
                 self._unrecorded.clear()
 
@@ -235,11 +241,7 @@ class PushSender:
         p = self._p
         outcomes = [(claimed.execution.id, outcome) for claimed, outcome in batch]
         self.record_transactions += 1
-        try:
-            refused = await p.store.record_push_outcomes(outcomes, p.clock.now_ms(), p.rng)
-        except StoreUnavailable as exc:
-            log.warning("push: could not record %d outcomes (%s)", len(batch), exc)
-            refused = {}
+        refused = await p.store.record_push_outcomes(outcomes, p.clock.now_ms(), p.rng)
         for execution_id, error in refused.items():
             log.warning("push %s: outcome not recorded (%s)", execution_id, error.message)
         if any(outcome.status is not ExecutionStatus.COMPLETED for _, outcome in batch):

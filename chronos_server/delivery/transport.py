@@ -12,9 +12,10 @@ does the rest, which push needs in a narrow form, directly:
 
 - one request per connection at a time, no queueing: `PushSender` already bounds concurrency;
 - idle connections kept per (scheme, address, port, TLS server name), most recently used first,
-  at most `max_idle` in all, each for at most `keepalive_expiry` seconds; taking and returning one
-  is O(1). The TLS server name is part of the key because push connects to the address it checked
-  (SSRF pinning) and sends the name as SNI: two names on one address never share a connection;
+  at most `max_idle` in all (the one idle longest, or an expired one, makes room for a newer),
+  each for at most `keepalive_expiry` seconds; taking and returning one is O(1) amortised. The
+  TLS server name is part of the key because push connects to the address it checked (SSRF
+  pinning) and sends the name as SNI: two names on one address never share a connection;
 - a reused connection that turns out closed or reset by the peer before any byte of the response
   arrived is replaced by a fresh one and the request sent once more: the keep-alive race, where
   the server timed the connection out as the request arrived. The server may have read the
@@ -39,7 +40,7 @@ import select
 import socket
 import ssl
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -93,14 +94,14 @@ class PushTransport(httpx.AsyncBaseTransport):
             ssl_context = httpx.create_ssl_context()
             ssl_context.set_alpn_protocols(["http/1.1"])
         self._ssl_context = ssl_context
-        self._idle: dict[PoolKey, deque[_Connection]] = {}
-        self._idle_count = 0
+        self._idle: dict[PoolKey, deque[_Connection]] = {}  # per destination, newest first
+        self._lru: OrderedDict[_Connection, PoolKey] = OrderedDict()  # all idle, oldest first
         self._closed = False
         self.connections_opened = 0
 
     @property
     def idle_count(self) -> int:
-        return self._idle_count
+        return len(self._lru)
 
     @property
     def max_idle(self) -> int:
@@ -137,9 +138,9 @@ class PushTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         self._closed = True
-        idle = [c for connections in self._idle.values() for c in connections]
+        idle = list(self._lru)
         self._idle.clear()
-        self._idle_count = 0
+        self._lru.clear()
         for connection in idle:
             connection.close()
 
@@ -166,37 +167,51 @@ class PushTransport(httpx.AsyncBaseTransport):
         return _Connection(stream, sock)
 
     def _take_idle(self, key: PoolKey) -> _Connection | None:
-        connections = self._idle.get(key)
         now = time.monotonic()
-        while connections:
+        while connections := self._idle.get(key):
             connection = connections.popleft()
-            self._idle_count -= 1
-            if not connections:
-                del self._idle[key]
-            if (
-                now - connection.idle_since < self._keepalive_expiry
-                and not connection.peer_closed()
-            ):
+            self._forget(key, connection)
+            if self._fresh(connection, now) and not connection.peer_closed():
                 return connection
             connection.close()
-            connections = self._idle.get(key)
         return None
 
     def _release(self, key: PoolKey, connection: _Connection) -> None:
         conn = connection.h11
         if (
-            not self._closed
-            and self._idle_count < self._max_idle
-            and conn.our_state is h11.DONE
-            and conn.their_state is h11.DONE
-            and not conn.trailing_data[0]
+            self._closed
+            or conn.our_state is not h11.DONE
+            or conn.their_state is not h11.DONE
+            or conn.trailing_data[0]
         ):
-            conn.start_next_cycle()
-            connection.idle_since = time.monotonic()
-            self._idle.setdefault(key, deque()).appendleft(connection)
-            self._idle_count += 1
-        else:
             connection.close()
+            return
+        # Make room: expired connections go first (whatever their destination), then the one
+        # idle longest, so a full pool of stale entries for other endpoints never blocks reuse.
+        now = time.monotonic()
+        while self._lru:
+            oldest, oldest_key = next(iter(self._lru.items()))
+            if self._fresh(oldest, now) and len(self._lru) < self._max_idle:
+                break
+            self._idle[oldest_key].remove(oldest)
+            self._forget(oldest_key, oldest)
+            oldest.close()
+        if self._max_idle <= 0:
+            connection.close()
+            return
+        conn.start_next_cycle()
+        connection.idle_since = now
+        self._idle.setdefault(key, deque()).appendleft(connection)
+        self._lru[connection] = key
+
+    def _forget(self, key: PoolKey, connection: _Connection) -> None:
+        """Drop the bookkeeping of an idle connection already taken out of its deque."""
+        del self._lru[connection]
+        if not self._idle[key]:
+            del self._idle[key]
+
+    def _fresh(self, connection: _Connection, now: float) -> bool:
+        return now - connection.idle_since < self._keepalive_expiry
 
     # --- one exchange ----------------------------------------------------------------------
 

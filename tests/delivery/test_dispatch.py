@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 import pytest
@@ -235,3 +236,47 @@ async def test_store_failure_reading_the_secret_is_recovered_by_the_sweeper(
             (1, ExecutionStatus.TIMEOUT),
             (2, ExecutionStatus.COMPLETED),
         ]
+
+
+async def test_outcome_the_store_could_not_take_is_written_when_it_can(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A receiver that answered 2xx must not be asked again because one write failed: the
+    outcome waits (its slot held) and is written on the next try, before the lease runs out."""
+    settings = LoopSettings(idle_seconds=3600.0, lease_grace_ms=1_000)
+    async with open_world(settings) as world:
+        store: Store = world.p.store
+        record = store.record_push_outcomes
+        failures = [StoreUnavailable("SQLite: database is locked")] * 2
+
+        async def flaky_record(*args: Any) -> Any:
+            if failures:
+                raise failures.pop()
+            return await record(*args)
+
+        monkeypatch.setattr(store, "record_push_outcomes", flaky_record)
+        sent: list[httpx.Request] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            sent.append(request)
+            return httpx.Response(200)
+
+        resolver = FakeResolver({"hooks.example.com": [PUBLIC_IP]})
+        transport = httpx.MockTransport(answer)
+        async with trio.open_nursery() as nursery:
+            sender = PushSender(world.p, transport, PushSettings(), resolver)
+            for loop in (run_admission, run_sweeper):
+                await nursery.start(loop, world.p)
+            await nursery.start(run_dispatch, world.p, sender)
+            with trio.fail_after(120):
+                job = await world.add_push_job(status=JobStatus.PENDING, timeout=30)
+                world.p.admission_nudge.set()
+                await trio.sleep(10)
+                assert (await world.job(job.id)).status is JobStatus.COMPLETED
+                assert sender.in_flight == 0
+            nursery.cancel_scope.cancel()
+        assert len(sent) == 1 and failures == []
+        page = await world.p.store.list_executions(
+            world.account_id, job_id=job.id, statuses=None, offset=0, limit=10
+        )
+        assert [(e.attempt, e.status) for e in page.items] == [(1, ExecutionStatus.COMPLETED)]

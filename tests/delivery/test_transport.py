@@ -396,6 +396,37 @@ async def test_max_idle_bounds_the_pool_and_closes_the_rest(
     assert transport.idle_count == 1
 
 
+async def test_a_full_pool_makes_room_for_another_destination(
+    nursery: trio.Nursery, make_transport: Callable[..., PushTransport]
+) -> None:
+    """Idle connections to one endpoint must not keep every other endpoint from reuse: the one
+    idle longest is closed to make room."""
+    all_in = trio.Event()
+    arrived = 0
+
+    async def app(_: Received) -> Reply:
+        nonlocal arrived
+        arrived += 1
+        if arrived == 2:
+            all_in.set()
+        await all_in.wait()  # two requests at once: two connections to A end up idle
+        return Reply()
+
+    a = await start_h11(nursery, app)
+    b = await start_h11(nursery)
+    transport = make_transport(max_idle=2)
+    with trio.fail_after(TIMEOUT):
+        async with trio.open_nursery() as clients:
+            for _ in range(2):
+                clients.start_soon(get, transport, f"http://127.0.0.1:{a.port}/")
+        assert transport.idle_count == 2
+        for _ in range(3):
+            await get(transport, f"http://127.0.0.1:{b.port}/")
+        await a.wait_client_closed(1)  # A's oldest idle connection made room
+    assert b.connections == 1
+    assert transport.idle_count == 2
+
+
 async def test_connection_close_from_the_server_is_honoured(
     nursery: trio.Nursery, make_transport: Callable[..., PushTransport]
 ) -> None:
