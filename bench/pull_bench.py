@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import trio
@@ -51,7 +52,15 @@ def start_server(
     raise SystemExit("server did not become ready")
 
 
-async def create_jobs(client: httpx.AsyncClient, n: int, handler: str, parallel: int = 16) -> None:
+async def create_jobs(
+    client: httpx.AsyncClient,
+    n: int,
+    handler: str,
+    parallel: int = 16,
+    body: Callable[[int], dict[str, Any]] | None = None,
+) -> None:
+    """`n` jobs through the API, `parallel` requests at a time; `body(i)` is the i-th job's body
+    (a pull job for `handler` by default)."""
     send, recv = trio.open_memory_channel[int](n)
     for i in range(n):
         send.send_nowait(i)
@@ -59,8 +68,8 @@ async def create_jobs(client: httpx.AsyncClient, n: int, handler: str, parallel:
 
     async def creator() -> None:
         async for i in recv:
-            r = await client.post("/v1/jobs", json={"name": f"b{i}", "handler": handler})
-            r.raise_for_status()
+            job = body(i) if body else {"name": f"b{i}", "handler": handler}
+            (await client.post("/v1/jobs", json=job)).raise_for_status()
 
     async with trio.open_nursery() as nursery:
         for _ in range(parallel):

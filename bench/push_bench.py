@@ -33,16 +33,18 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import h11
 import httpx
 import trio
 
-from bench.pull_bench import start_server
+from bench.pull_bench import create_jobs, start_server
 
 KEY = "chrns_" + "P" * 40
 FDS_WANTED = 8192  # two sockets per request (server and receiver side) plus the database
@@ -159,21 +161,9 @@ def epoch(iso: str) -> float:
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
-async def create_jobs(c: httpx.AsyncClient, n: int, url: str, due: float) -> None:
+def push_job(url: str, due: float) -> Callable[[int], dict[str, Any]]:
     delivery = {"type": "push", "http": {"url": url, "method": "POST"}}
-    send, recv = trio.open_memory_channel[int](n)
-    for i in range(n):
-        send.send_nowait(i)
-    send.close()
-
-    async def creator() -> None:
-        async for i in recv:
-            body = {"name": f"p{i}", "delivery": delivery, "scheduled_for": iso_ms(due)}
-            (await c.post("/v1/jobs", json=body)).raise_for_status()
-
-    async with trio.open_nursery() as nursery:
-        for _ in range(16):
-            nursery.start_soon(creator)
+    return lambda i: {"name": f"p{i}", "delivery": delivery, "scheduled_for": iso_ms(due)}
 
 
 async def count(c: httpx.AsyncClient, status: str) -> int:
@@ -239,7 +229,8 @@ async def run_once(args: argparse.Namespace, concurrency: int, receiver: Receive
             async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as c:
                 due = math.ceil(time.time() + args.lead)  # a whole second: like a cron slot
                 created = time.time()
-                await create_jobs(c, args.jobs, f"http://127.0.0.1:{args.receiver_port}/hook", due)
+                url = f"http://127.0.0.1:{args.receiver_port}/hook"
+                await create_jobs(c, args.jobs, "", body=push_job(url, due))
                 if time.time() >= due:
                     print(f"  warning: creating took {time.time() - created:.1f} s, past --lead")
                 # Nothing can finish before due + latency: polling earlier would only load the

@@ -157,7 +157,6 @@ class PushSender:
         self._idle.set()
         self._unrecorded: list[tuple[ClaimedJob, Outcome]] = []
         self._recording = False
-        self.record_transactions = 0
 
     async def dispatch_once(self, nursery: trio.Nursery) -> int:
         """Start as many queued push jobs as there are free slots; returns how many."""
@@ -240,7 +239,6 @@ class PushSender:
     async def _record(self, batch: list[tuple[ClaimedJob, Outcome]]) -> None:
         p = self._p
         outcomes = [(claimed.execution.id, outcome) for claimed, outcome in batch]
-        self.record_transactions += 1
         refused = await p.store.record_push_outcomes(outcomes, p.clock.now_ms(), p.rng)
         for execution_id, error in refused.items():
             log.warning("push %s: outcome not recorded (%s)", execution_id, error.message)

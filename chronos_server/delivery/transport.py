@@ -220,16 +220,10 @@ class PushTransport(httpx.AsyncBaseTransport):
     ) -> tuple[h11.Response, _Connection]:
         """The request on `connection` (a pooled one) or on a new one; `_StaleConnection` only
         from a pooled connection that failed before any byte of a response."""
-        reused = connection is not None
         if connection is None:
             connection = await self._connect(request, key)
         try:
             return await self._exchange(connection, data, request), connection
-        except _StaleConnection as exc:
-            connection.close()
-            if reused:
-                raise
-            raise httpx.RemoteProtocolError(str(exc), request=request) from None
         except BaseException:
             connection.close()
             raise

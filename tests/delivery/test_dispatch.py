@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,10 +163,7 @@ async def test_retry_after_5xx_is_sent_at_its_run_at(
         done = await world.job(job.id)
         assert done.status is JobStatus.COMPLETED and done.attempt_count == 2
         assert sent_at[1] == retrying.run_at  # not a millisecond late
-        page = await world.p.store.list_executions(
-            world.account_id, job_id=job.id, statuses=None, offset=0, limit=10
-        )
-        assert sorted((e.attempt, e.status) for e in page.items) == [
+        assert await attempts(world, job.id) == [
             (1, ExecutionStatus.FAILED),
             (2, ExecutionStatus.COMPLETED),
         ]
@@ -197,6 +195,28 @@ async def test_one_secret_read_per_batch_and_every_request_verifies(
         assert verify_signature(SECRET, request.headers, request.content, now=now)
 
 
+@asynccontextmanager
+async def pipeline_running(
+    world: World, transport: httpx.AsyncBaseTransport
+) -> AsyncIterator[PushSender]:
+    """Admission, the sweeper and dispatch with a push sender, as `chronos serve` runs them."""
+    resolver = FakeResolver({"hooks.example.com": [PUBLIC_IP]})
+    async with trio.open_nursery() as nursery:
+        sender = PushSender(world.p, transport, PushSettings(), resolver)
+        for loop in (run_admission, run_sweeper):
+            await nursery.start(loop, world.p)
+        await nursery.start(run_dispatch, world.p, sender)
+        yield sender
+        nursery.cancel_scope.cancel()
+
+
+async def attempts(world: World, job_id: str) -> list[tuple[int, ExecutionStatus]]:
+    page = await world.p.store.list_executions(
+        world.account_id, job_id=job_id, statuses=None, offset=0, limit=10
+    )
+    return sorted((e.attempt, e.status) for e in page.items)
+
+
 async def test_store_failure_reading_the_secret_is_recovered_by_the_sweeper(
     autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -212,13 +232,8 @@ async def test_store_failure_reading_the_secret_is_recovered_by_the_sweeper(
             return await get_account(account_id)
 
         monkeypatch.setattr(store, "get_account", flaky_get_account)
-        resolver = FakeResolver({"hooks.example.com": [PUBLIC_IP]})
         transport = httpx.MockTransport(lambda _request: httpx.Response(200))
-        async with trio.open_nursery() as nursery:
-            sender = PushSender(world.p, transport, PushSettings(), resolver)
-            for loop in (run_admission, run_sweeper):
-                await nursery.start(loop, world.p)
-            await nursery.start(run_dispatch, world.p, sender)
+        async with pipeline_running(world, transport):
             with trio.fail_after(120):
                 job = await world.add_push_job(status=JobStatus.PENDING, timeout=5)
                 world.p.admission_nudge.set()
@@ -228,11 +243,7 @@ async def test_store_failure_reading_the_secret_is_recovered_by_the_sweeper(
                 # lease 5 s + grace 1 s → timeout at the next sweep → 1-2 s backoff → attempt 2
                 await trio.sleep(10)
                 assert (await world.job(job.id)).status is JobStatus.COMPLETED
-            nursery.cancel_scope.cancel()
-        page = await world.p.store.list_executions(
-            world.account_id, job_id=job.id, statuses=None, offset=0, limit=10
-        )
-        assert sorted((e.attempt, e.status) for e in page.items) == [
+        assert await attempts(world, job.id) == [
             (1, ExecutionStatus.TIMEOUT),
             (2, ExecutionStatus.COMPLETED),
         ]
@@ -261,22 +272,12 @@ async def test_outcome_the_store_could_not_take_is_written_when_it_can(
             sent.append(request)
             return httpx.Response(200)
 
-        resolver = FakeResolver({"hooks.example.com": [PUBLIC_IP]})
-        transport = httpx.MockTransport(answer)
-        async with trio.open_nursery() as nursery:
-            sender = PushSender(world.p, transport, PushSettings(), resolver)
-            for loop in (run_admission, run_sweeper):
-                await nursery.start(loop, world.p)
-            await nursery.start(run_dispatch, world.p, sender)
+        async with pipeline_running(world, httpx.MockTransport(answer)) as sender:
             with trio.fail_after(120):
                 job = await world.add_push_job(status=JobStatus.PENDING, timeout=30)
                 world.p.admission_nudge.set()
                 await trio.sleep(10)
                 assert (await world.job(job.id)).status is JobStatus.COMPLETED
                 assert sender.in_flight == 0
-            nursery.cancel_scope.cancel()
         assert len(sent) == 1 and failures == []
-        page = await world.p.store.list_executions(
-            world.account_id, job_id=job.id, statuses=None, offset=0, limit=10
-        )
-        assert [(e.attempt, e.status) for e in page.items] == [(1, ExecutionStatus.COMPLETED)]
+        assert await attempts(world, job.id) == [(1, ExecutionStatus.COMPLETED)]

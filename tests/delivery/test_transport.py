@@ -181,6 +181,33 @@ async def start_h11(nursery: trio.Nursery, app: App = answer_ok) -> H11Server:
     return server
 
 
+@dataclass(eq=False)
+class AllAtOnce:
+    """An app whose first `n` requests wait for one another, so they are in flight together on
+    `n` connections (which then go idle in the client's pool); later ones go to `then`."""
+
+    n: int
+    then: App = answer_ok
+    arrived: int = 0
+    _all_in: trio.Event = field(default_factory=trio.Event)
+
+    async def __call__(self, received: Received) -> Reply:
+        self.arrived += 1
+        if self.arrived > self.n:
+            return await self.then(received)
+        if self.arrived == self.n:
+            self._all_in.set()
+        await self._all_in.wait()
+        return Reply()
+
+
+async def fill_pool(transport: PushTransport, url: str, n: int) -> None:
+    """`n` GETs at once (to an `AllAtOnce(n)` server): `n` connections, all idle afterwards."""
+    async with trio.open_nursery() as clients:
+        for _ in range(n):
+            clients.start_soon(get, transport, url)
+
+
 async def read_head(stream: trio.SocketStream) -> bytes:
     """One request head (the requests in raw tests have no body); b"" if the client closed."""
     data = b""
@@ -365,25 +392,12 @@ async def test_tls_server_names_do_not_share_a_connection(
 async def test_max_idle_bounds_the_pool_and_closes_the_rest(
     nursery: trio.Nursery, make_transport: Callable[..., PushTransport]
 ) -> None:
-    all_in = trio.Event()
-    arrived = 0
-
-    async def app(_: Received) -> Reply:
-        nonlocal arrived
-        arrived += 1
-        if arrived == 3:
-            all_in.set()
-        await all_in.wait()  # three requests in flight at once, on three connections
-        return Reply()
-
-    server = await start_h11(nursery, app)
+    server = await start_h11(nursery, AllAtOnce(3))
     transport = make_transport(max_idle=1)
     assert transport.max_idle == 1
     url = f"http://127.0.0.1:{server.port}/hook"
     with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as clients:
-            for _ in range(3):
-                clients.start_soon(get, transport, url)
+        await fill_pool(transport, url, 3)
         assert transport.connections_opened == 3
         assert server.connections == 3
         assert transport.idle_count == 1
@@ -401,24 +415,11 @@ async def test_a_full_pool_makes_room_for_another_destination(
 ) -> None:
     """Idle connections to one endpoint must not keep every other endpoint from reuse: the one
     idle longest is closed to make room."""
-    all_in = trio.Event()
-    arrived = 0
-
-    async def app(_: Received) -> Reply:
-        nonlocal arrived
-        arrived += 1
-        if arrived == 2:
-            all_in.set()
-        await all_in.wait()  # two requests at once: two connections to A end up idle
-        return Reply()
-
-    a = await start_h11(nursery, app)
+    a = await start_h11(nursery, AllAtOnce(2))
     b = await start_h11(nursery)
     transport = make_transport(max_idle=2)
     with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as clients:
-            for _ in range(2):
-                clients.start_soon(get, transport, f"http://127.0.0.1:{a.port}/")
+        await fill_pool(transport, f"http://127.0.0.1:{a.port}/", 2)
         assert transport.idle_count == 2
         for _ in range(3):
             await get(transport, f"http://127.0.0.1:{b.port}/")
@@ -545,30 +546,20 @@ async def test_a_request_dropped_everywhere_is_sent_at_most_twice(
 ) -> None:
     """With several pooled connections to a receiver that acts on a request and then drops the
     connection, the retry goes to one new connection, not to each pooled one in turn."""
-    all_in = trio.Event()
-    arrived = 0
 
-    async def app(_: Received) -> Reply:
-        nonlocal arrived
-        arrived += 1
-        if arrived <= 3:
-            if arrived == 3:
-                all_in.set()
-            await all_in.wait()  # three connections end up in the pool
-            return Reply()
+    async def drop(_: Received) -> Reply:
         return Reply(drop=True)
 
+    app = AllAtOnce(3, then=drop)
     server = await start_h11(nursery, app)
     transport = make_transport(max_idle=3)
     url = f"http://127.0.0.1:{server.port}/hook"
     with trio.fail_after(TIMEOUT):
-        async with trio.open_nursery() as clients:
-            for _ in range(3):
-                clients.start_soon(get, transport, url)
+        await fill_pool(transport, url, 3)
         assert transport.idle_count == 3
         with pytest.raises(httpx.RemoteProtocolError):
             await get(transport, url)
-    assert arrived == 3 + 2
+    assert app.arrived == 3 + 2
     assert transport.connections_opened == 4
     assert transport.idle_count == 2
 

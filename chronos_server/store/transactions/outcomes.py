@@ -18,7 +18,7 @@ from chronos_server.core.models import (
 )
 from chronos_server.core.transitions import decide_after_failure
 from chronos_server.store.base import SweepResult
-from chronos_server.store.rows import dump_json, execution_from_row, job_from_row
+from chronos_server.store.rows import Row, dump_json, execution_from_row, job_from_row
 from chronos_server.store.transactions.tx import Tx
 
 
@@ -61,7 +61,9 @@ def record_push_outcomes(
         done = {row["id"] for row in rows}
         for eid, _ in completed:
             if eid not in done:
-                refused[eid] = _why_not_running(tx, eid)
+                refused[eid] = _refusal(tx.one("get_execution_any", id=eid)) or (
+                    errors.ExecutionAlreadyFinished()  # finished between the write and this read
+                )
     for eid, outcome in outcomes:
         if outcome.status is not ExecutionStatus.COMPLETED:
             try:
@@ -71,13 +73,16 @@ def record_push_outcomes(
     return refused
 
 
-def _why_not_running(tx: Tx, execution_id: str) -> errors.ChronosError:
-    row = tx.one("get_execution_any", id=execution_id)
+def _refusal(row: Row | None) -> errors.ChronosError | None:
+    """Why an outcome for this execution row cannot be recorded, or None if it can (spec §10.4):
+    unknown, timed out by the sweeper, or already finished."""
     if row is None:
         return errors.ExecutionNotFound()
     if row["status"] == ExecutionStatus.TIMEOUT.value:
         return errors.LeaseExpired()
-    return errors.ExecutionAlreadyFinished()
+    if row["status"] != ExecutionStatus.RUNNING.value:
+        return errors.ExecutionAlreadyFinished()
+    return None
 
 
 def finish_execution(
@@ -93,14 +98,11 @@ def finish_execution(
         if account_id is None
         else tx.one("get_execution", id=execution_id, account_id=account_id)
     )
-    if row is None:
-        raise errors.ExecutionNotFound()
-    execution = execution_from_row(row)
-    if execution.status is ExecutionStatus.TIMEOUT:
-        raise errors.LeaseExpired()
-    if execution.status is not ExecutionStatus.RUNNING:
-        raise errors.ExecutionAlreadyFinished()
-    _apply_outcome(tx, execution, outcome, now, rng)
+    refused = _refusal(row)
+    if refused is not None:
+        raise refused
+    assert row is not None
+    _apply_outcome(tx, execution_from_row(row), outcome, now, rng)
     done = tx.one("get_execution_any", id=execution_id)
     assert done is not None
     return execution_from_row(done)
