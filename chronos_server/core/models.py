@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 JSON = Any
 
@@ -241,6 +241,16 @@ class Outcome:
     http_status: int | None = None
     response_body: str | None = None
     retry_after_ms: int | None = None  # a receiver's Retry-After, used instead of the backoff
+
+
+class ObservedOutcome(NamedTuple):
+    """A push attempt's outcome and when it ended as the sender saw it (response read, error
+    raised, timeout hit): the execution's `finished_at`, not the later time its batch is
+    written (outcomes are group-committed)."""
+
+    execution_id: str
+    outcome: Outcome
+    ended_at: int
 
 
 T = TypeVar("T")

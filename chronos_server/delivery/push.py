@@ -29,7 +29,13 @@ import httpx
 import trio
 
 from chronos_server.api.timefmt import iso
-from chronos_server.core.models import ClaimedJob, ExecutionError, ExecutionStatus, Outcome
+from chronos_server.core.models import (
+    ClaimedJob,
+    ExecutionError,
+    ExecutionStatus,
+    ObservedOutcome,
+    Outcome,
+)
 from chronos_server.core.targets import is_blocked_address
 from chronos_server.delivery.classify import classify_response
 from chronos_server.delivery.signing import request_body, signature_headers
@@ -155,7 +161,7 @@ class PushSender:
         self.peak_in_flight = 0
         self._idle = trio.Event()
         self._idle.set()
-        self._unrecorded: list[tuple[ClaimedJob, Outcome]] = []
+        self._unrecorded: list[ObservedOutcome] = []
         self._recording = False
 
     async def dispatch_once(self, nursery: trio.Nursery) -> int:
@@ -201,7 +207,8 @@ class PushSender:
         except BaseException:
             self._slots_free(1)
             raise
-        self._unrecorded.append((claimed, outcome))
+        ended = self._p.clock.now_ms()
+        self._unrecorded.append(ObservedOutcome(claimed.execution.id, outcome, ended))
         if not self._recording:  # else the task writing a batch now takes this one next
             await self._record_pending()
 
@@ -236,13 +243,12 @@ class PushSender:
                 self._slots_free(len(self._unrecorded))
                 self._unrecorded.clear()
 
-    async def _record(self, batch: list[tuple[ClaimedJob, Outcome]]) -> None:
+    async def _record(self, batch: list[ObservedOutcome]) -> None:
         p = self._p
-        outcomes = [(claimed.execution.id, outcome) for claimed, outcome in batch]
-        refused = await p.store.record_push_outcomes(outcomes, p.clock.now_ms(), p.rng)
+        refused = await p.store.record_push_outcomes(batch, p.clock.now_ms(), p.rng)
         for execution_id, error in refused.items():
             log.warning("push %s: outcome not recorded (%s)", execution_id, error.message)
-        if any(outcome.status is not ExecutionStatus.COMPLETED for _, outcome in batch):
+        if any(o.outcome.status is not ExecutionStatus.COMPLETED for o in batch):
             p.admission_nudge.set()
 
     async def attempt(self, claimed: ClaimedJob, secret: str | None = None) -> Outcome:

@@ -22,6 +22,7 @@ from chronos_server.core.models import (
     ExecutionStatus,
     Job,
     JobStatus,
+    ObservedOutcome,
     Outcome,
     Page,
     Schedule,
@@ -168,7 +169,7 @@ class Store(Protocol):
         rng: random.Random,
     ) -> list[Execution | ChronosError]: ...
     async def record_push_outcomes(
-        self, outcomes: list[tuple[str, Outcome]], now: int, rng: random.Random
+        self, outcomes: list[ObservedOutcome], now: int, rng: random.Random
     ) -> dict[str, ChronosError]: ...
     async def sweep(
         self, now: int, lease_grace_ms: int, admitting_grace_ms: int, rng: random.Random, limit: int

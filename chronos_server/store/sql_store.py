@@ -21,6 +21,7 @@ from chronos_server.core.models import (
     ExecutionStatus,
     Job,
     JobStatus,
+    ObservedOutcome,
     Outcome,
     Page,
     Schedule,
@@ -291,7 +292,7 @@ class SqlStore:
         return await self._tx(lambda tx: t.finish_executions(tx, account_id, outcomes, now, rng))
 
     async def record_push_outcomes(
-        self, outcomes: list[tuple[str, Outcome]], now: int, rng: random.Random
+        self, outcomes: list[ObservedOutcome], now: int, rng: random.Random
     ) -> dict[str, ChronosError]:
         return await self._tx(lambda tx: t.record_push_outcomes(tx, outcomes, now, rng))
 

@@ -267,9 +267,11 @@ async def test_outcome_the_store_could_not_take_is_written_when_it_can(
 
         monkeypatch.setattr(store, "record_push_outcomes", flaky_record)
         sent: list[httpx.Request] = []
+        answered_at: list[int] = []
 
         def answer(request: httpx.Request) -> httpx.Response:
             sent.append(request)
+            answered_at.append(world.p.clock.now_ms())
             return httpx.Response(200)
 
         async with pipeline_running(world, httpx.MockTransport(answer)) as sender:
@@ -281,3 +283,11 @@ async def test_outcome_the_store_could_not_take_is_written_when_it_can(
                 assert sender.in_flight == 0
         assert len(sent) == 1 and failures == []
         assert await attempts(world, job.id) == [(1, ExecutionStatus.COMPLETED)]
+        # The attempt ended when the receiver answered, not when the write finally went through.
+        page = await store.list_executions(
+            world.account_id, job_id=job.id, statuses=None, offset=0, limit=10
+        )
+        (execution,) = page.items
+        done = await world.job(job.id)
+        assert execution.finished_at == done.finished_at == answered_at[0]
+        assert done.updated_at is not None and done.updated_at > answered_at[0]

@@ -8,7 +8,13 @@ import pytest
 
 from chronos_server import errors
 from chronos_server.core.backoff import retry_delay_ms
-from chronos_server.core.models import ExecutionStatus, JobStatus, Outcome, Trigger
+from chronos_server.core.models import (
+    ExecutionStatus,
+    JobStatus,
+    ObservedOutcome,
+    Outcome,
+    Trigger,
+)
 from chronos_server.store.base import Store
 
 from .conftest import (
@@ -176,10 +182,16 @@ async def test_push_outcomes_complete_in_one_call_and_failures_still_retry(
     first = await insert_running(store, acct.a, T0)
     second = await insert_running(store, acct.b, T0 + 100)
     failing = await insert_running(store, acct.a, T0)
-    now = T0 + 2_500
+    ended = {first.execution.id: T0 + 2_100, second.execution.id: T0 + 2_300}
+    failed_at = T0 + 2_200
+    now = T0 + 2_500  # the write comes after the attempts ended (group commit)
 
     refused = await store.record_push_outcomes(
-        [(first.execution.id, PUSHED), (failing.execution.id, FAIL), (second.execution.id, PUSHED)],
+        [
+            ObservedOutcome(first.execution.id, PUSHED, ended[first.execution.id]),
+            ObservedOutcome(failing.execution.id, FAIL, failed_at),
+            ObservedOutcome(second.execution.id, PUSHED, ended[second.execution.id]),
+        ],
         now,
         rng,
     )
@@ -187,16 +199,36 @@ async def test_push_outcomes_complete_in_one_call_and_failures_still_retry(
     assert refused == {}
     for claimed, account in ((first, acct.a), (second, acct.b)):
         execution = await must_execution(store, account, claimed.execution.id)
+        end = ended[claimed.execution.id]
         assert execution.status is ExecutionStatus.COMPLETED
         assert (execution.http_status, execution.response_body) == (204, '{"ok":true}')
-        assert execution.finished_at == now
-        assert execution.duration_ms == now - claimed.execution.started_at
+        assert execution.finished_at == end
+        assert execution.duration_ms == end - claimed.execution.started_at
         assert execution.result is None and execution.error is None
         job = await must_job(store, account, claimed.job.id)
-        assert (job.status, job.finished_at, job.updated_at) == (JobStatus.COMPLETED, now, now)
+        assert (job.status, job.finished_at, job.updated_at) == (JobStatus.COMPLETED, end, now)
         assert job.run_at == claimed.job.run_at
+    failed = await must_execution(store, acct.a, failing.execution.id)
+    assert failed.finished_at == failed_at
     retrying = await must_job(store, acct.a, failing.job.id)
-    assert retrying.status is JobStatus.RETRYING and retrying.run_at > now
+    assert retrying.status is JobStatus.RETRYING and retrying.run_at > failed_at
+
+
+async def test_push_outcome_never_ends_before_its_execution_started(
+    store: Store, acct: Accounts, rng: random.Random
+) -> None:
+    """A wall clock stepped back between start and end must not give a negative duration."""
+    claimed = await insert_running(store, acct.a, T0)
+
+    refused = await store.record_push_outcomes(
+        [ObservedOutcome(claimed.execution.id, PUSHED, T0 - 50)], T0 + 10, rng
+    )
+
+    assert refused == {}
+    execution = await must_execution(store, acct.a, claimed.execution.id)
+    assert (execution.finished_at, execution.duration_ms) == (claimed.execution.started_at, 0)
+    job = await must_job(store, acct.a, claimed.job.id)
+    assert job.finished_at == claimed.execution.started_at
 
 
 async def test_push_outcomes_that_cannot_be_recorded_say_why_and_change_nothing(
@@ -217,10 +249,10 @@ async def test_push_outcomes_that_cannot_be_recorded_say_why_and_change_nothing(
 
     refused = await store.record_push_outcomes(
         [
-            (swept.execution.id, PUSHED),
-            (finished.execution.id, PUSHED),
-            ("exec-missing", PUSHED),
-            (finished.execution.id, FAIL),
+            ObservedOutcome(swept.execution.id, PUSHED, swept_at),
+            ObservedOutcome(finished.execution.id, PUSHED, swept_at),
+            ObservedOutcome("exec-missing", PUSHED, swept_at),
+            ObservedOutcome(finished.execution.id, FAIL, swept_at),
         ],
         swept_at + 1,
         rng,

@@ -13,6 +13,7 @@ from chronos_server.core.models import (
     ExecutionStatus,
     Job,
     JobStatus,
+    ObservedOutcome,
     Outcome,
     ScheduleStatus,
 )
@@ -41,35 +42,46 @@ def finish_executions(
 
 
 def record_push_outcomes(
-    tx: Tx, outcomes: list[tuple[str, Outcome]], now: int, rng: random.Random
+    tx: Tx, outcomes: list[ObservedOutcome], now: int, rng: random.Random
 ) -> dict[str, errors.ChronosError]:
     """The outcomes of push requests; returns the ones that could not be recorded, with why.
-    Completed ones (nearly all of a healthy burst) take two statements in all, compare-and-set
-    on `running` as `finish_execution` does; the others go one by one through it (a retry
-    decision needs the job)."""
+    Each execution's `finished_at` (and its duration) is when its attempt ended, `ended_at`;
+    `now`, the time of this write, is the jobs' `updated_at`. Completed ones (nearly all of a
+    healthy burst) take two statements in all, compare-and-set on `running` as
+    `finish_execution` does; the others go one by one through it (a retry decision needs the
+    job), timed from their end."""
     refused: dict[str, errors.ChronosError] = {}
-    completed = [(eid, o) for eid, o in outcomes if o.status is ExecutionStatus.COMPLETED]
+    completed = [o for o in outcomes if o.outcome.status is ExecutionStatus.COMPLETED]
     if completed:
         items = [
-            {"id": eid, "http_status": o.http_status, "response_body": o.response_body}
-            for eid, o in completed
+            {
+                "id": o.execution_id,
+                "http_status": o.outcome.http_status,
+                "response_body": o.outcome.response_body,
+                "finished_at": o.ended_at,
+            }
+            for o in completed
         ]
         rows = tx.all("complete_executions", items=json.dumps(items), now=now)
-        jobs = [{"job_id": row["job_id"], "execution_id": row["id"]} for row in rows]
+        jobs = [
+            {"job_id": row["job_id"], "execution_id": row["id"], "finished_at": row["finished_at"]}
+            for row in rows
+        ]
         if jobs:
             tx.run("complete_jobs", items=json.dumps(jobs), now=now)
         done = {row["id"] for row in rows}
-        for eid, _ in completed:
-            if eid not in done:
-                refused[eid] = _refusal(tx.one("get_execution_any", id=eid)) or (
+        for o in completed:
+            if o.execution_id not in done:
+                row = tx.one("get_execution_any", id=o.execution_id)
+                refused[o.execution_id] = _refusal(row) or (
                     errors.ExecutionAlreadyFinished()  # finished between the write and this read
                 )
-    for eid, outcome in outcomes:
-        if outcome.status is not ExecutionStatus.COMPLETED:
+    for o in outcomes:
+        if o.outcome.status is not ExecutionStatus.COMPLETED:
             try:
-                finish_execution(tx, None, eid, outcome, now, rng)
+                finish_execution(tx, None, o.execution_id, o.outcome, o.ended_at, rng)
             except errors.ChronosError as exc:
-                refused[eid] = exc
+                refused[o.execution_id] = exc
     return refused
 
 

@@ -243,16 +243,18 @@ UPDATE jobs SET status = :status, run_at = :run_at, finished_at = :finished_at,
 WHERE id = :id AND status = 'running' AND last_execution_id = :execution_id;
 
 -- name: complete_executions
-UPDATE executions SET status = 'completed', finished_at = :now,
-    duration_ms = :now - executions.started_at, result = NULL, error = NULL,
+UPDATE executions SET status = 'completed',
+    finished_at = GREATEST(x.finished_at, executions.started_at),
+    duration_ms = GREATEST(x.finished_at - executions.started_at, 0), result = NULL, error = NULL,
     http_status = x.http_status, response_body = x.response_body
-FROM jsonb_to_recordset(:items::jsonb) AS x(id TEXT, http_status INTEGER, response_body TEXT)
+FROM jsonb_to_recordset(:items::jsonb)
+    AS x(id TEXT, http_status INTEGER, response_body TEXT, finished_at BIGINT)
 WHERE executions.id = x.id AND executions.status = 'running'
-RETURNING executions.id, executions.job_id;
+RETURNING executions.id, executions.job_id, executions.finished_at;
 
 -- name: complete_jobs
-UPDATE jobs SET status = 'completed', finished_at = :now, updated_at = :now
-FROM jsonb_to_recordset(:items::jsonb) AS x(job_id TEXT, execution_id TEXT)
+UPDATE jobs SET status = 'completed', finished_at = x.finished_at, updated_at = :now
+FROM jsonb_to_recordset(:items::jsonb) AS x(job_id TEXT, execution_id TEXT, finished_at BIGINT)
 WHERE jobs.id = x.job_id AND jobs.status = 'running' AND jobs.last_execution_id = x.execution_id;
 
 -- name: expired_leases

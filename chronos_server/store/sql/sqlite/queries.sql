@@ -233,19 +233,22 @@ UPDATE jobs SET status = :status, run_at = :run_at, finished_at = :finished_at,
 WHERE id = :id AND status = 'running' AND last_execution_id = :execution_id;
 
 -- name: complete_executions
-UPDATE executions SET status = 'completed', finished_at = :now, duration_ms = :now - started_at,
-    result = NULL, error = NULL, http_status = x.http_status, response_body = x.response_body
+UPDATE executions SET status = 'completed', finished_at = max(x.finished_at, started_at),
+    duration_ms = max(x.finished_at - started_at, 0), result = NULL, error = NULL,
+    http_status = x.http_status, response_body = x.response_body
 FROM (SELECT json_extract(value, '$.id') AS id,
         json_extract(value, '$.http_status') AS http_status,
-        json_extract(value, '$.response_body') AS response_body
+        json_extract(value, '$.response_body') AS response_body,
+        json_extract(value, '$.finished_at') AS finished_at
       FROM json_each(:items)) AS x
 WHERE executions.id = x.id AND executions.status = 'running'
-RETURNING executions.id, executions.job_id;
+RETURNING executions.id, executions.job_id, executions.finished_at;
 
 -- name: complete_jobs
-UPDATE jobs SET status = 'completed', finished_at = :now, updated_at = :now
+UPDATE jobs SET status = 'completed', finished_at = x.finished_at, updated_at = :now
 FROM (SELECT json_extract(value, '$.job_id') AS job_id,
-        json_extract(value, '$.execution_id') AS execution_id
+        json_extract(value, '$.execution_id') AS execution_id,
+        json_extract(value, '$.finished_at') AS finished_at
       FROM json_each(:items)) AS x
 WHERE jobs.id = x.job_id AND jobs.status = 'running' AND jobs.last_execution_id = x.execution_id;
 
