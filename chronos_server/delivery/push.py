@@ -48,6 +48,9 @@ Resolver = Callable[[str, int], Awaitable[list[str]]]
 BODY_PREFIX_BYTES = 4096
 KEEPALIVE_CONNECTIONS = 20
 RECORD_BATCH = 500  # outcomes per transaction
+# Requests started per scheduler pass in a burst (see `dispatch_once`). On the fan-out bench,
+# 32 brought the first request of 1,000 forward from +200 ms to +80 ms, at no cost to the last.
+START_CHUNK = 32
 
 
 class BlockedDestination(Exception):
@@ -184,8 +187,14 @@ class PushSender:
             self._slots_free(limit, nudge=False)  # any started job is left to the sweeper
             raise
         self._slots_free(limit - len(started), nudge=False)
-        for claimed in started:
+        for i, claimed in enumerate(started, 1):
             nursery.start_soon(self._deliver, claimed, secrets[claimed.job.account_id])
+            if i % START_CHUNK == 0:
+                # Trio runs every runnable task before it polls for I/O: without this pause the
+                # first request of a burst would leave only once every request was built. The
+                # ones started so far connect and send in the meantime. Shielded: a cancel here
+                # would leave started jobs without a task, and their slots taken for good.
+                await trio.lowlevel.cancel_shielded_checkpoint()
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
         return len(started)
 

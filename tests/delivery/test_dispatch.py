@@ -16,7 +16,7 @@ import trio
 import trio.testing
 
 from chronos_server.core.models import PULL, Account, ExecutionStatus, JobStatus
-from chronos_server.delivery.push import PushSender, PushSettings
+from chronos_server.delivery.push import START_CHUNK, PushSender, PushSettings
 from chronos_server.errors import StoreUnavailable
 from chronos_server.loops.admission import run_admission
 from chronos_server.loops.context import LoopSettings
@@ -247,6 +247,40 @@ async def test_store_failure_reading_the_secret_is_recovered_by_the_sweeper(
             (1, ExecutionStatus.TIMEOUT),
             (2, ExecutionStatus.COMPLETED),
         ]
+
+
+async def test_a_burst_sends_its_first_requests_before_the_last_are_built(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Requests start in chunks with a scheduler pass between them, so the first ones reach the
+    network (here: get past their first wait) while later ones are not built yet. Started all
+    at once, none would until every one of the burst had been built."""
+    n = 3 * START_CHUNK
+    entered = 0
+    entered_when_the_first_resumed: list[int] = []
+    all_answered = trio.Event()
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal entered
+        entered += 1
+        first = entered == 1
+        await trio.lowlevel.checkpoint()  # where a real transport waits for its connect
+        if first:
+            entered_when_the_first_resumed.append(entered)
+        if entered == n:
+            all_answered.set()
+        return httpx.Response(200)
+
+    async with open_world(LoopSettings(idle_seconds=3600.0)) as world:
+        jobs = [await world.add_push_job(status=JobStatus.PENDING) for _ in range(n)]
+        async with pipeline_running(world, httpx.MockTransport(answer)) as sender:
+            with trio.fail_after(60):
+                world.p.admission_nudge.set()
+                await all_answered.wait()
+                await sender.wait_idle()  # every outcome written
+        assert entered == n
+        assert entered_when_the_first_resumed[0] <= 2 * START_CHUNK < n
+        assert set(await statuses(world, [j.id for j in jobs])) == {JobStatus.COMPLETED}
 
 
 async def test_outcome_the_store_could_not_take_is_written_when_it_can(

@@ -20,7 +20,7 @@ import pytest
 import trio
 import trustme
 
-from chronos_server.delivery.transport import PushTransport
+from chronos_server.delivery.transport import PushTransport, _serialize
 
 Handler = Callable[[trio.SocketStream], Awaitable[None]]
 TIMEOUT = 5
@@ -329,6 +329,34 @@ async def test_header_injection_is_refused_before_connecting(
         await transport.handle_async_request(request)
     assert transport.connections_opened == 0
     assert server.connections == 0
+
+
+@pytest.mark.parametrize(
+    "value",
+    [b"a\r\nX-Injected: 1", b"a\r\n", b"a\nb", b"a\rb", b"a\x00b", b"\x7f", b" a", b"a\t"],
+)
+def test_serializer_refuses_header_values_that_could_change_framing(value: bytes) -> None:
+    request = httpx.Request("POST", "http://hooks.example.com/", headers=[(b"X-Bad", value)])
+    with pytest.raises(httpx.LocalProtocolError, match="X-Bad"):
+        _serialize(request)
+
+
+@pytest.mark.parametrize("name", [b"Bad Name", b"x:y", b"", b"x\r\ny"])
+def test_serializer_refuses_header_names_that_are_not_tokens(name: bytes) -> None:
+    request = httpx.Request("POST", "http://hooks.example.com/", headers=[(name, b"1")])
+    with pytest.raises(httpx.LocalProtocolError, match="invalid header"):
+        _serialize(request)
+
+
+def test_serializer_writes_valid_headers_as_given() -> None:
+    headers = [(b"X-Empty", b""), (b"X-Inner", b"a b\tc"), (b"X-Obs", b"caf\xc3\xa9"), (b"X", b"1")]
+    request = httpx.Request(
+        "POST", "http://hooks.example.com/p?q=1", headers=headers, content=b"{}"
+    )
+    assert _serialize(request) == (
+        b"POST /p?q=1 HTTP/1.1\r\nHost: hooks.example.com\r\nX-Empty: \r\n"
+        b"X-Inner: a b\tc\r\nX-Obs: caf\xc3\xa9\r\nX: 1\r\nContent-Length: 2\r\n\r\n{}"
+    )
 
 
 @pytest.mark.parametrize(
