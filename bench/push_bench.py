@@ -260,9 +260,16 @@ async def run_once(args: argparse.Namespace, concurrency: int, receiver: Receive
                 due = math.ceil(time.time() + args.lead)  # a whole second: like a cron slot
                 created = time.time()
                 url = f"http://127.0.0.1:{args.receiver_port}/hook"
-                await create_jobs(c, args.jobs, "", body=push_job(url, due))
-                if time.time() >= due:
-                    print(f"  warning: creating took {time.time() - created:.1f} s, past --lead")
+                try:
+                    await create_jobs(c, args.jobs, "", body=push_job(url, due))
+                except* httpx.HTTPStatusError:
+                    if time.time() < due:
+                        raise
+                    # The API refuses a `scheduled_for` that is no longer in the future.
+                    took = time.time() - created
+                    raise RuntimeError(
+                        f"creating {args.jobs} jobs took {took:.1f} s, past --lead {args.lead:g}"
+                    ) from None
                 await trio.sleep(max(0.0, due - 0.05 - time.time()))
                 cpu_before = cpu_seconds(proc.pid)
                 # Nothing finishes before due + latency; the first answers are read then.
