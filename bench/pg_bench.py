@@ -32,7 +32,14 @@ import httpx
 import psycopg
 import trio
 
-from bench.pull_bench import batch_worker_loop, lateness, pct, start_server, worker_loop
+from bench.pull_bench import (
+    batch_worker_loop,
+    cpu_seconds,
+    lateness,
+    pct,
+    start_server,
+    worker_loop,
+)
 
 KEY = "chrns_" + "P" * 40
 HERE = Path(__file__).resolve().parent
@@ -122,11 +129,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def transactions(url: str) -> int:

@@ -12,8 +12,8 @@ from the due instant:
 - the receiver's in-flight peak (requests it held at once) and when the first and last request
   arrived;
 - the CPU time the server process used from just before the due instant until every job had
-  finished (Linux `/proc`; includes the bench's few completion polls), per job: what bounds a
-  burst on a small machine, next to the bare client's.
+  finished (Linux `/proc`, as the other benches; includes the bench's few completion polls),
+  per job: what bounds a burst on a small machine, next to the bare client's.
 
 `chronos serve` runs as a separate process on a fresh SQLite file with
 `CHRONOS_ALLOW_HTTP_TARGETS=1 CHRONOS_ALLOW_PRIVATE_TARGETS=1 CHRONOS_RATE_LIMIT=off
@@ -50,7 +50,7 @@ import h11
 import httpx
 import trio
 
-from bench.pull_bench import create_jobs, start_server
+from bench.pull_bench import cpu_seconds, create_jobs, start_server
 
 KEY = "chrns_" + "P" * 40
 FDS_WANTED = 8192  # two sockets per request (server and receiver side) plus the database
@@ -158,15 +158,6 @@ async def floor_run(args: argparse.Namespace) -> tuple[float, float]:
     return float(seconds), float(cpu)
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (Linux), None where /proc is not there."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 # --- the server and the API -----------------------------------------------------------------
 
 
@@ -231,7 +222,7 @@ class Result:
     first_done: float
     last_done: float
     last_written: float
-    cpu: float | None  # server CPU seconds over the burst
+    cpu: float  # server CPU seconds over the burst
     completed: int
     peak: int
     first_arrival: float
@@ -289,7 +280,7 @@ async def run_once(args: argparse.Namespace, concurrency: int, receiver: Receive
         first_done=min(done) - due,
         last_done=max(done) - due,
         last_written=max(written) - due,
-        cpu=None if cpu_before is None or cpu_after is None else cpu_after - cpu_before,
+        cpu=cpu_after - cpu_before,
         completed=completed,
         peak=receiver.peak,
         first_arrival=min(receiver.arrivals) - due,
@@ -324,8 +315,7 @@ def report(r: Result, jobs: int, latency: float) -> None:
         f"    receiver: in-flight peak {r.peak}, {r.connections} connections, "
         f"requests arrived {ms(r.first_arrival)}..{ms(r.last_arrival)} ms"
     )
-    if r.cpu is not None:
-        print(f"    server CPU over the burst: {r.cpu:.2f} s = {r.cpu / jobs * 1e6:.0f} µs per job")
+    print(f"    server CPU over the burst: {r.cpu:.2f} s = {r.cpu / jobs * 1e6:.0f} µs per job")
 
 
 async def main_async(args: argparse.Namespace) -> None:

@@ -45,11 +45,11 @@ def record_push_outcomes(
     tx: Tx, outcomes: list[ObservedOutcome], now: int, rng: random.Random
 ) -> dict[str, errors.ChronosError]:
     """The outcomes of push requests; returns the ones that could not be recorded, with why.
-    Each execution's `finished_at` (and its duration) is when its attempt ended, `ended_at`;
-    `now`, the time of this write, is the jobs' `updated_at`. Completed ones (nearly all of a
-    healthy burst) take two statements in all, compare-and-set on `running` as
-    `finish_execution` does; the others go one by one through it (a retry decision needs the
-    job), timed from their end."""
+    Each execution's `finished_at` (and its duration) is when its attempt ended, `ended_at`.
+    Completed ones (nearly all of a healthy burst) take two statements in all, compare-and-set
+    on `running` as `finish_execution` does, and their jobs' `updated_at` is `now`, the time of
+    this write. The others go one by one through `finish_execution` (a retry decision needs the
+    job) with `ended_at` as its `now`: the backoff counts from the end of the attempt."""
     refused: dict[str, errors.ChronosError] = {}
     completed = [o for o in outcomes if o.outcome.status is ExecutionStatus.COMPLETED]
     if completed:
