@@ -10,6 +10,9 @@ import httpx
 import pytest
 import trio
 
+from chronos_server.api.auth import hash_key
+from chronos_server.core.models import ExecutionStatus, JobStatus
+from chronos_server.store.open import open_store
 from tests.conftest import API_KEY, SIGNING_SECRET, RunningServer, make_settings, start_server
 from tests.receiver import Receiver, start_receiver
 
@@ -100,3 +103,51 @@ async def test_4xx_fails_at_once_and_timeout_is_retried(push_server: RunningServ
     history = (await c.get("/v1/executions", params={"job_id": done["id"]})).json()["data"]
     assert [e["status"] for e in reversed(history)] == ["timeout", "completed"]
     assert history[-1]["error"]["name"] == "Timeout"
+
+
+async def test_graceful_stop_finishes_the_push_in_flight_and_starts_no_other(
+    tmp_path: Path, database_url: str
+) -> None:
+    """On stop, a request already sent gets the grace period to be answered, and its outcome is
+    written; a push job falling due meanwhile is not sent (it waits for the next start)."""
+    settings = make_settings(
+        tmp_path,
+        database_url=database_url,
+        allow_http_targets=True,
+        allow_private_targets=True,
+        shutdown_grace_seconds=5.0,
+    )
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    with trio.fail_after(20):
+        async with trio.open_nursery() as receivers:
+            receiver = await start_receiver(receivers, Receiver(SIGNING_SECRET, [(200, 1.5)]))
+            url = receiver.url + "/hook"
+            received = receiver.received
+            async with trio.open_nursery() as nursery:
+                handle = await start_server(nursery, settings)
+                async with httpx.AsyncClient(base_url=handle.url, headers=headers) as client:
+                    sent = await client.post("/v1/jobs", json=push_job(url))
+                    await received.wait()  # the request is in flight: the receiver holds it
+                    later = push_job(url, delay={"value": 1, "unit": "second"})
+                    waiting = await client.post("/v1/jobs", json=later)
+                    assert sent.status_code == waiting.status_code == 201
+                handle.stop()
+            assert handle.stopped.is_set()
+            receivers.cancel_scope.cancel()
+
+    assert len(receiver.deliveries) == 1
+    async with open_store(database_url) as store:
+        account = await store.account_for_key(hash_key(API_KEY))
+        assert account is not None
+        done = await store.get_job(account.id, sent.json()["data"]["id"])
+        assert done is not None and done.status is JobStatus.COMPLETED
+        history = await store.list_executions(
+            account.id, job_id=done.id, statuses=None, offset=0, limit=10
+        )
+        assert [(e.attempt, e.status, e.http_status) for e in history.items] == [
+            (1, ExecutionStatus.COMPLETED, 200)
+        ]
+        not_sent = await store.get_job(account.id, waiting.json()["data"]["id"])
+        assert not_sent is not None
+        assert not_sent.status in (JobStatus.PENDING, JobStatus.QUEUED)
+        assert not_sent.attempt_count == 0
