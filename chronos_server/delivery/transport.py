@@ -377,8 +377,9 @@ def _literal_family(host: str) -> socket.AddressFamily | None:
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]|^[ \t]|[ \t]$")
 _TARGET = re.compile(rb"[\x21-\x7e]+")
-# Lines of `name: value` (CRLF after each): `_TOKEN` names; values empty, or visible bytes
-# (obs-text included) with spaces and tabs only inside: what `_BAD_VALUE` accepts.
+# Lines of `name: value` (CRLF after each), names already checked one by one with `_TOKEN`;
+# values empty, or visible bytes (obs-text included) with spaces and tabs only inside: what
+# `_BAD_VALUE` accepts.
 _HEADER_BLOCK = re.compile(
     rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: (?:[\x21-\x7e\x80-\xff](?:[\x20-\x7e\x80-\xff\t]*"
     rb"[\x21-\x7e\x80-\xff])?)?\r\n)*"
@@ -412,20 +413,23 @@ def _serialize(request: httpx.Request) -> bytes:
     if not _TOKEN.fullmatch(method) or not _TARGET.fullmatch(target):
         raise httpx.LocalProtocolError(f"invalid request line {method!r} {target!r}")
     raw = request.headers.raw
+    for name, _ in raw:
+        # Names one by one: in the block, a name holding ": " would read as a name and a value.
+        if not _TOKEN.fullmatch(name):
+            raise httpx.LocalProtocolError(f"invalid header {name!r}")
+        if name.lower() in _CONNECTION_HEADERS:
+            raise httpx.LocalProtocolError(f"{name.decode()} is not allowed on a push request")
     block = b"".join([b"%s: %s\r\n" % header for header in raw])
     # One CRLF per header: a value holding "\r\nName: x" would otherwise pass as two lines.
     if not _HEADER_BLOCK.fullmatch(block) or block.count(b"\r\n") != len(raw):
         _refuse_header(raw)
-    for name, _ in raw:
-        if name.lower() in _CONNECTION_HEADERS:
-            raise httpx.LocalProtocolError(f"{name.decode()} is not allowed on a push request")
     return b"".join((method, b" ", target, b" HTTP/1.1\r\n", block, b"\r\n", request.content))
 
 
 def _refuse_header(headers: list[tuple[bytes, bytes]]) -> None:
-    """Name the header the block check refused."""
+    """Name the header whose value the block check refused."""
     for name, value in headers:
-        if not _TOKEN.fullmatch(name) or _BAD_VALUE.search(value):
+        if _BAD_VALUE.search(value):
             raise httpx.LocalProtocolError(f"invalid header {name!r}")
     raise httpx.LocalProtocolError("invalid headers")  # unreachable: the checks agree
 
