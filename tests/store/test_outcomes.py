@@ -210,8 +210,10 @@ async def test_push_outcomes_complete_in_one_call_and_failures_still_retry(
         assert job.run_at == claimed.job.run_at
     failed = await must_execution(store, acct.a, failing.execution.id)
     assert failed.finished_at == failed_at
+    assert failed.duration_ms == failed_at - failing.execution.started_at
     retrying = await must_job(store, acct.a, failing.job.id)
     assert retrying.status is JobStatus.RETRYING and retrying.run_at > failed_at
+    assert retrying.updated_at == now  # the write, as for the completed ones
 
 
 async def test_push_outcome_never_ends_before_its_execution_started(
@@ -219,16 +221,24 @@ async def test_push_outcome_never_ends_before_its_execution_started(
 ) -> None:
     """A wall clock stepped back between start and end must not give a negative duration."""
     claimed = await insert_running(store, acct.a, T0)
+    failing = await insert_running(store, acct.a, T0, max_retries=0)
 
     refused = await store.record_push_outcomes(
-        [ObservedOutcome(claimed.execution.id, PUSHED, T0 - 50)], T0 + 10, rng
+        [
+            ObservedOutcome(claimed.execution.id, PUSHED, T0 - 50),
+            ObservedOutcome(failing.execution.id, FAIL, T0 - 50),
+        ],
+        T0 + 10,
+        rng,
     )
 
     assert refused == {}
-    execution = await must_execution(store, acct.a, claimed.execution.id)
-    assert (execution.finished_at, execution.duration_ms) == (claimed.execution.started_at, 0)
-    job = await must_job(store, acct.a, claimed.job.id)
-    assert job.finished_at == claimed.execution.started_at
+    for c in (claimed, failing):
+        execution = await must_execution(store, acct.a, c.execution.id)
+        assert (execution.finished_at, execution.duration_ms) == (c.execution.started_at, 0)
+        job = await must_job(store, acct.a, c.job.id)
+        assert (job.finished_at, job.updated_at) == (c.execution.started_at, T0 + 10)
+    assert (await must_job(store, acct.a, failing.job.id)).status is JobStatus.FAILED
 
 
 async def test_push_outcomes_that_cannot_be_recorded_say_why_and_change_nothing(

@@ -47,9 +47,9 @@ def record_push_outcomes(
     """The outcomes of push requests; returns the ones that could not be recorded, with why.
     Each execution's `finished_at` (and its duration) is when its attempt ended, `ended_at`.
     Completed ones (nearly all of a healthy burst) take two statements in all, compare-and-set
-    on `running` as `finish_execution` does, and their jobs' `updated_at` is `now`, the time of
-    this write. The others go one by one through `finish_execution` (a retry decision needs the
-    job) with `ended_at` as its `now`: the backoff counts from the end of the attempt."""
+    on `running` as `finish_execution` does; the others go one by one through it (a retry
+    decision needs the job), their backoff counted from `ended_at`. Every job's `updated_at`
+    is `now`, the time of this write."""
     refused: dict[str, errors.ChronosError] = {}
     completed = [o for o in outcomes if o.outcome.status is ExecutionStatus.COMPLETED]
     if completed:
@@ -79,7 +79,7 @@ def record_push_outcomes(
     for o in outcomes:
         if o.outcome.status is not ExecutionStatus.COMPLETED:
             try:
-                finish_execution(tx, None, o.execution_id, o.outcome, o.ended_at, rng)
+                finish_execution(tx, None, o.execution_id, o.outcome, now, rng, ended_at=o.ended_at)
             except errors.ChronosError as exc:
                 refused[o.execution_id] = exc
     return refused
@@ -104,7 +104,11 @@ def finish_execution(
     outcome: Outcome,
     now: int,
     rng: random.Random,
+    *,
+    ended_at: int | None = None,
 ) -> Execution:
+    """Record an outcome at `now`; `ended_at`, when the attempt ended before this write (push
+    outcomes are group-committed), is the execution's end and the base of its retry backoff."""
     row = (
         tx.one("get_execution_any", id=execution_id)
         if account_id is None
@@ -114,20 +118,27 @@ def finish_execution(
     if refused is not None:
         raise refused
     assert row is not None
-    _apply_outcome(tx, execution_from_row(row), outcome, now, rng)
+    _apply_outcome(tx, execution_from_row(row), outcome, now, rng, ended_at)
     done = tx.one("get_execution_any", id=execution_id)
     assert done is not None
     return execution_from_row(done)
 
 
 def _apply_outcome(
-    tx: Tx, execution: Execution, outcome: Outcome, now: int, rng: random.Random
+    tx: Tx,
+    execution: Execution,
+    outcome: Outcome,
+    now: int,
+    rng: random.Random,
+    ended_at: int | None = None,
 ) -> None:
+    # Never before the start: a wall clock stepped back must not give a negative duration.
+    end = now if ended_at is None else max(ended_at, execution.started_at)
     changed = tx.run(
         "finish_execution",
         id=execution.id,
         status=outcome.status.value,
-        now=now,
+        finished_at=end,
         result=dump_json(outcome.result),
         error=dump_json(outcome.error.to_json()) if outcome.error else None,
         http_status=outcome.http_status,
@@ -143,7 +154,7 @@ def _apply_outcome(
     job_row = tx.one("get_job_any", id=execution.job_id)
     assert job_row is not None
     job = job_from_row(job_row)
-    finished: int | None = now
+    finished: int | None = end
     if outcome.status is ExecutionStatus.COMPLETED:
         status, run_at = JobStatus.COMPLETED, job.run_at
     else:
@@ -152,14 +163,14 @@ def _apply_outcome(
             max_retries=job.max_retries,
             retryable=outcome.retryable,
             schedule_archived=_schedule_archived(tx, job),
-            now_ms=now,
+            now_ms=end,
             rng=rng,
         )
         status = decision.status
         run_at = decision.run_at if decision.run_at is not None else job.run_at
         if status is JobStatus.RETRYING and outcome.retry_after_ms is not None:
-            run_at = now + outcome.retry_after_ms
-        finished = None if status is JobStatus.RETRYING else now
+            run_at = end + outcome.retry_after_ms
+        finished = None if status is JobStatus.RETRYING else end
     tx.run(
         "finish_job",
         id=job.id,

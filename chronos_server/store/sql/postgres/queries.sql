@@ -232,7 +232,8 @@ WHERE account_id = :account_id
   AND (:since::bigint IS NULL OR started_at >= :since);
 
 -- name: finish_execution
-UPDATE executions SET status = :status, finished_at = :now, duration_ms = :now - started_at,
+UPDATE executions SET status = :status, finished_at = :finished_at,
+    duration_ms = :finished_at - started_at,
     result = :result, error = :error, http_status = :http_status,
     response_body = :response_body
 WHERE id = :id AND status = 'running';
