@@ -190,25 +190,12 @@ async def wait_finished(c: httpx.AsyncClient, n: int) -> None:
         await trio.sleep(0.5)
 
 
-async def execution_times(c: httpx.AsyncClient, n: int) -> tuple[list[float], list[float]]:
-    """(started_at, finished_at) of every execution, as Unix seconds."""
-    started: list[float] = []
-    finished: list[float] = []
+async def listed(c: httpx.AsyncClient, path: str, n: int) -> list[dict[str, Any]]:
+    """The first `n` items of a list endpoint, 100 a page."""
+    items: list[dict[str, Any]] = []
     for page in range(1, math.ceil(n / 100) + 1):
-        r = await c.get("/v1/executions", params={"page": page, "size": 100})
-        for e in r.json()["data"]:
-            started.append(epoch(e["started_at"]))
-            finished.append(epoch(e["finished_at"]))
-    return started, finished
-
-
-async def written_times(c: httpx.AsyncClient, n: int) -> list[float]:
-    """When each job's last change (its completion) was written, as Unix seconds."""
-    written: list[float] = []
-    for page in range(1, math.ceil(n / 100) + 1):
-        r = await c.get("/v1/jobs", params={"page": page, "size": 100})
-        written += [epoch(j["updated_at"]) for j in r.json()["data"]]
-    return written
+        items += (await c.get(path, params={"page": page, "size": 100})).json()["data"]
+    return items
 
 
 # --- one run ---------------------------------------------------------------------------------
@@ -267,8 +254,11 @@ async def run_once(args: argparse.Namespace, concurrency: int, receiver: Receive
                 await trio.sleep(max(0.0, due + args.latency + 0.5 - time.time()))
                 await wait_finished(c, args.jobs)
                 cpu_after = cpu_seconds(proc.pid)
-                started, done = await execution_times(c, args.jobs)
-                written = await written_times(c, args.jobs)
+                executions = await listed(c, "/v1/executions", args.jobs)
+                started = [epoch(e["started_at"]) for e in executions]
+                done = [epoch(e["finished_at"]) for e in executions]
+                # A job's last change is its completion: when that was written.
+                written = [epoch(j["updated_at"]) for j in await listed(c, "/v1/jobs", args.jobs)]
                 completed = await count(c, "completed")
         finally:
             proc.terminate()
