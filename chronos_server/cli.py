@@ -62,6 +62,8 @@ async def _serve(args: argparse.Namespace) -> None:
         os.environ, host=args.host, port=args.port, database_url=args.database_url
     )
 
+    runtime.raise_open_files_limit()
+
     async def run(*, task_status: trio.TaskStatus[runtime.ServerHandle]) -> None:
         await runtime.serve(settings, handle_signals=True, gc_tuning=True, task_status=task_status)
 

@@ -16,9 +16,12 @@
     │   ├── JobNotCancellable         409 job_not_cancellable
     │   ├── LeaseExpired              409 lease_expired
     │   └── ExecutionAlreadyFinished  409 execution_already_finished
+    ├── MethodNotAllowed              405 method_not_allowed (extension; `Allow` header)
     ├── ValidationFailed              422 validation_error (carries errors[])
     ├── RateLimited                   429 rate_limit_exceeded
-    └── StoreUnavailable              503 service_unavailable (transient: loops back off)
+    └── ServiceUnavailable            503 service_unavailable
+        ├── StoreUnavailable          (transient: loops back off)
+        └── Stopping                  (graceful stop: no new claims; `Retry-After: 1`)
 
 The API renders every one of them in the envelope; anything else escaping a route is a bug (500).
 """
@@ -126,8 +129,26 @@ class RateLimited(ChronosError):
         self.retry_after = retry_after
 
 
-class StoreUnavailable(ChronosError):
-    status, code, default_message = 503, "service_unavailable", "Storage is unavailable"
+class MethodNotAllowed(ChronosError):
+    status, code, default_message = 405, "method_not_allowed", "Method not allowed"
+
+    def __init__(self, allowed: list[str]) -> None:
+        super().__init__(f"Method not allowed; use {', '.join(allowed)}")
+        self.allowed = allowed
+
+
+class ServiceUnavailable(ChronosError):
+    status, code, default_message = 503, "service_unavailable", "Service unavailable"
+    retry_after: int | None = None
+
+
+class StoreUnavailable(ServiceUnavailable):
+    default_message = "Storage is unavailable"
+
+
+class Stopping(ServiceUnavailable):
+    default_message = "The server is stopping; retry shortly"
+    retry_after = 1
 
 
 def invalid(field: str, message: str) -> ValidationFailed:

@@ -1,6 +1,11 @@
 """`serve()`: the ONE root nursery. Opens the store, starts admission, dispatch and the sweeper,
-then Hypercorn beside them; on stop, parked long-polls answer "no job", in-flight requests get
-`shutdown_grace_seconds`, and the loops are cancelled last.
+then the HTTP server beside them.
+
+The stop is one deadline (`shutdown_grace_seconds` from `stop()`): at once, parked long-polls
+answer "no job", new claims get 503, push sends nothing new, idle connections close; until the
+deadline, result reports are still taken and pushes in flight finish. The root nursery is
+cancelled as soon as nothing is in flight — no request being handled, every lease this process
+handed out reported (or over), no push request open — or at the deadline, whichever is first.
 """
 
 from __future__ import annotations
@@ -9,16 +14,16 @@ import base64
 import gc
 import logging
 import random
+import resource
 import secrets
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve as hypercorn_serve
 
-from chronos_server.api.app import create_app
+from chronos_server.api.app import Api
 from chronos_server.api.auth import (
     KeyCache,
     SlidingWindowLimiter,
@@ -40,9 +45,10 @@ from chronos_server.loops.admission import run_admission
 from chronos_server.loops.context import LoopSettings, Pipeline
 from chronos_server.loops.dispatch import run_dispatch
 from chronos_server.loops.sweeper import run_sweeper, sweeper_once
-from chronos_server.settings import Settings
+from chronos_server.settings import RateLimit, Settings
 from chronos_server.store.base import Store
 from chronos_server.store.open import open_store
+from chronos_server.web.server import HttpServer, Limits
 
 log = logging.getLogger("chronos")
 DEFAULT_ACCOUNT = "default"
@@ -71,16 +77,60 @@ async def bootstrap(store: Store, settings: Settings, clock: Clock) -> str | Non
     return shown
 
 
-def hypercorn_config(settings: Settings) -> Config:
-    config = Config()
-    config.bind = [f"{settings.host}:{settings.port}"]
-    config.keep_alive_timeout = 75  # > the 20 s long-poll plus margin (spec §10.2)
-    config.read_timeout = 60
-    config.graceful_timeout = settings.shutdown_grace_seconds
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    config.backlog = 1024
-    return config
+# Failed authentications allowed per client address and window before 429 (no database read).
+AUTH_FAILURES = RateLimit(20, 10.0)
+BACKLOG = 1024
+MAX_DEFAULT_CONNECTIONS = 50_000
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft open-files limit to the hard one (a server holds a descriptor per client,
+    per push request and per database connection); returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("open-files limit: could not raise %d to %d (%s)", soft, hard, exc)
+        else:
+            log.info("open-files limit: raised from %d to the hard limit %d", soft, hard)
+            return hard
+    else:
+        log.info("open-files limit: %d (soft = hard)", soft)
+    return soft
+
+
+def default_max_connections(settings: Settings, open_files: int) -> int:
+    """What the descriptors left after push sockets, the database and the server's own files
+    allow, capped; at least 16."""
+    reserve = settings.push_concurrency + 20 + 64 + 64  # push, idle push pool, db+files, overflow
+    return max(16, min(MAX_DEFAULT_CONNECTIONS, open_files - reserve))
+
+
+def http_limits(settings: Settings) -> Limits:
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    cap = settings.max_connections or default_max_connections(settings, soft)
+    return Limits(max_connections=cap)
+
+
+async def open_listener(host: str, port: int) -> tuple[trio.SocketListener, str]:
+    """One listening socket for `host:port` (the first address the name resolves to), and the
+    URL it is reachable at (the real port when `port` is 0)."""
+    infos = await trio.socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )
+    family, kind, proto, _, address = infos[0]
+    sock = trio.socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        await sock.bind(address)
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
+    return trio.SocketListener(sock), f"http://{shown}:{bound_port}"
 
 
 @dataclass
@@ -142,17 +192,37 @@ async def serve(
         pipeline = Pipeline(store, clock, rng or random.Random(), loop_settings or LoopSettings())
         limiter = SlidingWindowLimiter(settings.rate_limit) if settings.rate_limit else None
         policy = TargetPolicy(settings.allow_http_targets, settings.allow_private_targets)
-        svc = Services(pipeline, policy, limiter, KeyCache(settings.auth_cache_seconds))
+        svc = Services(
+            pipeline,
+            policy,
+            limiter,
+            KeyCache(settings.auth_cache_seconds),
+            auth_failures=SlidingWindowLimiter(AUTH_FAILURES),
+        )
         sender = PushSender(pipeline, transport, push_settings, resolver or system_resolver)
-        http_stop = trio.Event()
+        http = HttpServer(Api(svc), http_limits(settings))
+        stop_requested = trio.Event()
 
         def stop() -> None:
             if not svc.stopping:
-                log.info("stopping: no new claims, finishing in-flight requests")
+                log.info(
+                    "stopping: no new claims; reports taken for up to %gs",
+                    settings.shutdown_grace_seconds,
+                )
             svc.stopping = True
             pipeline.draining = True
             pipeline.board.close()
-            http_stop.set()
+            http.stop()
+            stop_requested.set()
+
+        async def stop_when_settled() -> None:
+            await stop_requested.wait()
+            with trio.move_on_after(settings.shutdown_grace_seconds):
+                await http.wait_quiet()
+                await pipeline.leases.wait_settled(clock)
+                await sender.wait_idle()
+                await http.wait_quiet()  # the last reports are answered
+            nursery.cancel_scope.cancel()
 
         if gc_tuning:  # the process is set up; nothing is in flight yet
             tune_gc()
@@ -164,25 +234,13 @@ async def serve(
             await nursery.start(run_sweeper, pipeline)
             # Other replicas' wake-ups (PostgreSQL LISTEN/NOTIFY); nothing to do on SQLite.
             await nursery.start(store.run_listener, pipeline.board)
-
-            async def serve_http(*, task_status: trio.TaskStatus[list[str]]) -> None:
-                app = create_app(svc)
-                await hypercorn_serve(
-                    app,
-                    hypercorn_config(settings),
-                    shutdown_trigger=http_stop.wait,
-                    task_status=task_status,
-                )
-                # In-flight push requests get the same grace as in-flight HTTP requests.
-                with trio.move_on_after(settings.shutdown_grace_seconds):
-                    await sender.wait_idle()
-                nursery.cancel_scope.cancel()
-
-            urls = await nursery.start(serve_http)
-            handle = ServerHandle(urls, svc, stop, shown)
+            listener, url = await open_listener(settings.host, settings.port)
+            await nursery.start(http.serve, [listener])
+            nursery.start_soon(stop_when_settled)
+            handle = ServerHandle([url], svc, stop, shown)
             if handle_signals:
                 nursery.start_soon(_watch_signals, stop, nursery.cancel_scope)
-            log.info("Chronos listening on %s (database %s)", ", ".join(urls), store.dialect)
+            log.info("Chronos listening on %s (database %s)", url, store.dialect)
             task_status.started(handle)
         handle.stopped.set()
 

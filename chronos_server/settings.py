@@ -33,6 +33,8 @@ class Settings:
     push_concurrency: int = 256
     push_user_agent: str = "chronos.sh/1.0"
     auth_cache_seconds: float = 5.0
+    # Connections served at once; None = sized from the open-files limit at start-up.
+    max_connections: int | None = None
 
 
 _RATE = re.compile(r"^(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(s|m|h)?$")
@@ -136,4 +138,5 @@ def settings_from(
         push_concurrency=_positive_int(env, "CHRONOS_PUSH_CONCURRENCY", 256),
         push_user_agent=env.get("CHRONOS_PUSH_USER_AGENT", "chronos.sh/1.0"),
         auth_cache_seconds=_seconds(env, "CHRONOS_AUTH_CACHE_SECONDS", 5.0),
+        max_connections=_positive_int(env, "CHRONOS_MAX_CONNECTIONS", 0) or None,
     )

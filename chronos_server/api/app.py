@@ -1,28 +1,40 @@
-"""The Quart-Trio application: authentication, rate limiting, the error envelope and the routes.
+"""`Api`: the application the HTTP server runs — routing, authentication, rate limiting, the
+strict query string and the error envelope, around the route functions of `routes_*`.
 
-Every ChronosError renders as the spec's envelope; a route that lets anything else escape is a
-bug and answers 500 `internal_error` (logged with its traceback).
+Order for every request: route (404, or 405 with `Allow`), then the API key (401; 429 for an
+address past its failed-authentication budget, before any database read), then the per-key rate
+limit (429), then the query string (422), then the route. Every ChronosError renders as the spec's
+envelope; anything else escaping a route is a bug and answers 500 `internal_error` (logged with
+its traceback).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
 import trio
-from quart import Response, g, request
-from quart_trio import QuartTrio
-from werkzeug.exceptions import HTTPException
 
 from chronos_server.api import routes_jobs, routes_schedules, routes_stats, routes_worker
-from chronos_server.api.auth import bearer_key, hash_key
-from chronos_server.api.context import Reply, Services, services
+from chronos_server.api.auth import RateDecision, bearer_key, hash_key
+from chronos_server.api.context import Call, Query, Reply, Services, ok
 from chronos_server.api.openapi import openapi_document
-from chronos_server.errors import ChronosError, RateLimited, Unauthorized
+from chronos_server.api.routing import Endpoint, Routes
+from chronos_server.core.models import Account
+from chronos_server.errors import (
+    ChronosError,
+    MethodNotAllowed,
+    NotFound,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from chronos_server.web.messages import Request, Response
+from chronos_server.web.router import Router, WrongMethod
 
 log = logging.getLogger("chronos.api")
-PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/v1/openapi.json"})
-MAX_BODY_BYTES = 1024 * 1024
+READY_TIMEOUT_SECONDS = 2.0
 
 
 def error_body(exc: ChronosError) -> dict[str, Any]:
@@ -34,111 +46,121 @@ def error_body(exc: ChronosError) -> dict[str, Any]:
     }
 
 
-async def _authenticate() -> None:
-    if request.path in PUBLIC_PATHS:
-        return
-    svc = services()
-    key = bearer_key(request.headers.get("Authorization"))
-    if key is None:
-        raise Unauthorized()
-    key_hash = hash_key(key)
-    found = await svc.keys.resolve(key_hash, svc.pipeline.store.account_for_key)
-    if found is None:
-        raise Unauthorized()
-    g.account = found
-    if svc.limiter is not None:
-        decision = svc.limiter.hit(key_hash, trio.current_time())
-        g.rate = decision
-        if not decision.allowed:
-            raise RateLimited(decision.retry_after)
+def dumps(body: Any) -> bytes:
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-async def _rate_headers(response: Response) -> Response:
-    decision = g.get("rate")
-    if decision is not None:
-        response.headers["X-RateLimit-Limit"] = str(decision.limit)
-        response.headers["X-RateLimit-Remaining"] = str(decision.remaining)
-        response.headers["X-RateLimit-Reset"] = str(decision.reset_seconds)
-    if services().stopping:
-        # Shutting down: clients that keep polling (workers, the dashboard) must not hold a
-        # keep-alive connection open through the whole grace period.
-        response.headers["Connection"] = "close"
-    return response
+class Api:
+    def __init__(self, svc: Services) -> None:
+        self.svc = svc
+        self.router: Router[Endpoint] = Router()
+        for method, pattern, endpoint in ROUTES:
+            self.router.add(method, pattern, endpoint)
 
-
-async def _chronos_error(exc: ChronosError) -> Response:
-    response = Response(_dumps(error_body(exc)), status=exc.status, content_type="application/json")
-    if isinstance(exc, RateLimited):
-        response.headers["Retry-After"] = str(exc.retry_after)
-    return await _rate_headers(response)
-
-
-def _dumps(body: dict[str, Any]) -> str:
-    import json
-
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
-
-
-async def _http_error(exc: HTTPException) -> Response:
-    status = exc.code or 500
-    codes = {404: "not_found", 405: "not_found", 413: "bad_request", 400: "bad_request"}
-    mapped = ChronosError(exc.description or exc.name)
-    mapped.status = 404 if status == 405 else status
-    mapped.code = codes.get(status, "error")
-    mapped.message = "Route not found" if status in (404, 405) else (exc.name or "Error")
-    response = await _chronos_error(mapped)
-    if status == 413:
-        # The rest of the body was never read, so Hypercorn drops the connection after this
-        # answer; without saying so, a keep-alive client (httpx) reuses it and its next request
-        # hangs until its own timeout.
-        response.headers["Connection"] = "close"
-    return response
-
-
-async def _unexpected(exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
-    return await _chronos_error(ChronosError())
-
-
-def create_app(svc: Services) -> QuartTrio:
-    app = QuartTrio("chronos_server")
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.config["RESPONSE_TIMEOUT"] = None
-    app.config["BODY_TIMEOUT"] = 30
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
-    app.extensions["chronos"] = svc
-    app.before_request(_authenticate)
-    app.after_request(_rate_headers)
-    app.register_error_handler(ChronosError, _chronos_error)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _unexpected)
-    for bp in (routes_schedules.bp, routes_jobs.bp, routes_worker.bp, routes_stats.bp):
-        app.register_blueprint(bp)
-
-    @app.get("/healthz")
-    async def healthz() -> Reply:
-        return {"success": True, "message": "ok", "data": {"status": "ok"}}, 200
-
-    @app.get("/readyz")
-    async def readyz() -> Reply:
-        svc = services()
-        if svc.stopping:
-            return _not_ready("shutting down")
+    async def handle(self, request: Request) -> Response:
+        rate: RateDecision | None = None
         try:
-            with trio.fail_after(2):
-                await svc.pipeline.store.ping()
-        except (ChronosError, trio.TooSlowError) as exc:
-            return _not_ready(str(exc) or "store unavailable")
-        return {"success": True, "message": "ready", "data": {"status": "ready"}}, 200
+            found = self.router.match(request.method, request.path)
+            if found is None:
+                raise NotFound("Route not found")
+            if isinstance(found, WrongMethod):
+                raise MethodNotAllowed(found.allowed)
+            endpoint = found.endpoint
+            account: Account | None = None
+            if not endpoint.public:
+                account, rate = await self._authenticate(request)
+                if rate is not None and not rate.allowed:
+                    raise RateLimited(rate.retry_after)
+            query = Query(request.query, endpoint.query)
+            body, status = await endpoint.fn(Call(self.svc, request, found.params, account, query))
+            response = Response(status, dumps(body))
+        except ChronosError as exc:
+            response = self.render(exc)
+        except Exception as exc:
+            log.exception("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+            response = self.render(ChronosError())
+        if rate is not None:
+            response.headers += [
+                ("X-RateLimit-Limit", str(rate.limit)),
+                ("X-RateLimit-Remaining", str(rate.remaining)),
+                ("X-RateLimit-Reset", str(rate.reset_seconds)),
+            ]
+        if self.svc.stopping:
+            # Clients that keep polling (workers, the dashboard) must not hold a keep-alive
+            # connection open through the grace period.
+            response.close = True
+        return response
 
-    @app.get("/v1/openapi.json")
-    async def openapi() -> dict[str, Any]:
-        return openapi_document()
+    def error(self, status: int, code: str, message: str) -> Response:
+        exc = ChronosError(message)
+        exc.status, exc.code = status, code
+        return self.render(exc)
 
-    return app
+    def render(self, exc: ChronosError) -> Response:
+        response = Response(exc.status, dumps(error_body(exc)))
+        retry_after = exc.retry_after if isinstance(exc, RateLimited | ServiceUnavailable) else None
+        if retry_after is not None:
+            response.headers.append(("Retry-After", str(retry_after)))
+        if isinstance(exc, MethodNotAllowed):
+            response.headers.append(("Allow", ", ".join(exc.allowed)))
+        return response
+
+    async def _authenticate(self, request: Request) -> tuple[Account, RateDecision | None]:
+        svc = self.svc
+        key = bearer_key(request.header(b"authorization"))
+        now = trio.current_time()
+        if key is None:
+            self._failed(request, now)
+            raise Unauthorized()
+        key_hash = hash_key(key)
+        found = svc.keys.get(key_hash, now)
+        if found is None:
+            failures = svc.auth_failures
+            if failures is not None and (wait := failures.blocked_for(request.client, now)):
+                raise RateLimited(wait)
+            found = await svc.keys.resolve(key_hash, svc.pipeline.store.account_for_key)
+            if found is None:
+                self._failed(request, now)
+                raise Unauthorized()
+        request.authenticated = True
+        rate = svc.limiter.hit(key_hash, now) if svc.limiter is not None else None
+        return found, rate
+
+    def _failed(self, request: Request, now: float) -> None:
+        if self.svc.auth_failures is not None:
+            self.svc.auth_failures.hit(request.client, now)
+
+
+async def healthz(call: Call) -> Reply:
+    return ok({"status": "ok"}, "ok")
+
+
+async def readyz(call: Call) -> Reply:
+    if call.svc.stopping:
+        return _not_ready("stopping")
+    try:
+        with trio.fail_after(READY_TIMEOUT_SECONDS):
+            await call.pipeline.store.ping()
+    except (ChronosError, trio.TooSlowError) as exc:
+        return _not_ready(str(exc) or "store unavailable")
+    return ok({"status": "ready"}, "ready")
+
+
+async def openapi(call: Call) -> Reply:
+    return openapi_document(), 200
 
 
 def _not_ready(reason: str) -> Reply:
     body = {"success": False, "message": reason, "code": "service_unavailable", "errors": []}
     return body, 503
+
+
+ROUTES: Routes = [
+    ("GET", "/healthz", Endpoint(healthz, public=True)),
+    ("GET", "/readyz", Endpoint(readyz, public=True)),
+    ("GET", "/v1/openapi.json", Endpoint(openapi, public=True)),
+    *routes_schedules.ROUTES,
+    *routes_jobs.ROUTES,
+    *routes_worker.ROUTES,
+    *routes_stats.ROUTES,
+]

@@ -109,15 +109,41 @@ class RateDecision:
 
 
 class SlidingWindowLimiter:
-    def __init__(self, rate: RateLimit) -> None:
+    """A window log per key (an API key, or a client address for failed authentications).
+    Keys whose log has emptied are dropped once more than `max_keys` are held."""
+
+    def __init__(self, rate: RateLimit, max_keys: int = 10_000) -> None:
         self._rate = rate
+        self._max_keys = max_keys
         self._hits: dict[str, deque[float]] = {}
+
+    def _log(self, key: str, now: float) -> deque[float]:
+        hits = self._hits.get(key)
+        if hits is None:
+            if len(self._hits) >= self._max_keys:
+                self._prune(now)
+            hits = self._hits[key] = deque()
+        while hits and hits[0] <= now - self._rate.window_seconds:
+            hits.popleft()
+        return hits
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self._rate.window_seconds
+        self._hits = {k: v for k, v in self._hits.items() if v and v[-1] > horizon}
+
+    def blocked_for(self, key: str, now: float) -> int:
+        """Seconds until `key` may hit again (0: it may now); records nothing."""
+        hits = self._hits.get(key)
+        if not hits:
+            return 0
+        hits = self._log(key, now)
+        if len(hits) < self._rate.limit:
+            return 0
+        return max(1, math.ceil(hits[0] + self._rate.window_seconds - now))
 
     def hit(self, key: str, now: float) -> RateDecision:
         window = self._rate.window_seconds
-        hits = self._hits.setdefault(key, deque())
-        while hits and hits[0] <= now - window:
-            hits.popleft()
+        hits = self._log(key, now)
         limit = self._rate.limit
         if len(hits) >= limit:
             wait = hits[0] + window - now

@@ -1,12 +1,17 @@
-"""Per-app services and per-request helpers shared by the route modules."""
+"""What a route gets (`Call`: services, request, path parameters, account, query) and the helpers
+that read it: envelopes, path ids, and the strict query string.
+
+Query strings are strict: a parameter the endpoint does not know, an empty value, a value given
+twice where one is expected, or text that cannot be stored is a 422 naming the parameter.
+`status` filters take several values, repeated (`status=a&status=b`) or comma-separated.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
-
-from quart import current_app, g, request
+from urllib.parse import parse_qsl
 
 from chronos_server.api.auth import KeyCache, SlidingWindowLimiter
 from chronos_server.api.timefmt import parse_instant
@@ -14,8 +19,10 @@ from chronos_server.api.validation import TargetPolicy
 from chronos_server.core.models import Account, Page
 from chronos_server.errors import FieldError, ValidationFailed, invalid
 from chronos_server.loops.context import Pipeline
+from chronos_server.web.messages import Request
 
 Reply = tuple[dict[str, Any], int]
+PAGING = frozenset({"page", "size"})
 
 
 @dataclass
@@ -24,18 +31,130 @@ class Services:
     policy: TargetPolicy
     limiter: SlidingWindowLimiter | None
     keys: KeyCache = field(default_factory=lambda: KeyCache(0.0))
+    # Failed authentications per client address: past the limit, an unknown key is refused
+    # with 429 before it costs a database read.
+    auth_failures: SlidingWindowLimiter | None = None
     stopping: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def services() -> Services:
-    found: Services = current_app.extensions["chronos"]
-    return found
+class Query:
+    """A request's query string, checked against the names its endpoint accepts."""
+
+    def __init__(self, raw: str, allowed: frozenset[str]) -> None:
+        self.values: dict[str, list[str]] = {}
+        if not raw:
+            return
+        try:
+            pairs = parse_qsl(raw, keep_blank_values=True, errors="strict")
+        except UnicodeDecodeError:
+            raise invalid("query", "is not valid UTF-8") from None
+        errors: list[FieldError] = []
+        for name, value in pairs:
+            if name not in allowed:
+                errors.append(FieldError(name, "is not a known query parameter"))
+            elif not value.strip():
+                errors.append(FieldError(name, "must not be empty"))
+            elif "\x00" in value or _has_surrogate(value):
+                errors.append(FieldError(name, "must not contain U+0000 or lone surrogates"))
+            else:
+                self.values.setdefault(name, []).append(value)
+        if errors:
+            raise ValidationFailed(None, _unique(errors))
+
+    def one(self, name: str) -> str | None:
+        found = self.values.get(name)
+        if found is None:
+            return None
+        if len(found) > 1:
+            raise invalid(name, "must be given once")
+        return found[0]
+
+    def many(self, name: str) -> list[str] | None:
+        """Repeated and/or comma-separated values, in order, without duplicates."""
+        found = self.values.get(name)
+        if found is None:
+            return None
+        items = [v.strip() for raw in found for v in raw.split(",")]
+        if not all(items):
+            raise invalid(name, "must not hold empty items")
+        return list(dict.fromkeys(items))
 
 
-def account() -> Account:
-    found: Account = g.account
-    return found
+def _has_surrogate(value: str) -> bool:
+    return any("\ud800" <= ch <= "\udfff" for ch in value)
+
+
+def _unique(errors: list[FieldError]) -> list[FieldError]:
+    return list(dict.fromkeys(errors))
+
+
+@dataclass(slots=True)
+class Call:
+    svc: Services
+    request: Request
+    params: dict[str, str]
+    account_or_none: Account | None
+    query: Query
+
+    @property
+    def account(self) -> Account:
+        assert self.account_or_none is not None, "an authenticated endpoint"
+        return self.account_or_none
+
+    @property
+    def pipeline(self) -> Pipeline:
+        return self.svc.pipeline
+
+    def path_id(self, name: str = "id") -> str:
+        return path_id(self.params[name], name)
+
+    def paging(self) -> tuple[int, int]:
+        errors: list[FieldError] = []
+        values = {}
+        for name, default, low, high in (("page", 1, 1, 1_000_000), ("size", 20, 1, 100)):
+            raw = self.query.one(name)
+            try:
+                value = default if raw is None else int(raw)
+            except ValueError:
+                errors.append(FieldError(name, "must be an integer"))
+                continue
+            if not low <= value <= high:
+                errors.append(FieldError(name, f"must be between {low} and {high}"))
+            values[name] = value
+        if errors:
+            raise ValidationFailed(None, errors)
+        return values["page"], values["size"]
+
+    def choice(self, name: str, choices: frozenset[str]) -> str | None:
+        raw = self.query.one(name)
+        if raw is not None and raw not in choices:
+            raise invalid(name, "must be one of " + ", ".join(sorted(choices)))
+        return raw
+
+    def choices(self, name: str, choices: frozenset[str]) -> list[str] | None:
+        """Several allowed values: `status=failed,timeout` or `status=failed&status=timeout`."""
+        values = self.query.many(name)
+        if values is not None and any(v not in choices for v in values):
+            raise invalid(name, "must be one or more of " + ", ".join(sorted(choices)))
+        return values
+
+    def instant(self, name: str) -> int | None:
+        raw = self.query.one(name)
+        if raw is None:
+            return None
+        try:
+            return parse_instant(raw)
+        except ValueError as exc:
+            raise invalid(name, f"is not a valid ISO 8601 timestamp ({exc})") from None
+
+    def uuid(self, name: str) -> str | None:
+        raw = self.query.one(name)
+        return None if raw is None else path_id(raw, name)
+
+    def text(self, name: str) -> str | None:
+        raw = self.query.one(name)
+        return None if raw is None else raw.strip()
 
 
 def ok(data: Any, message: str, status: int = 200) -> Reply:
@@ -58,64 +177,3 @@ def path_id(value: str, name: str = "id") -> str:
         return str(uuid.UUID(value))
     except ValueError:
         raise invalid(name, "must be a UUID") from None
-
-
-def query_paging() -> tuple[int, int]:
-    errors: list[FieldError] = []
-    values = {}
-    for name, default, low, high in (("page", 1, 1, 1_000_000), ("size", 20, 1, 100)):
-        raw = request.args.get(name)
-        try:
-            value = default if raw is None else int(raw)
-        except ValueError:
-            errors.append(FieldError(name, "must be an integer"))
-            continue
-        if not low <= value <= high:
-            errors.append(FieldError(name, f"must be between {low} and {high}"))
-        values[name] = value
-    if errors:
-        raise ValidationFailed(None, errors)
-    return values["page"], values["size"]
-
-
-def query_choice(name: str, choices: frozenset[str]) -> str | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    if raw not in choices:
-        raise invalid(name, "must be one of " + ", ".join(sorted(choices)))
-    return raw
-
-
-def query_choices(name: str, choices: frozenset[str]) -> list[str] | None:
-    """A comma-separated list of allowed values, e.g. `status=failed,timeout`."""
-    raw = request.args.get(name)
-    if raw is None or raw.strip() == "":
-        return None
-    values = [v.strip() for v in raw.split(",") if v.strip()]
-    unknown = [v for v in values if v not in choices]
-    if unknown or not values:
-        raise invalid(name, "must be one or more of " + ", ".join(sorted(choices)))
-    return values
-
-
-def query_instant(name: str) -> int | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return parse_instant(raw)
-    except ValueError as exc:
-        raise invalid(name, f"is not a valid ISO 8601 timestamp ({exc})") from None
-
-
-def query_uuid(name: str) -> str | None:
-    raw = request.args.get(name)
-    if raw is None or raw == "":
-        return None
-    return path_id(raw, name)
-
-
-def query_text(name: str) -> str | None:
-    raw = request.args.get(name)
-    return raw.strip() or None if raw is not None else None

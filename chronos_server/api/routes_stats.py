@@ -9,19 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from quart import Blueprint, request
-
-from chronos_server.api.context import Reply, account, ok, services
+from chronos_server.api.context import Call, Reply, ok
+from chronos_server.api.routing import Endpoint, Routes
 from chronos_server.api.timefmt import iso
 from chronos_server.core.models import JobStatus
 from chronos_server.errors import invalid
 
-bp = Blueprint("stats", __name__)
 MINUTE_MS = 60_000
 
 
-def _window() -> int:
-    raw = request.args.get("window_minutes", "60")
+def _window(call: Call) -> int:
+    raw = call.query.one("window_minutes") or "60"
     try:
         value = int(raw)
     except ValueError:
@@ -31,13 +29,12 @@ def _window() -> int:
     return value
 
 
-@bp.get("/v1/stats")
-async def stats() -> Reply:
-    window = _window()
-    pipeline = services().pipeline
+async def stats(call: Call) -> Reply:
+    window = _window(call)
+    pipeline = call.pipeline
     now = pipeline.clock.now_ms()
     first_minute = now // MINUTE_MS - window + 1
-    found = await pipeline.store.stats(account().id, first_minute * MINUTE_MS)
+    found = await pipeline.store.stats(call.account.id, first_minute * MINUTE_MS)
     handlers = sorted(
         {h for h, _ in found.counts} | set(found.oldest_ready), key=lambda h: (h is None, h or "")
     )
@@ -72,3 +69,6 @@ async def stats() -> Reply:
         "throughput": throughput,
     }
     return ok(data, "Stats")
+
+
+ROUTES: Routes = [("GET", "/v1/stats", Endpoint(stats, frozenset({"window_minutes"})))]

@@ -11,24 +11,30 @@ from __future__ import annotations
 import json
 
 import trio
-from quart import Blueprint, request
 
-from chronos_server.api.context import Reply, account, ok, path_id, services
+from chronos_server.api.context import Call, Reply, ok, path_id
+from chronos_server.api.routing import Endpoint, Routes
 from chronos_server.api.schemas import BatchResultsIn, ClaimIn, ResultIn, parse_body
 from chronos_server.api.serialize import claim_json, execution_json
 from chronos_server.core.models import ClaimedJob, ExecutionError, ExecutionStatus, Outcome
-from chronos_server.errors import ChronosError, FieldError, ValidationFailed, invalid
+from chronos_server.errors import (
+    ChronosError,
+    FieldError,
+    ServiceUnavailable,
+    Stopping,
+    ValidationFailed,
+    invalid,
+)
+from chronos_server.loops.context import Pipeline
 
-bp = Blueprint("worker", __name__)
 MAX_RESULT_BYTES = 64 * 1024
 MAX_STACK = 16 * 1024
 UNCLAIM_DEADLINE_SECONDS = 5.0
 
 
 async def _claim_once(
-    account_id: str, handlers: list[str], worker: str | None, limit: int
+    pipeline: Pipeline, account_id: str, handlers: list[str], worker: str | None, limit: int
 ) -> list[ClaimedJob]:
-    pipeline = services().pipeline
     board = pipeline.board
     if board.known_empty(account_id, handlers):
         return []
@@ -54,15 +60,20 @@ async def _claim_once(
 
 
 async def wait_for_claim(
-    account_id: str, handlers: list[str], worker: str | None, wait_seconds: int, limit: int = 1
+    call: Call,
+    account_id: str,
+    handlers: list[str],
+    worker: str | None,
+    wait_seconds: int,
+    limit: int = 1,
 ) -> list[ClaimedJob]:
-    svc = services()
+    svc = call.svc
     board = svc.pipeline.board
     deadline = trio.current_time() + wait_seconds
     while not svc.stopping:
         waiter = board.register(account_id, handlers)
         try:
-            claimed = await _claim_once(account_id, handlers, worker, limit)
+            claimed = await _claim_once(svc.pipeline, account_id, handlers, worker, limit)
             if claimed:
                 if waiter.event.is_set():
                     board.pass_on(waiter)
@@ -76,16 +87,22 @@ async def wait_for_claim(
     return []
 
 
-@bp.post("/v1/worker/jobs/claim")
-async def claim() -> Reply:
-    body = parse_body(ClaimIn, await request.get_data(as_text=False))
+async def claim(call: Call) -> Reply:
+    body = parse_body(ClaimIn, call.request.body)
     handlers = list(dict.fromkeys(h.strip() for h in body.handlers))
     if not all(handlers):
         raise invalid("handlers", "handler names must not be blank")
+    if call.svc.stopping:
+        raise Stopping()
     limit = body.max_jobs or 1
-    claimed = await wait_for_claim(
-        account().id, handlers, body.worker, body.wait_time_seconds, limit
-    )
+    claimed: list[ClaimedJob] = []
+    async with call.request.cancel_on_disconnect():
+        claimed = await wait_for_claim(
+            call, call.account.id, handlers, body.worker, body.wait_time_seconds, limit
+        )
+    grace = call.pipeline.settings.lease_grace_ms
+    for c in claimed:
+        call.pipeline.leases.add(c.execution.id, (c.execution.lease_expires_at or 0) + grace)
     if body.max_jobs is not None:
         return ok([claim_json(c) for c in claimed], f"{len(claimed)} job(s) claimed")
     if not claimed:
@@ -128,32 +145,39 @@ def _check_outcome(body: ResultIn) -> Outcome:
     )
 
 
-@bp.post("/v1/worker/executions/<execution_id>/result")
-async def report_result(execution_id: str) -> Reply:
-    execution_id = path_id(execution_id)
-    outcome = _outcome(parse_body(ResultIn, await request.get_data(as_text=False)))
-    pipeline = services().pipeline
-    execution = await pipeline.store.finish_execution(
-        account().id, execution_id, outcome, pipeline.clock.now_ms(), pipeline.rng
-    )
+async def report_result(call: Call) -> Reply:
+    execution_id = call.path_id()
+    outcome = _outcome(parse_body(ResultIn, call.request.body))
+    pipeline = call.pipeline
+    try:
+        execution = await pipeline.store.finish_execution(
+            call.account.id, execution_id, outcome, pipeline.clock.now_ms(), pipeline.rng
+        )
+    except ServiceUnavailable:
+        raise  # not recorded: the worker will send it again
+    except ChronosError:
+        pipeline.leases.settle(execution_id)  # answered for good (404, 409)
+        raise
+    pipeline.leases.settle(execution_id)
     if outcome.status is not ExecutionStatus.COMPLETED:
         pipeline.admission_nudge.set()
     return ok(execution_json(execution), "Result recorded")
 
 
-@bp.post("/v1/worker/executions/results")
-async def report_results() -> Reply:
+async def report_results(call: Call) -> Reply:
     """Extension: up to 100 reports in one request and one transaction. The request is refused
     as a whole (422) only for a malformed body; each item then succeeds or fails on its own."""
-    body = parse_body(BatchResultsIn, await request.get_data(as_text=False))
+    body = parse_body(BatchResultsIn, call.request.body)
     outcomes = [
         (path_id(item.execution_id, f"results.{i}.execution_id"), _outcome(item, f"results.{i}"))
         for i, item in enumerate(body.results)
     ]
-    pipeline = services().pipeline
+    pipeline = call.pipeline
     results = await pipeline.store.finish_executions(
-        account().id, outcomes, pipeline.clock.now_ms(), pipeline.rng
+        call.account.id, outcomes, pipeline.clock.now_ms(), pipeline.rng
     )
+    for execution_id, _ in outcomes:
+        pipeline.leases.settle(execution_id)
     if any(o.status is not ExecutionStatus.COMPLETED for _, o in outcomes):
         pipeline.admission_nudge.set()
     items = []
@@ -172,3 +196,10 @@ async def report_results() -> Reply:
                 {"execution_id": execution_id, "success": True, "data": execution_json(result)}
             )
     return ok(items, "Results recorded")
+
+
+ROUTES: Routes = [
+    ("POST", "/v1/worker/jobs/claim", Endpoint(claim)),
+    ("POST", "/v1/worker/executions/{id}/result", Endpoint(report_result)),
+    ("POST", "/v1/worker/executions/results", Endpoint(report_results)),
+]

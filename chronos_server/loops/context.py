@@ -1,9 +1,12 @@
-"""`Pipeline`: what the loops and the routes share — store, clock, randomness, wake-ups, limits."""
+"""`Pipeline`: what the loops and the routes share — store, clock, randomness, wake-ups, limits,
+and the leases this process handed out (a graceful stop waits for their reports)."""
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+
+import trio
 
 from chronos_server.clock import Clock
 from chronos_server.loops.signals import ClaimBoard, Nudge
@@ -20,6 +23,36 @@ class LoopSettings:
     error_backoff_seconds: float = 1.0
 
 
+class Leases:
+    """Executions this process handed to workers and has not heard back about, with when their
+    lease ends. A graceful stop waits until every one is reported (to this process) or over."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, int] = {}
+        self._changed = trio.Event()
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+    def add(self, execution_id: str, expires_ms: int) -> None:
+        self._until[execution_id] = expires_ms
+
+    def settle(self, execution_id: str) -> None:
+        if self._until.pop(execution_id, None) is not None:
+            self._changed.set()
+
+    async def wait_settled(self, clock: Clock) -> None:
+        """Until no lease is open: each is reported, or its end has passed."""
+        while True:
+            now = clock.now_ms()
+            self._until = {e: until for e, until in self._until.items() if until > now}
+            if not self._until:
+                return
+            self._changed = trio.Event()
+            with trio.move_on_after((min(self._until.values()) - now) / 1000):
+                await self._changed.wait()
+
+
 @dataclass
 class Pipeline:
     store: Store
@@ -29,6 +62,7 @@ class Pipeline:
     admission_nudge: Nudge = field(default_factory=Nudge)
     dispatch_nudge: Nudge = field(default_factory=Nudge)
     board: ClaimBoard = field(default_factory=ClaimBoard)
+    leases: Leases = field(default_factory=Leases)
     draining: bool = False  # set on shutdown: start no new push requests
     # When the sleeping admission loop will wake on its own (ms); None while it is working.
     admission_wakes_at: int | None = None
