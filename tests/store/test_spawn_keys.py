@@ -58,7 +58,7 @@ async def test_a_one_off_job_holding_the_next_spawn_key_does_not_block_the_slot(
 async def test_squatting_every_key_form_of_a_slot_blocks_nothing(
     store: Store, acct: Accounts
 ) -> None:
-    """Keys a client might guess for the slot, including the other account's and run-now's."""
+    """The spawn key and look-alikes, taken in this account and in the other one."""
     schedule = make_schedule(acct.a, runs=1)
     await store.insert_schedule(schedule)
     for key in (f"{schedule.id}.{SLOT}", f"{schedule.id}.{SLOT}.0", f" {schedule.id}.{SLOT}"):
