@@ -227,6 +227,15 @@ def recompute_next_run(
     return anchor, anchor + interval
 
 
+def spawn_key(schedule_id: str, slot_ms: int) -> str:
+    """The idempotency key a spawned job shows: `{schedule_id}.{slot_ms}` (spec §12.2).
+
+    Shown only: the store keeps a spawned job's slot in a namespace of its own (one job per
+    schedule and slot), apart from clients' keys, so a client key spelled like this blocks nothing.
+    """
+    return f"{schedule_id}.{slot_ms}"
+
+
 def completes_before(
     next_run_ms: int | None, runs: int | None, run_count: int, stop_at_ms: int | None
 ) -> bool:

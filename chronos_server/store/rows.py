@@ -22,6 +22,7 @@ from chronos_server.core.models import (
     ScheduleStatus,
     Trigger,
 )
+from chronos_server.core.slots import spawn_key
 
 Row = Mapping[str, Any]
 
@@ -154,7 +155,7 @@ def job_from_row(r: Row, **changes: Any) -> Job:
         "payload": load_json(r["payload"]),
         "timeout": r["timeout"],
         "max_retries": r["max_retries"],
-        "idempotency_key": r["idempotency_key"],
+        "idempotency_key": _idempotency_key(r),
         "status": JobStatus(r["status"]),
         "scheduled_for": r["scheduled_for"],
         "run_at": r["run_at"],
@@ -167,6 +168,13 @@ def job_from_row(r: Row, **changes: Any) -> Job:
     }
     fields.update(changes)
     return Job(**fields)
+
+
+def _idempotency_key(r: Row) -> str | None:
+    """A client's key as stored; a spawned job's (stored NULL, its slot in `spawn_slot`) as the
+    API has always shown it."""
+    slot = r["spawn_slot"]
+    return r["idempotency_key"] if slot is None else spawn_key(r["schedule_id"], slot)
 
 
 def execution_from_row(r: Row) -> Execution:

@@ -21,6 +21,7 @@ from chronos_server import errors
 from chronos_server.core.models import ClaimedJob, JobStatus
 from chronos_server.store import postgres
 from chronos_server.store.postgres import PostgresStore, _PgTx, migrate
+from chronos_server.store.queries import migrations
 from chronos_server.store.transactions import Tx
 from tests import pg
 
@@ -141,10 +142,12 @@ def test_replicas_starting_together_apply_each_migration_once() -> None:
     for thread in threads:
         thread.join(timeout=30)
     applied = sorted(results, key=len)
-    assert applied[:3] == [[], [], []] and applied[3] == ["0001_init.sql", "0002_stats.sql"]
+    every = migrations("postgres")
+    assert applied[:3] == [[], [], []] and applied[3] == [name for _, name, _ in every]
+    assert applied[3][:3] == ["0001_init.sql", "0002_stats.sql", "0003_spawn_slots.sql"]
     with pg.connect(url) as conn:
         versions = conn.execute("SELECT version FROM chronos_migrations ORDER BY 1").fetchall()
-        assert [v[0] for v in versions] == [1, 2]
+        assert [v[0] for v in versions] == [v for v, _, _ in every]
         assert migrate(conn) == []
 
 

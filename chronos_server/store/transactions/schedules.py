@@ -58,8 +58,10 @@ def _spawn_one(tx: Tx, s: Schedule, now: int) -> int:
         slot, following = slots.latest_due_slot(
             s.cron, interval_ms, s.timezone, s.anchor_at, s.next_run_at, s.stop_at
         )
-    job = _job_from_schedule(s, new_id(), slot, now, Trigger.SCHEDULE, f"{s.id}.{slot}")
-    inserted = tx.run("insert_job", **job_params(job))
+    job = _job_from_schedule(s, new_id(), slot, now, Trigger.SCHEDULE, slots.spawn_key(s.id, slot))
+    # The slot, not the shown key, is what is stored: (schedule_id, spawn_slot) is unique apart
+    # from clients' idempotency keys, so the insert is a no-op only if this slot was spawned.
+    inserted = tx.run("insert_spawned_job", **job_params(job), spawn_slot=slot)
     run_count = s.run_count + inserted
     done = slots.completes_before(following, s.runs, run_count, s.stop_at)
     updated = _advance(s, run_count, following, slot, done, now)

@@ -92,6 +92,7 @@ WHERE schedule_id = :schedule_id
   AND status IN ('pending', 'admitting', 'queued', 'ready', 'retrying');
 
 -- name: insert_job
+-- Jobs of clients (with their idempotency key) and manual runs; never a spawn_slot.
 INSERT INTO jobs (id, account_id, schedule_id, name, description, handler, delivery_type,
     delivery, payload, timeout, max_retries, idempotency_key, status, scheduled_for, run_at,
     attempt_count, last_execution_id, first_trigger, created_at, updated_at, finished_at)
@@ -100,6 +101,18 @@ VALUES (:id, :account_id, :schedule_id, :name, :description, :handler, :delivery
     :run_at, :attempt_count, :last_execution_id, :first_trigger, :created_at, :updated_at,
     :finished_at)
 ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
+
+-- name: insert_spawned_job
+-- A schedule's job for one slot: exactly once per (schedule, slot) however many replicas try,
+-- in its own namespace (jobs_spawn, 0003), so no client key can take the slot. No idempotency_key.
+INSERT INTO jobs (id, account_id, schedule_id, name, description, handler, delivery_type,
+    delivery, payload, timeout, max_retries, spawn_slot, status, scheduled_for, run_at,
+    attempt_count, last_execution_id, first_trigger, created_at, updated_at, finished_at)
+VALUES (:id, :account_id, :schedule_id, :name, :description, :handler, :delivery_type,
+    :delivery, :payload, :timeout, :max_retries, :spawn_slot, :status, :scheduled_for,
+    :run_at, :attempt_count, :last_execution_id, :first_trigger, :created_at, :updated_at,
+    :finished_at)
+ON CONFLICT (schedule_id, spawn_slot) WHERE spawn_slot IS NOT NULL DO NOTHING;
 
 -- name: job_by_idempotency_key
 SELECT id FROM jobs WHERE account_id = :account_id AND idempotency_key = :key;
