@@ -140,6 +140,7 @@ class ServerHandle:
     urls: list[str]
     services: Services
     stop: Callable[[], None]
+    http: HttpServer
     shown_api_key: str | None = None
     stopped: trio.Event = field(default_factory=trio.Event)
 
@@ -176,6 +177,7 @@ async def serve(
     handle_signals: bool = False,
     resolver: Resolver | None = None,
     gc_tuning: bool = False,
+    limits: Limits | None = None,
     task_status: trio.TaskStatus[ServerHandle] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     clock = clock or SystemClock()
@@ -200,7 +202,7 @@ async def serve(
             auth_failures=SlidingWindowLimiter(AUTH_FAILURES),
         )
         sender = PushSender(pipeline, transport, push_settings, resolver or system_resolver)
-        http = HttpServer(Api(svc), http_limits(settings))
+        http = HttpServer(Api(svc), limits or http_limits(settings))
         stop_requested = trio.Event()
 
         def stop() -> None:
@@ -237,7 +239,7 @@ async def serve(
             listener, url = await open_listener(settings.host, settings.port)
             await nursery.start(http.serve, [listener])
             nursery.start_soon(stop_when_settled)
-            handle = ServerHandle([url], svc, stop, shown)
+            handle = ServerHandle([url], svc, stop, http, shown)
             if handle_signals:
                 nursery.start_soon(_watch_signals, stop, nursery.cancel_scope)
             log.info("Chronos listening on %s (database %s)", url, store.dialect)

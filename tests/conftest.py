@@ -14,6 +14,7 @@ import trio
 from chronos_server.loops.context import LoopSettings
 from chronos_server.runtime import ServerHandle, serve
 from chronos_server.settings import Settings
+from chronos_server.web.server import Limits
 
 API_KEY = "chrns_" + "T" * 40
 SIGNING_SECRET = "whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTEyMzQ="
@@ -44,10 +45,13 @@ def make_settings(tmp_path: Path, **overrides: object) -> Settings:
 
 
 async def start_server(
-    nursery: trio.Nursery, settings: Settings, loop_settings: LoopSettings | None = None
+    nursery: trio.Nursery,
+    settings: Settings,
+    loop_settings: LoopSettings | None = None,
+    limits: Limits | None = None,
 ) -> ServerHandle:
     async def run(*, task_status: trio.TaskStatus[ServerHandle]) -> None:
-        await serve(settings, loop_settings=loop_settings, task_status=task_status)
+        await serve(settings, loop_settings=loop_settings, limits=limits, task_status=task_status)
 
     handle: ServerHandle = await nursery.start(run)
     return handle
@@ -55,11 +59,11 @@ async def start_server(
 
 @asynccontextmanager
 async def open_running_server(
-    settings: Settings, loop_settings: LoopSettings | None = None
+    settings: Settings, loop_settings: LoopSettings | None = None, limits: Limits | None = None
 ) -> AsyncIterator[RunningServer]:
     """A real server in this process plus an authenticated client for it; stopped on exit."""
     async with trio.open_nursery() as nursery:
-        handle = await start_server(nursery, settings, loop_settings)
+        handle = await start_server(nursery, settings, loop_settings, limits)
         headers = {"Authorization": f"Bearer {API_KEY}"}
         async with httpx.AsyncClient(base_url=handle.url, headers=headers, timeout=30) as client:
             yield RunningServer(handle, client, settings)

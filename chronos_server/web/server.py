@@ -14,9 +14,12 @@ One task per connection, in the server's nursery. Rules that keep connections fr
   `head_timeout_seconds` (head) and `body_timeout_seconds` (body); a slow reader gets
   `body_timeout_seconds` to take a response. A client that leaves is noticed at once: idle
   connections read its EOF, and long-polls watch for it (`Request.cancel_on_disconnect`).
-- At most `max_connections` are served at once. Beyond, up to `overflow_connections` more are
-  accepted only to answer one request — `/healthz` and `/readyz` as usual, anything else 503 with
-  `Retry-After` — and closed; beyond those, a new connection is closed at once.
+- At most `max_connections` are served at once. A new connection past the cap takes the place of
+  an idle one (never authenticated first, then the longest idle), or else of the oldest parked
+  long-poll (answered "no job" and closed); so idle sockets can never lock real clients out. When
+  every connection is busy, up to `overflow_connections` more are accepted only to answer one
+  request — `/healthz` and `/readyz` as usual, anything else 503 with `Retry-After` — and closed;
+  beyond those, a new connection is closed at once.
 
 Graceful stop (`stop()`): idle keep-alive connections close at once; requests in progress finish
 and answer with `Connection: close`; the listener stays open, so a worker can still report a
@@ -82,7 +85,10 @@ class HttpServer:
         self.connections = 0
         self.overflow = 0
         self.requests_in_flight = 0
-        self._idle: set[_Connection] = set()
+        # Connections waiting for their next request, and long-polls watching their client,
+        # oldest first: what a new connection past the cap may take the place of.
+        self._idle: dict[_Connection, None] = {}
+        self._parked: dict[_Connection, None] = {}
         self._quiet = trio.lowlevel.ParkingLot()
 
     async def serve(
@@ -119,7 +125,7 @@ class HttpServer:
                     log.error("accept: %s; pausing 100 ms", errno.errorcode.get(exc.errno or 0))
                     await trio.sleep(0.1)
                     continue
-                if self.connections < self.limits.max_connections:
+                if self.connections < self.limits.max_connections or self._evict_one():
                     self.connections += 1
                     nursery.start_soon(self._serve, stream, False)
                 elif self.overflow < self.limits.overflow_connections:
@@ -141,11 +147,27 @@ class HttpServer:
                 self.connections -= 1
             await conn.close()
 
+    def _evict_one(self) -> bool:
+        """Make room past the cap: close an idle connection (unauthenticated first, then the
+        longest idle) or else answer the oldest parked long-poll. False if all are busy."""
+        victim = next((c for c in self._idle if not c.authenticated), None)
+        victim = victim or next(iter(self._idle), None) or next(iter(self._parked), None)
+        if victim is None:
+            return False
+        victim.evict()
+        return True
+
     def _idle_changed(self, conn: _Connection, idle: bool) -> None:
         if idle:
-            self._idle.add(conn)
+            self._idle[conn] = None
         else:
-            self._idle.discard(conn)
+            self._idle.pop(conn, None)
+
+    def _parked_changed(self, conn: _Connection, parked: bool) -> None:
+        if parked:
+            self._parked[conn] = None
+        else:
+            self._parked.pop(conn, None)
 
     def _request_started(self) -> None:
         self.requests_in_flight += 1
@@ -166,8 +188,10 @@ class _Connection:
         self.authenticated = False
         self.unread_body = False  # answered before the whole body arrived: linger on close
         self.peer_gone = False
+        self.evicted = False  # made room for a new connection: answer, then close
         self.head_request = False
         self._idle_scope: trio.CancelScope | None = None
+        self._park_scope: trio.CancelScope | None = None
         try:
             self.client = str(stream.socket.getpeername()[0])
         except OSError:
@@ -176,6 +200,14 @@ class _Connection:
     def close_if_idle(self) -> None:
         if self._idle_scope is not None:
             self._idle_scope.cancel()
+            self.server._idle_changed(self, False)
+
+    def evict(self) -> None:
+        self.evicted = True
+        self.close_if_idle()
+        if self._park_scope is not None:
+            self._park_scope.cancel()
+            self.server._parked_changed(self, False)
 
     async def run(self) -> None:
         while not self.peer_gone:
@@ -306,7 +338,13 @@ class _Connection:
     async def cancel_on_disconnect(self) -> AsyncIterator[None]:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_for_eof, nursery.cancel_scope)
-            yield
+            self._park_scope = nursery.cancel_scope
+            self.server._parked_changed(self, True)
+            try:
+                yield
+            finally:
+                self.server._parked_changed(self, False)
+                self._park_scope = None
             nursery.cancel_scope.cancel()
 
     async def _watch_for_eof(self, scope: trio.CancelScope) -> None:
@@ -333,7 +371,7 @@ class _Connection:
             await self._write(response)
 
     async def _write(self, response: Response) -> None:
-        close = response.close or self.overflow or self.server.stopping
+        close = response.close or self.overflow or self.evicted or self.server.stopping
         headers = [
             (b"content-type", response.content_type.encode()),
             (b"content-length", str(len(response.body)).encode()),

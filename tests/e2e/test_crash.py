@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+from typing import Any
 
 import httpx
 import trio
@@ -27,11 +28,17 @@ def free_port() -> int:
         return port
 
 
-async def start(database_url: str, port: int) -> trio.Process:
-    env = dict(os.environ, CHRONOS_BOOTSTRAP_API_KEY=API_KEY, CHRONOS_RATE_LIMIT="off")
+async def start(
+    database_url: str, port: int, *, env: dict[str, str] | None = None, **options: Any
+) -> trio.Process:
+    """`chronos serve` in its own process, once it answers `/readyz`; `env` adds variables,
+    `options` go to `trio.lowlevel.open_process`."""
+    env = dict(os.environ, CHRONOS_BOOTSTRAP_API_KEY=API_KEY, CHRONOS_RATE_LIMIT="off") | (
+        env or {}
+    )
     cmd = [sys.executable, "-m", "chronos_server", "serve", "--port", str(port)]
     cmd += ["--database-url", database_url, "--log-level", "WARNING"]
-    proc = await trio.lowlevel.open_process(cmd, env=env)
+    proc = await trio.lowlevel.open_process(cmd, env=env, **options)
     async with httpx.AsyncClient() as client:
         with trio.fail_after(20):
             while True:
