@@ -1,10 +1,12 @@
-"""The worker endpoints over HTTP: claim a job, report a result (§10.2, §10.4), and the two
-batch extensions: claim up to `max_jobs` jobs at once, report many results in one request.
+"""The worker endpoints over HTTP: claim a job, report a result (§10.2, §10.4), the two
+batch extensions (claim up to `max_jobs` jobs at once, report many results in one request), and
+`GET /v1/jobs/:id` (§5.8), read after a failed attempt to learn whether the job is retried.
 
 This is the only module that touches httpx. It maps every failure to the SDK's tree:
 401/403 -> `ChronosAuthError`; no answer, timeout, other non-2xx or a malformed answer ->
-`ChronosRequestError` (with `status` and, for 429, `retry_after`). Each request is bounded by a
-Trio cancel scope at the call site, so `MockClock` governs it and `stop()` can cancel it.
+`ChronosRequestError` (with `status`, the envelope's `code` and, for 429 and 503,
+`retry_after`). Each request is bounded by a Trio cancel scope at the call site, so `MockClock`
+governs it and `stop()` can cancel it.
 A server without the extensions refuses `max_jobs` with 422 and has no batch report route (404
 or 405); those come back as `ChronosRequestError` like any refusal, the worker decides.
 """
@@ -30,10 +32,12 @@ from .settings import WorkerSettings
 CLAIM_PATH = "/v1/worker/jobs/claim"
 REPORT_PATH = "/v1/worker/executions/{execution_id}/result"
 BATCH_REPORT_PATH = "/v1/worker/executions/results"
+JOB_PATH = "/v1/jobs/{job_id}"
 MAX_BATCH = 100  # the server's bound for `max_jobs` and for the items of one batch report
 # The server holds a claim up to `wait_time_seconds`; allow this much more for the answer.
 CLAIM_MARGIN_SECONDS = 10.0
 REPORT_TIMEOUT_SECONDS = 30.0
+LOOKUP_TIMEOUT_SECONDS = 10.0
 USER_AGENT = "chronos-worker-python/0.1"
 MAX_WORKER_LABEL = 255
 
@@ -51,6 +55,14 @@ class ItemResult:
     accepted: bool
     code: str = ""
     message: str = ""
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What `GET /v1/jobs/:id` says about a job: its `status` and `run_at` (when it runs next)."""
+
+    status: str
+    run_at: str | None
 
 
 class WorkerAPI:
@@ -127,25 +139,41 @@ class WorkerAPI:
             )
         return [_item_result(item, eid) for item, (eid, _) in zip(data, reports, strict=True)]
 
+    async def get_job(self, job_id: str) -> JobState:
+        """The job's current `status` and `run_at` (one try, no retry)."""
+        path = JOB_PATH.format(job_id=quote(job_id, safe=""))
+        data = _data(await self._request("GET", path, None, LOOKUP_TIMEOUT_SECONDS), "job")
+        status = data.get("status") if isinstance(data, dict) else None
+        if not isinstance(status, str):
+            raise ChronosRequestError("Malformed job response: no status", 200)
+        run_at = data.get("run_at")
+        return JobState(status, run_at if isinstance(run_at, str) else None)
+
     async def _post(self, path: str, body: bytes, limit_s: float) -> httpx.Response:
+        return await self._request("POST", path, body, limit_s)
+
+    async def _request(
+        self, method: str, path: str, body: bytes | None, limit_s: float
+    ) -> httpx.Response:
         url = self._settings.base_url + path
         try:
             with trio.fail_after(limit_s):
-                response = await self._client.post(
-                    url, content=body, headers=self._headers, timeout=limit_s
+                response = await self._client.request(
+                    method, url, content=body, headers=self._headers, timeout=limit_s
                 )
         except trio.TooSlowError as exc:
-            raise ChronosRequestError(f"POST {path} timed out after {limit_s:g} s") from exc
+            raise ChronosRequestError(f"{method} {path} timed out after {limit_s:g} s") from exc
         except httpx.HTTPError as exc:
-            raise ChronosRequestError(f"POST {path} failed: {exc!r}") from exc
+            raise ChronosRequestError(f"{method} {path} failed: {exc!r}") from exc
         status = response.status_code
         if status in (401, 403):
             raise ChronosAuthError(f"{_error_text(response)} (HTTP {status})", status)
         if not 200 <= status < 300:
             raise ChronosRequestError(
-                f"POST {path} answered HTTP {status}: {_error_text(response)}",
+                f"{method} {path} answered HTTP {status}: {_error_text(response)}",
                 status,
-                _retry_after(response) if status == 429 else None,
+                _retry_after(response) if status in (429, 503) else None,
+                _error_code(response),
             )
         return response
 
@@ -195,6 +223,16 @@ def _error_text(response: httpx.Response) -> str:
         code = envelope.get("code")
         return f"{code}: {envelope['message']}" if isinstance(code, str) else envelope["message"]
     return response.text[:200]
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    """The envelope's `code` (e.g. `lease_expired`), if the answer has one."""
+    try:
+        envelope = response.json()
+    except ValueError:
+        return None
+    code = envelope.get("code") if isinstance(envelope, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def _retry_after(response: httpx.Response) -> float | None:

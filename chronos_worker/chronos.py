@@ -5,13 +5,15 @@ read-only property, `worker`; it has no methods of its own, as in the Node SDK.
 
 Reconfiguring: settings are frozen once validated, so a worker is never changed in place.
 `reconfigure(target, api_key=..., base_url=..., ...)` instead builds a NEW `Chronos` whose
-options are the target's, with every override that is not None applied on top, and registers
-the target's handlers on the new worker. The target itself is left untouched. The
-`chronos-worker` command uses it to apply `--server`, `--api-key`, `--concurrency` and
-`--poll-wait` to the object named by `module:attr`.
+options are the target's (logger, HTTP client and rng included), with every override that is
+not None applied on top, and registers the target's handlers on the new worker. The target
+itself is left untouched. The `chronos-worker` command uses it to apply `--server`,
+`--api-key`, `--concurrency` and `--poll-wait` to the object named by `module:attr`.
 """
 
 from __future__ import annotations
+
+import random
 
 import httpx
 
@@ -26,10 +28,12 @@ class Chronos:
 
     `api_key` defaults to `CHRONOS_API_KEY`; `base_url` to `CHRONOS_BASE_URL`, else
     `http://127.0.0.1:8080` (trailing slashes removed). `poll_wait_time_seconds` (0-20) is the
-    long-poll wait per claim; `retry_delay_ms` the pause after a failed claim; `concurrency`
-    (an extension, G-09) how many jobs run at once. `logger` is a `logging.Logger` or any object
+    long-poll wait per claim; `retry_delay_ms` the first pause after a failed claim or report
+    (the following ones back off up to 30 s); `concurrency` (an extension, G-09) how many jobs
+    run at once. `logger` is a `logging.Logger` or any object
     with `debug/info/warning/error(message, meta)`; `http_client` an `httpx.AsyncClient` to use
-    instead of one the worker opens itself (for tests and proxies; it is not closed for you).
+    instead of one the worker opens itself (for tests and proxies; it is not closed for you);
+    `rng` a `random.Random` for the jitter of retry pauses (seed it in tests).
     """
 
     def __init__(
@@ -41,6 +45,7 @@ class Chronos:
         logger: LoggerLike | None = None,
         http_client: httpx.AsyncClient | None = None,
         concurrency: int = 1,
+        rng: random.Random | None = None,
     ) -> None:
         settings = WorkerSettings.create(
             api_key=api_key,
@@ -50,6 +55,7 @@ class Chronos:
             logger=logger,
             http_client=http_client,
             concurrency=concurrency,
+            rng=rng,
         )
         self._worker = Worker(settings)
 
@@ -86,6 +92,7 @@ def reconfigure(
         logger=old.logger,
         http_client=old.http_client,
         concurrency=old.concurrency if concurrency is None else concurrency,
+        rng=old.rng,
     )
     for name, fn in worker.handlers.items():
         chronos.worker.handle(name, fn)

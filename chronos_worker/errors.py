@@ -6,7 +6,8 @@
     ├── ChronosNonRetryableError  raised BY A HANDLER to fail the job at once (G-42)
     └── ChronosRequestError       a request to the server failed; the poll loop logs it and
                                   retries, so it never escapes `start()` (`status` is None for
-                                  network errors and timeouts, else the HTTP status)
+                                  network errors and timeouts, else the HTTP status; `code` the
+                                  error envelope's code when the server sent one)
 
 httpx exceptions are mapped to `ChronosRequestError` at the HTTP boundary (`api.py`) with
 `raise ... from exc`, so nothing above that layer knows about httpx.
@@ -47,12 +48,19 @@ class ChronosRequestError(ChronosError):
         message: str,
         status: int | None = None,
         retry_after: float | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        self.code = code
 
     @property
     def transient(self) -> bool:
         """True when trying again later may succeed: no answer, 429 or 5xx."""
         return self.status is None or self.status == 429 or self.status >= 500
+
+    @property
+    def unreachable(self) -> bool:
+        """True when the server could not be reached or could not serve: no answer or 5xx."""
+        return self.status is None or self.status >= 500

@@ -25,11 +25,14 @@ TRUNCATION_MARK = "...(truncated)\n"
 
 @dataclass(frozen=True)
 class Report:
-    """A result report ready to send: the JSON body and, when the result was dropped, why."""
+    """A result report ready to send: the JSON body and, when the result was dropped, why;
+    for a failure also `error` (`Name: message`, for the logs) and `retryable`."""
 
     body: bytes
     status: str
     warning: str | None = None
+    error: str | None = None
+    retryable: bool = True
 
 
 def encode_json(value: object) -> bytes:
@@ -58,17 +61,21 @@ def completed_report(result: object) -> Report:
 def failed_report(exc: BaseException) -> Report:
     name = type(exc).__name__
     stack = "".join(traceback.format_exception(exc))
+    # The server requires a message; `raise ValueError()` has none, so use the name.
+    message = truncate_head(_describe(exc) or name, MAX_MESSAGE_BYTES)
+    retryable = not isinstance(exc, ChronosNonRetryableError)
     body = {
         "status": "failed",
         "error": {
-            # The server requires a message; `raise ValueError()` has none, so use the name.
-            "message": truncate_head(_describe(exc) or name, MAX_MESSAGE_BYTES),
+            "message": message,
             "name": name,
             "stack": truncate_tail(stack, MAX_STACK_BYTES),
         },
-        "retryable": not isinstance(exc, ChronosNonRetryableError),
+        "retryable": retryable,
     }
-    return Report(body=encode_json(body), status="failed")
+    return Report(
+        body=encode_json(body), status="failed", error=f"{name}: {message}", retryable=retryable
+    )
 
 
 def _describe(exc: BaseException) -> str:

@@ -8,6 +8,7 @@ Environment fallbacks (G-53): `api_key` else `CHRONOS_API_KEY`; `base_url` else
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -32,6 +33,7 @@ class WorkerSettings:
     concurrency: int
     logger: LoggerLike | None = field(default=None, compare=False)
     http_client: httpx.AsyncClient | None = field(default=None, compare=False)
+    rng: random.Random | None = field(default=None, compare=False, repr=False)
 
     @property
     def retry_delay_seconds(self) -> float:
@@ -48,6 +50,7 @@ class WorkerSettings:
         logger: LoggerLike | None = None,
         http_client: httpx.AsyncClient | None = None,
         concurrency: int = 1,
+        rng: random.Random | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> WorkerSettings:
         env = os.environ if environ is None else environ
@@ -63,6 +66,7 @@ class WorkerSettings:
             concurrency=_check_int("concurrency", concurrency, 1, None),
             logger=logger,
             http_client=_check_http_client(http_client),
+            rng=_check_rng(rng),
         )
 
 
@@ -103,4 +107,10 @@ def _check_int(name: str, value: object, low: int, high: int | None) -> int:
 def _check_http_client(value: object) -> httpx.AsyncClient | None:
     if value is not None and not isinstance(value, httpx.AsyncClient):
         raise ChronosConfigError("http_client must be an httpx.AsyncClient")
+    return value
+
+
+def _check_rng(value: object) -> random.Random | None:
+    if value is not None and not isinstance(value, random.Random):
+        raise ChronosConfigError("rng must be a random.Random")
     return value

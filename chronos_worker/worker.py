@@ -28,18 +28,25 @@ then waits until the `work` nursery has drained, i.e. every running handler has 
 its report has been sent (the flusher is stopped only after that). Handler tasks are
 deliberately outside `claim_scope`.
 
-Claim outcomes (§11.4 / G-10): job -> run; no job -> poll again at once; network error, 5xx or
-other unexpected answer -> log, sleep `retry_delay_ms`; 429 -> sleep `Retry-After` (fallback
-`retry_delay_ms`); 401/403 -> log, stop claiming, let running work finish, `start()` raises
-`ChronosAuthError`. Reports (`reporting.py`): network/5xx/429 -> retried up to 5 more times,
-`retry_delay_ms` apart (429: `Retry-After`), then given up (the lease expiry retries the job);
-409 -> warning; other refusals -> error, given up.
+Claim outcomes (§11.4 / G-10): job -> run; no job -> poll again at once; no answer or a 5xx
+(e.g. the 503 of a server in its graceful stop) -> sleep with exponential backoff and jitter
+(`backoff.py`: the first pause `retry_delay_ms`, then doubling up to 30 s; a 503's `Retry-After`
+is a floor), logging one WARNING when claims stop reaching the server and one INFO when they do
+again, not a line per try; another unexpected answer -> an ERROR line, same backoff; 429 ->
+sleep `Retry-After` (fallback: the backoff); 401/403 -> log, stop claiming, let running work
+finish, `start()` raises `ChronosAuthError`.
+
+Reports (`reporting.py`) are retried until the attempt's lease runs out, by the worker's clock;
+then (and at once for a 4xx) they are settled and logged. Once a report is accepted,
+`attempt_log.py` logs what became of the job: completed, failed and retried at a given time,
+or failed for good.
 """
 
 from __future__ import annotations
 
 import enum
 import inspect
+import random
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from types import MappingProxyType
@@ -48,11 +55,13 @@ from typing import TypeVar, overload
 import trio
 
 from .api import MAX_BATCH, WorkerAPI, open_worker_api
+from .attempt_log import job_meta, log_attempt
+from .backoff import Backoff, Reachability, pause_after
 from .context import ChronosContext
 from .errors import ChronosAuthError, ChronosError, ChronosRequestError
 from .log import Log
 from .outcome import Report, completed_report, failed_report
-from .reporting import ReportBatcher, job_meta, retry_delay
+from .reporting import ReportBatcher
 from .settings import WorkerSettings
 
 Handler = Callable[[ChronosContext], object]
@@ -71,11 +80,13 @@ class _Missing(enum.Enum):
 class _Run:
     """State of one `start()` call."""
 
-    def __init__(self, batch_claims: bool) -> None:
+    def __init__(self, batch_claims: bool, backoff: Backoff, reach: Reachability) -> None:
         self.claim_scope = trio.CancelScope()
         self.done = trio.Event()
         self.auth_error: ChronosAuthError | None = None
         self.batch_claims = batch_claims  # switched off if the server refuses `max_jobs`
+        self.backoff = backoff  # pauses between failed claims
+        self.reach = reach
 
 
 class Worker:
@@ -84,6 +95,7 @@ class Worker:
     def __init__(self, settings: WorkerSettings) -> None:
         self._settings = settings
         self._log = Log(settings.logger)
+        self._rng = settings.rng if settings.rng is not None else random.Random()
         self._handlers: dict[str, Handler] = {}
         self._run: _Run | None = None
 
@@ -140,7 +152,11 @@ class Worker:
             raise ChronosError("Chronos worker is already started")
         if not self._handlers:
             raise ChronosError("Register at least one handler before starting Chronos")
-        run = self._run = _Run(batch_claims=self._settings.concurrency > 1)
+        run = self._run = _Run(
+            batch_claims=self._settings.concurrency > 1,
+            backoff=Backoff(self._settings.retry_delay_seconds, self._rng),
+            reach=Reachability(self._log, "claims"),
+        )
         try:
             await self._serve(run)
         finally:
@@ -171,7 +187,11 @@ class Worker:
         )
         async with open_worker_api(self._settings) as api, trio.open_nursery() as reporting:
             batcher = ReportBatcher(
-                api, self._log, self._settings.retry_delay_seconds, batching=concurrency > 1
+                api,
+                self._log,
+                self._settings.retry_delay_seconds,
+                self._rng,
+                batching=concurrency > 1,
             )
             if batcher.batching:
                 reporting.start_soon(batcher.run)
@@ -209,41 +229,59 @@ class Worker:
                 if jobs:
                     break
             _release(slots, held - len(jobs))
+            now = trio.current_time()
             for ctx in jobs:
-                work.start_soon(self._execute, batcher, ctx, slots, limiter)
+                # The lease started on the server just before its answer left: by our clock it
+                # runs out `timeout` seconds from now, give or take the answer's transit.
+                deadline = now + ctx.timeout
+                work.start_soon(self._execute, api, batcher, ctx, deadline, slots, limiter)
 
     async def _claim(self, run: _Run, api: WorkerAPI, held: int) -> list[ChronosContext]:
         """One claim for up to `held` jobs; [] for no job, or after a failure (logged and
         waited out). A 422 to a batch claim switches the run to single claims."""
         try:
             if run.batch_claims:
-                return await api.claim_batch(list(self._handlers), held)
-            ctx = await api.claim(list(self._handlers))
+                jobs = await api.claim_batch(list(self._handlers), held)
+            else:
+                ctx = await api.claim(list(self._handlers))
+                jobs = [] if ctx is None else [ctx]
         except ChronosRequestError as exc:
+            run.reach.observe(exc)
             if run.batch_claims and exc.status == 422:
                 run.batch_claims = False
                 self._log.info(
                     "The server has no batch claims; claiming one job at a time", error=str(exc)
                 )
                 return []
-            delay = retry_delay(exc, self._settings.retry_delay_seconds)
-            log = self._log.warning if exc.status == 429 else self._log.error
-            log("Claim failed; polling again later", error=str(exc), retry_in_s=delay)
-            await trio.sleep(delay)
+            await self._claim_failed(run, exc)
             return []
-        return [] if ctx is None else [ctx]
+        run.reach.reached()
+        run.backoff.reset()
+        return jobs
+
+    async def _claim_failed(self, run: _Run, exc: ChronosRequestError) -> None:
+        delay = pause_after(exc, run.backoff)
+        if exc.unreachable:  # the WARNING (once) came from `run.reach`
+            self._log.debug("Claim failed; retrying", error=str(exc), retry_in_s=round(delay, 3))
+        else:
+            log = self._log.warning if exc.status == 429 else self._log.error
+            log("Claim failed; polling again later", error=str(exc), retry_in_s=round(delay, 3))
+        await trio.sleep(delay)
 
     async def _execute(
         self,
+        api: WorkerAPI,
         batcher: ReportBatcher,
         ctx: ChronosContext,
+        deadline: float,
         slots: trio.Semaphore,
         limiter: trio.CapacityLimiter,
     ) -> None:
         _current_worker.set(self)
         try:
             report = await self._run_handler(ctx, limiter)
-            await batcher.report(ctx, report)
+            if await batcher.report(ctx, report, deadline):
+                await log_attempt(api, self._log, ctx, report)
         finally:
             slots.release()
 
@@ -256,7 +294,8 @@ class Worker:
                 raise ChronosError(f'No handler registered for "{ctx.handler}"')
             result = await _call_handler(fn, ctx, limiter)
         except Exception as exc:
-            self._log.error("Handler raised", error=f"{type(exc).__name__}: {exc}", **meta)
+            # The outcome is logged once the server has said what it means for the job.
+            self._log.debug("Handler raised", error=f"{type(exc).__name__}: {exc}", **meta)
             return failed_report(exc)
         report = completed_report(result)
         if report.warning is not None:

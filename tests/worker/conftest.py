@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -14,6 +15,7 @@ from .fakes import FakeServer, RecordingLogger
 
 API_KEY = "chrns_testkey"
 BASE_URL = "http://chronos.test"
+RNG_SEED = 2026  # the jitter of retry pauses, the same in every run
 
 MakeChronos = Callable[..., Chronos]
 
@@ -49,6 +51,7 @@ def make_chronos(http_client: httpx.AsyncClient, logger: RecordingLogger) -> Mak
         options.setdefault("base_url", BASE_URL)
         options.setdefault("retry_delay_ms", 1000)
         options.setdefault("logger", logger)
+        options.setdefault("rng", random.Random(RNG_SEED))
         return Chronos(http_client=http_client, **options)
 
     return make

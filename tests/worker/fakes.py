@@ -17,6 +17,8 @@ CLAIM_PATH = "/v1/worker/jobs/claim"
 BATCH_REPORT_PATH = "/v1/worker/executions/results"
 SCHEDULED_FOR = "2026-01-15T09:00:00.000Z"
 LEASE_EXPIRES_AT = "2026-01-15T09:00:31.120Z"
+RETRY_AT = "2026-01-15T09:00:02.000Z"  # `run_at` of a job after a retryable failure
+JOB_PREFIX = "/v1/jobs/"
 
 Scripted = httpx.Response | Exception
 
@@ -42,7 +44,13 @@ class FakeServer:
     route with `missing_route_status` (a server without the extensions). `item_errors` maps an
     execution id to the code its batch item is refused with; a second result for the same
     execution is refused as `execution_already_finished` (409 on the single route). A report
-    (either route) takes `report_latency` seconds to answer, at least one checkpoint."""
+    (either route) takes `report_latency` seconds to answer, at least one checkpoint.
+
+    `GET /v1/jobs/:id` answers the job's `status` and `run_at`, kept like the real server: an
+    accepted failure moves the job to `retrying` (run_at `RETRY_AT`) while attempts remain
+    (`attempt <= max_retries`, `retryable` not false), else to `failed` (`job_script` first).
+    Every request that arrives before `down_until` (virtual time) fails with a connection
+    error, as if the server were down or restarting."""
 
     def __init__(self) -> None:
         self.queue: deque[dict[str, Any]] = deque()
@@ -60,10 +68,17 @@ class FakeServer:
         self.missing_route_status = 404
         self.item_errors: dict[str, str] = {}
         self.report_latency = 0.0
+        self.jobs: dict[str, dict[str, Any]] = {}  # job id -> what GET /v1/jobs/:id answers
+        self.lookups: list[Request] = []
+        self.job_script: deque[Scripted] = deque()
+        self.down_until = float("-inf")
+        self._job_of: dict[str, str] = {}  # execution id -> job id
         self._changed = trio.Event()
         self._count = 0
 
-    def add_job(self, handler: str = "test.job", payload: Any = None, **extra: Any) -> str:
+    def add_job(
+        self, handler: str = "test.job", payload: Any = None, *, max_retries: int = 3, **extra: Any
+    ) -> str:
         """Queue a pull job; returns its execution id."""
         self._count += 1
         job = {
@@ -78,6 +93,14 @@ class FakeServer:
             **extra,
         }
         self.queue.append(job)
+        self.jobs[job["job_id"]] = {
+            "id": job["job_id"],
+            "status": "ready",
+            "run_at": SCHEDULED_FOR,
+            "attempt_count": job["attempt"] - 1,
+            "max_retries": max_retries,
+        }
+        self._job_of[job["execution_id"]] = job["job_id"]
         self._notify()
         return str(job["execution_id"])
 
@@ -101,17 +124,26 @@ class FakeServer:
     async def handle(self, request: httpx.Request) -> httpx.Response:
         body = json.loads(request.content) if request.content else {}
         seen = Request(request.url.path, request.headers, body, trio.current_time())
+        path = request.url.path
         try:
-            if request.url.path == CLAIM_PATH:
+            if request.method == "GET" and path.startswith(JOB_PREFIX):
+                self.lookups.append(seen)
+            elif path == CLAIM_PATH:
                 self.claims.append(seen)
+            elif path == BATCH_REPORT_PATH:
+                self.batch_attempts.append(seen)
+            else:
+                self.report_attempts.append(seen)
+            if seen.at < self.down_until:  # recorded, as a client would see it: refused
+                raise httpx.ConnectError("connection refused")
+            if request.method == "GET" and path.startswith(JOB_PREFIX):
+                return self._job(seen)
+            if path == CLAIM_PATH:
                 self._notify()
                 return await self._claim(body)
-            if request.url.path == BATCH_REPORT_PATH:
-                self.batch_attempts.append(seen)
-                await trio.sleep(self.report_latency)
-                return self._batch_report(seen)
-            self.report_attempts.append(seen)
             await trio.sleep(self.report_latency)
+            if path == BATCH_REPORT_PATH:
+                return self._batch_report(seen)
             return self._report(seen)
         finally:
             self._notify()
@@ -126,10 +158,38 @@ class FakeServer:
             while not self.queue:
                 await self._changed.wait()
         if max_jobs is not None:
-            jobs = [self.queue.popleft() for _ in range(min(max_jobs, len(self.queue)))]
+            jobs = [self._hand_out() for _ in range(min(max_jobs, len(self.queue)))]
             return httpx.Response(200, json={"success": True, "message": "Claim", "data": jobs})
-        data = self.queue.popleft() if self.queue else None
+        data = self._hand_out() if self.queue else None
         return httpx.Response(200, json={"success": True, "message": "Claim", "data": data})
+
+    def _hand_out(self) -> dict[str, Any]:
+        job = self.queue.popleft()
+        state = self.jobs[job["job_id"]]
+        state.update(status="running", attempt_count=job["attempt"])
+        return job
+
+    def _finish(self, execution_id: str, body: Mapping[str, Any]) -> None:
+        """Record an accepted result and move its job on."""
+        self.results[execution_id] = dict(body)
+        job_id = self._job_of.get(execution_id)
+        if job_id is None:
+            return
+        job = self.jobs[job_id]
+        if body.get("status") == "completed":
+            job["status"] = "completed"
+        elif body.get("retryable") is not False and job["attempt_count"] <= job["max_retries"]:
+            job.update(status="retrying", run_at=RETRY_AT)
+        else:
+            job["status"] = "failed"
+
+    def _job(self, seen: Request) -> httpx.Response:
+        if self.job_script:
+            return _play(self.job_script.popleft())
+        job = self.jobs.get(seen.path.removeprefix(JOB_PREFIX))
+        if job is None:
+            return _play(error_response(404, "job_not_found"))
+        return httpx.Response(200, json={"success": True, "message": "Job", "data": job})
 
     def _report(self, seen: Request) -> httpx.Response:
         if self.report_script:
@@ -139,7 +199,7 @@ class FakeServer:
         execution_id = seen.path.split("/")[-2]
         if execution_id in self.results:
             return _play(error_response(409, "execution_already_finished"))
-        self.results[execution_id] = seen.body
+        self._finish(execution_id, seen.body)
         self.reports.append(seen)
         return httpx.Response(200, json={"success": True, "message": "Reported", "data": {}})
 
@@ -170,7 +230,7 @@ class FakeServer:
                 "code": code,
                 "message": message,
             }
-        self.results[execution_id] = item
+        self._finish(execution_id, item)
         return {"execution_id": execution_id, "success": True, "data": {"id": execution_id}}
 
     def _notify(self) -> None:

@@ -16,7 +16,6 @@ from .conftest import MakeChronos
 from .fakes import FakeServer, RecordingLogger, error_response
 
 LIMIT = 600  # virtual seconds; a hang fails instead of blocking the suite
-GIVE_UP = "Giving up on the report; the job is retried after its lease expires"
 
 
 async def run_until(worker: Worker, server: FakeServer, predicate: Callable[[], bool]) -> None:
@@ -122,15 +121,19 @@ async def test_reports_that_finish_together_go_as_one_batch(
     assert failure["error"]["name"] == "ValueError"
     assert failure["error"]["message"] == "bad input"
     assert 'raise ValueError("bad input")' in failure["error"]["stack"]
-    assert sorted(logger.messages("info")).count("Job completed") == 3
-    assert logger.messages("info").count("Job failed") == 1
+    assert sorted(m for m in logger.messages("info") if " completed on " in m) == [
+        f"Job job-{n} completed on attempt 1" for n in (1, 2, 3)
+    ]
+    assert logger.messages("warning") == [
+        "Attempt 1 of job job-4 failed, will be retried at 2026-01-15T09:00:02.000Z"
+    ]
 
 
-async def test_reports_pile_up_while_a_batch_is_in_flight(
+async def test_reports_that_come_in_while_a_batch_waits_to_retry_join_it(
     server: FakeServer, make_chronos: MakeChronos, autojump_clock: trio.abc.Clock
 ) -> None:
     # The first report's batch is refused (503) and retried 1 s later; the three reports that
-    # come in meanwhile wait, then go together as the next batch.
+    # come in meanwhile join that retry.
     chronos = make_chronos(concurrency=4, retry_delay_ms=1000)
 
     @chronos.worker.handle("test.job")
@@ -142,8 +145,8 @@ async def test_reports_pile_up_while_a_batch_is_in_flight(
     server.batch_script.append(error_response(503, "service_unavailable"))
     await run_until(chronos.worker, server, lambda: len(server.results) == 4)
 
-    assert server.batch_sizes == [1, 3]
-    assert [len(b.body["results"]) for b in server.batch_attempts] == [1, 1, 3]
+    assert server.batch_sizes == [4]
+    assert [len(b.body["results"]) for b in server.batch_attempts] == [1, 4]
 
 
 async def test_a_batch_holds_at_most_100_reports(
@@ -197,11 +200,16 @@ async def test_large_reports_split_the_batch_by_size(
 
 
 @pytest.mark.parametrize(
-    ("code", "level", "message"),
+    ("code", "level", "why"),
     [
-        ("execution_already_finished", "warning", "Report not accepted"),
-        ("lease_expired", "warning", "Report not accepted"),
-        ("execution_not_found", "error", GIVE_UP),
+        ("execution_already_finished", "warning", "the execution was already finished"),
+        (
+            "lease_expired",
+            "warning",
+            "its lease had expired and the server has timed the attempt out"
+            " (the job is retried if retries remain)",
+        ),
+        ("execution_not_found", "error", "the server has no such execution"),
     ],
 )
 async def test_a_refused_batch_item_is_logged_and_not_retried(
@@ -211,7 +219,7 @@ async def test_a_refused_batch_item_is_logged_and_not_retried(
     autojump_clock: trio.abc.Clock,
     code: str,
     level: str,
-    message: str,
+    why: str,
 ) -> None:
     chronos = make_chronos(concurrency=2)
     release = trio.Event()
@@ -235,10 +243,13 @@ async def test_a_refused_batch_item_is_logged_and_not_retried(
     assert len(server.batch_attempts) == 1
     assert server.report_attempts == []
     assert list(server.results) == [accepted]
+    message = f"Report of attempt 1 of job job-1 refused: {why}; not retried"
     [record] = [r for r in logger.records if r[0] == level and r[1] == message]
     assert record[2]["execution_id"] == refused
     assert str(record[2]["error"]).startswith(f"{code}: ")
-    assert ("info", "Job completed") in [(lvl, msg) for lvl, msg, _ in logger.records]
+    assert ("info", "Job job-2 completed on attempt 1") in [
+        (lvl, msg) for lvl, msg, _ in logger.records
+    ]
 
 
 async def test_a_503_on_the_batch_is_retried_then_succeeds(
@@ -259,46 +270,22 @@ async def test_a_503_on_the_batch_is_retried_then_succeeds(
     execution_id = server.add_job()
     await run_until(chronos.worker, server, lambda: len(server.results) == 1)
 
+    # Backoff from 2 s (then 2.24 s with the seeded jitter); the 429's Retry-After as is.
     first = server.batch_attempts[0].at
-    assert [b.at - first for b in server.batch_attempts] == [0, 2, 4, 11]
+    assert [b.at - first for b in server.batch_attempts] == pytest.approx(
+        [0, 2, 4.2382, 11.2382], abs=1e-3
+    )
     assert server.reported(execution_id) == {"status": "completed", "result": "done"}
-    assert logger.messages("warning") == ["Batch report failed; retrying"] * 3
+    assert logger.messages("warning") == [
+        "Server unreachable for reports (POST /v1/worker/executions/results answered"
+        " HTTP 503: service_unavailable: HTTP 503); retrying with backoff",
+        "Batch report failed; retrying",  # the 429
+    ]
+    assert logger.messages("info")[-3:-1] == [
+        "Server reachable again for reports, after 2 failed requests over 4.2 s",
+        "Job job-1 completed on attempt 1",
+    ]
     assert server.report_attempts == []
-
-
-async def test_a_failing_batch_is_given_up_after_five_retries(
-    server: FakeServer,
-    make_chronos: MakeChronos,
-    logger: RecordingLogger,
-    autojump_clock: trio.abc.Clock,
-) -> None:
-    chronos = make_chronos(concurrency=2, retry_delay_ms=2000)
-    release = trio.Event()
-
-    @chronos.worker.handle("test.job")
-    async def together(ctx: ChronosContext) -> None:
-        await release.wait()
-
-    server.batch_script.extend([error_response(503, "service_unavailable")] * 10)
-    ids = [server.add_job(), server.add_job()]
-    with trio.fail_after(LIMIT):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(chronos.worker.start)
-            await server.wait_for(lambda: len(server.queue) == 0)
-            await trio.testing.wait_all_tasks_blocked()
-            release.set()
-            # stop() waits for the reports, so a 7th attempt would be recorded before it returns.
-            await server.wait_for(lambda: len(server.batch_attempts) >= 6)
-            await chronos.worker.stop()
-
-    first = server.batch_attempts[0].at
-    assert [b.at - first for b in server.batch_attempts] == [0, 2, 4, 6, 8, 10]
-    assert all(len(b.body["results"]) == 2 for b in server.batch_attempts)
-    assert server.results == {}
-    assert server.report_attempts == []  # given up, not re-sent one by one
-    assert logger.messages("warning") == ["Batch report failed; retrying"] * 5
-    gave_up = [str(meta["execution_id"]) for _, msg, meta in logger.records if msg == GIVE_UP]
-    assert sorted(gave_up) == ids
 
 
 async def test_a_refused_batch_is_resent_one_by_one(

@@ -1,10 +1,10 @@
-"""The worker with `concurrency > 1` against a real Chronos server: batch claims and batch
-reports end to end (real clock)."""
+"""The worker against a real Chronos server (real clock): batch claims and batch reports end
+to end with `concurrency > 1`, and the log lines of failed attempts, which read the job."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import pytest
 import trio
 
 from chronos_server.loops.context import LoopSettings
-from chronos_worker import Chronos, ChronosContext
+from chronos_worker import Chronos, ChronosContext, ChronosNonRetryableError
 from tests.conftest import API_KEY, RunningServer, make_settings, start_server
 
 from .fakes import RecordingLogger
@@ -93,6 +93,78 @@ async def test_fifty_jobs_complete_once_each_with_batches(real_server: RunningSe
     assert all(b'"max_jobs":' in body for path, body in requests if path.endswith("/claim"))
     assert logger.messages("warning") == []
     assert logger.messages("error") == []
+
+
+async def test_failed_attempts_are_logged_as_what_the_server_decided(
+    real_server: RunningServer,
+) -> None:
+    c = real_server.client
+    ids = {}
+    for name, max_retries in (("retried", 1), ("last", 0), ("fatal", 3)):
+        body = {
+            "name": name,
+            "handler": "fails",
+            "payload": {"kind": name},
+            "max_retries": max_retries,
+        }
+        created = await c.post("/v1/jobs", json=body)
+        assert created.status_code == 201, created.text
+        ids[name] = created.json()["data"]["id"]
+
+    logger = _WatchedLogger()
+    chronos = Chronos(
+        api_key=API_KEY, base_url=real_server.url, poll_wait_time_seconds=1, logger=logger
+    )
+
+    @chronos.worker.handle("fails")
+    async def fails(ctx: ChronosContext) -> None:
+        if ctx.payload["kind"] == "fatal":
+            raise ChronosNonRetryableError("bad payload")
+        raise ValueError("bad input")
+
+    def outcomes() -> dict[str, tuple[str, str]]:
+        return {
+            str(meta["job_id"]): (level, message)
+            for level, message, meta in logger.records
+            if level in ("warning", "error") and meta.get("attempt") == 1
+        }
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(chronos.worker.start)
+            while len(outcomes()) < 3:
+                logger.logged = trio.Event()
+                await logger.logged.wait()
+            await chronos.worker.stop()
+
+    retried = (await c.get(f"/v1/jobs/{ids['retried']}")).json()["data"]
+    assert outcomes() == {
+        ids["retried"]: (
+            "warning",
+            f"Attempt 1 of job {ids['retried']} failed, will be retried at {retried['run_at']}",
+        ),
+        ids["last"]: ("error", f"Job {ids['last']} failed for good after 1 attempt"),
+        ids["fatal"]: (
+            "error",
+            f"Job {ids['fatal']} failed for good after 1 attempt (non-retryable error)",
+        ),
+    }
+
+
+class _WatchedLogger(RecordingLogger):
+    """Sets `logged` on every warning and error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged = trio.Event()
+
+    def warning(self, message: str, meta: Mapping[str, object], /) -> None:
+        super().warning(message, meta)
+        self.logged.set()
+
+    def error(self, message: str, meta: Mapping[str, object], /) -> None:
+        super().error(message, meta)
+        self.logged.set()
 
 
 async def _completed(client: httpx.AsyncClient) -> int:

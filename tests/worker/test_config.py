@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 import httpx
 import pytest
 
 from chronos_worker import Chronos, ChronosConfigError, ChronosContext, ChronosError, Worker
+from chronos_worker.chronos import reconfigure
 
 from .fakes import exactly
 
@@ -68,6 +70,7 @@ def test_api_key_is_not_in_the_repr() -> None:
         ("base_url", "ftp://chronos.example.com"),
         ("base_url", "not a url"),
         ("http_client", object()),
+        ("rng", 42),
     ],
 )
 def test_invalid_options_raise_config_error(option: str, value: Any) -> None:
@@ -101,12 +104,15 @@ def test_worker_is_a_read_only_property() -> None:
         chronos.worker = chronos.worker  # type: ignore[misc]
 
 
-def test_injected_client_and_logger_are_kept() -> None:
+def test_injected_client_logger_and_rng_are_kept_also_by_reconfigure() -> None:
     client = httpx.AsyncClient()
     logger = logging.getLogger("mine")
-    settings = Chronos(api_key=KEY, http_client=client, logger=logger).worker.settings
-    assert settings.http_client is client
-    assert settings.logger is logger
+    rng = random.Random(1)
+    chronos = Chronos(api_key=KEY, http_client=client, logger=logger, rng=rng)
+    for settings in (chronos.worker.settings, reconfigure(chronos, concurrency=2).worker.settings):
+        assert settings.http_client is client
+        assert settings.logger is logger
+        assert settings.rng is rng
 
 
 # handle()
