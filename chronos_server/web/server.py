@@ -104,10 +104,13 @@ class HttpServer:
             task_status.started()
 
     def stop(self) -> None:
-        """Begin the graceful stop: close idle connections now, `Connection: close` on the rest."""
+        """Begin the graceful stop: close idle keep-alive connections now (a connection that has
+        not sent its first request yet may be a worker come to report), `Connection: close` on
+        every answer from now on."""
         self.stopping = True
         for conn in list(self._idle):
-            conn.close_if_idle()
+            if conn.served:
+                conn.close_if_idle()
 
     async def wait_quiet(self) -> None:
         """Wait until no request is being handled."""
@@ -190,6 +193,7 @@ class _Connection:
         self.peer_gone = False
         self.evicted = False  # made room for a new connection: answer, then close
         self.head_request = False
+        self.served = 0
         self._idle_scope: trio.CancelScope | None = None
         self._park_scope: trio.CancelScope | None = None
         try:
@@ -222,6 +226,7 @@ class _Connection:
                 await self._write(request)
                 return
             response = await self._respond(request)
+            self.served += 1
             if self.peer_gone:
                 return
             await self._write(response)
@@ -259,8 +264,9 @@ class _Connection:
         return None  # connection closed, or the head did not arrive in time
 
     async def _wait_for_data(self) -> bool:
-        """Idle between requests: True once bytes arrive; False on EOF, timeout or stop."""
-        if self.server.stopping:
+        """Idle between requests: True once bytes arrive; False on EOF, timeout or stop (a
+        new connection still gets its first request: a worker may connect to report)."""
+        if self.server.stopping and self.served:
             return False
         if self.overflow:
             timeout = self.limits.overflow_timeout_seconds
