@@ -164,6 +164,7 @@ async def serve(
             await nursery.start(run_sweeper, pipeline)
             # Other replicas' wake-ups (PostgreSQL LISTEN/NOTIFY); nothing to do on SQLite.
             await nursery.start(store.run_listener, pipeline.board)
+            await nursery.start(store.run_probe)  # PostgreSQL outages: the breaker's probe
 
             async def serve_http(*, task_status: trio.TaskStatus[list[str]]) -> None:
                 app = create_app(svc)
