@@ -257,11 +257,11 @@ class PostgresStore(SqlStore):
         caller: skipped if the pool was drained since that connection was handed out. Closing is
         bounded; `pool.check()` would send a query on each one, and on a silent network each
         would wait out the TCP timeout."""
-        with self._epoch_lock:
+        with self._epoch_lock:  # held while draining: no other loser retries on a stale one
             if epoch != self._epoch:
                 return
             self._epoch += 1
-        self._pool.drain()
+            self._pool.drain()
 
     def _getconn(self, slot: _Slot, guarded: bool) -> psycopg.Connection[Any]:
         """`pool.getconn()` within POOL_TIMEOUT_SECONDS, in short waits so that a call gives up
@@ -279,12 +279,15 @@ class PostgresStore(SqlStore):
                 return self._pool.getconn(timeout=min(left, GETCONN_SLICE_SECONDS))
 
     def _attempt(self, slot: _Slot, fn: Callable[[Tx], R], guarded: bool) -> R:
+        # Read before asking: a connection handed out after a drain is always a new one, while
+        # one handed out before it would, read after, look newer than it is.
+        slot.epoch = self._epoch
         conn = self._getconn(slot, guarded)
         try:
             with slot.lock:
                 if slot.interrupted:
                     raise _Interrupted()
-                slot.conn, slot.epoch = conn, self._epoch
+                slot.conn = conn
             return self._in_transaction(conn, slot, fn)
         finally:
             with slot.lock:

@@ -102,6 +102,46 @@ async def test_lost_connections_are_replaced_without_an_error() -> None:
         assert created and await store.count_accounts() == 2
 
 
+async def test_a_restart_drains_the_pool_once_however_many_calls_find_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with pg.open_test_store() as store:
+        await store.ensure_account("acme", T0)
+        drains = 0
+        drain = store._pool.drain
+
+        def counted_drain() -> None:
+            nonlocal drains
+            drains += 1
+            drain()
+
+        monkeypatch.setattr(store._pool, "drain", counted_drain)
+        assert await trio.to_thread.run_sync(pg.terminate_backends, pg.session_url()) >= 1
+        # Every call holds one of the (dead) pooled connections before any of them finds out.
+        barrier, handed_out = threading.Barrier(postgres.POOL_SIZE), 0
+        getconn = store._pool.getconn
+
+        def held_getconn(timeout: float | None = None) -> Any:
+            nonlocal handed_out
+            conn = getconn(timeout)
+            handed_out += 1  # under the GIL; only the first POOL_SIZE wait for each other
+            if handed_out <= postgres.POOL_SIZE:
+                barrier.wait(timeout=10)
+            return conn
+
+        monkeypatch.setattr(store._pool, "getconn", held_getconn)
+        counts: list[int] = []
+
+        async def count() -> None:
+            counts.append(await store.count_accounts())
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(postgres.POOL_SIZE):
+                nursery.start_soon(count)
+        assert counts == [1] * postgres.POOL_SIZE  # every call got through, none got a 503
+        assert drains == 1
+
+
 async def test_an_outage_is_store_unavailable_and_the_store_recovers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
