@@ -236,6 +236,7 @@ async def serve(
             await nursery.start(run_sweeper, pipeline)
             # Other replicas' wake-ups (PostgreSQL LISTEN/NOTIFY); nothing to do on SQLite.
             await nursery.start(store.run_listener, pipeline.board)
+            await nursery.start(store.run_probe)  # PostgreSQL outages: the breaker's probe
             listener, url = await open_listener(settings.host, settings.port)
             await nursery.start(http.serve, [listener])
             nursery.start_soon(stop_when_settled)

@@ -75,6 +75,14 @@ class Store(Protocol):
         nursery). A store that only ever has one process (SQLite) returns at once."""
         ...
 
+    async def run_probe(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """While the database is known to be unreachable (calls raise `StoreUnavailable` at once),
+        probe it and let calls through again once it answers; until cancelled (started in the
+        root nursery). A store that cannot lose its database (SQLite: a file) returns at once."""
+        ...
+
     # accounts and keys
     async def ensure_account(self, name: str, now: int) -> tuple[Account, bool]: ...
     async def count_accounts(self) -> int: ...

@@ -33,14 +33,20 @@ POLL_SECONDS = 0.25  # how often the listener thread looks at its stop flag
 FALLBACK_SECONDS = 5.0
 RECONNECT_MIN_SECONDS = 0.2
 RECONNECT_MAX_SECONDS = 5.0
-# A silently dead network must not leave the listener waiting forever on a socket.
+# For every connection of the process (the pool's, the listener's, the breaker's probe): a silently
+# dead network must not leave a call waiting on a socket for the kernel's ~15 minutes. Keepalives
+# notice a peer that stopped answering while we wait for a reply (probes after 5 s idle, 2 s
+# apart, 3 of them); `tcp_user_timeout` ends a connection whose sent data goes unacknowledged for
+# 5 s (and, on Linux, caps the keepalive detection at that too). A busy server still acknowledges
+# at the TCP level, so a slow query is never cut by these; only a network that is gone.
 CONNECT_KWARGS: dict[str, Any] = {
     "autocommit": True,
     "connect_timeout": 5,
     "keepalives": 1,
-    "keepalives_idle": 10,
-    "keepalives_interval": 5,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
     "keepalives_count": 3,
+    "tcp_user_timeout": 5000,  # ms
 }
 
 

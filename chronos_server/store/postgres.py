@@ -9,8 +9,14 @@ Failure boundary: psycopg's `OperationalError` family (server gone, connection l
 timeout, deadlock, cancelled query) becomes `StoreUnavailable` (`raise … from exc`); anything else
 (a bad query, a constraint violation) is a bug and propagates as it is. A transaction whose
 connection was found dead before its COMMIT was sent wrote nothing, so it runs once more on a
-fresh connection (after `pool.check()` has dropped the other dead ones): a restarted database
-costs one retry, not a burst of 503s.
+fresh connection (after `pool.drain()` has dropped the other idle ones, once per loss): a
+restarted database costs one retry, not a burst of 503s.
+
+Outages: a call that cannot get a live connection (the pool timeout, or the retry's connection
+dead too) trips a circuit breaker (`breaker.py`). While it is open, calls raise `StoreUnavailable`
+at once, before taking a thread or asking the pool, and `run_probe` (in the server's root
+nursery) opens a connection of its own every 0.5-1 s; once that works and the pool serves a
+transaction again, the breaker closes. Time bounds, and why: `docs/decisions.md` (PostgreSQL).
 
 Cancellation: a cancelled Trio caller has the server abort the running statement
 (`conn.cancel_safe()`), and the transaction rolls back; see `interruptible.py`.
@@ -30,12 +36,13 @@ from typing import Any, TypeVar
 import psycopg
 import trio
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from chronos_server.errors import StoreUnavailable
 from chronos_server.store import pg_listen
 from chronos_server.store import transactions as t
 from chronos_server.store.base import ReadyBatch, WakeBoard
+from chronos_server.store.breaker import BreakerOpen, StoreBreaker
 from chronos_server.store.interruptible import run_interruptible
 from chronos_server.store.queries import load_queries, migrations
 from chronos_server.store.rows import Row
@@ -49,6 +56,18 @@ POOL_SIZE = 10
 # The limiter never lets more calls in than there are connections, so waiting this long for one
 # means the pool cannot reconnect: the database is gone, answer 503 rather than hang.
 POOL_TIMEOUT_SECONDS = 2.0
+# A thread waiting for a connection looks at the breaker this often, so calls queued when it
+# opens give up within this long instead of each waiting out the whole pool timeout.
+GETCONN_SLICE_SECONDS = 0.1
+# How long the pool itself keeps trying to replace a lost connection (psycopg_pool's default is
+# 300 s, with backoff doubling to a minute between tries, so after a long outage the pool could
+# take that long to notice the database was back). After this it gives up and shrinks; the
+# probe's transaction, or any caller waiting for a connection, grows it again at once.
+RECONNECT_TIMEOUT_SECONDS = 2.0
+# The probe's own connection: psycopg's connect_timeout is at least 2 s; a Trio deadline of
+# 1 s abandons a slower attempt (its thread ends by itself within the connect timeout).
+PROBE_TIMEOUT_SECONDS = 1.0
+PROBE_CONNECT_TIMEOUT = 2
 OPEN_TIMEOUT_SECONDS = 10.0
 CANCEL_TIMEOUT_SECONDS = 2.0
 _PARAM = re.compile(r"(?<![:\w]):(\w+)")  # `:name`, never the `::` of a cast
@@ -70,6 +89,14 @@ class _Interrupted(Exception):
 class _ConnectionLost(Exception):
     """The connection died before COMMIT was sent: nothing was written, safe to run again."""
 
+    def __init__(self, epoch: int) -> None:
+        super().__init__()
+        self.epoch = epoch  # the pool epoch its connection was handed out in
+
+
+class _Unreachable(StoreUnavailable):
+    """No live connection could be had: the database is (for now) unreachable."""
+
 
 class _Slot:
     """The connection one transaction holds, shared with the Trio side so it can cancel it."""
@@ -79,6 +106,7 @@ class _Slot:
         self.conn: psycopg.Connection[Any] | None = None
         self.interrupted = False
         self.cancel_sent = False
+        self.epoch = 0
 
     def interrupt(self) -> bool:
         """Called from another thread when the caller is cancelled; True if a query may run."""
@@ -150,34 +178,111 @@ class PostgresStore(SqlStore):
         self._limiter = trio.CapacityLimiter(pool_size)
         self._queries = _load("queries.sql") | _load("wakeups.sql")
         self._origin = uuid.uuid4().hex  # lets the listener skip this process's own NOTIFYs
+        self.breaker = StoreBreaker()
+        self._epoch = 0  # bumped by each drain of the pool after a lost connection
+        self._epoch_lock = threading.Lock()
 
     async def _tx(self, fn: Callable[[Tx], R]) -> R:
-        slot = _Slot()
-        return await run_interruptible(
-            lambda: self._run(slot, fn), slot.interrupt, limiter=self._limiter
-        )
+        self.breaker.check()  # known unreachable: no thread, no pool, no wait
+        return await self._call(fn, guarded=True)
 
     _read = _tx  # READ COMMITTED reads: each statement sees the latest commits
+
+    async def _call(self, fn: Callable[[Tx], R], *, guarded: bool) -> R:
+        generation = self.breaker.generation
+        slot = _Slot()
+        try:
+            return await run_interruptible(
+                lambda: self._run(slot, fn, guarded), slot.interrupt, limiter=self._limiter
+            )
+        except BreakerOpen:  # opened while this call waited for a thread or a connection
+            self.breaker.rejected += 1
+            raise
+        except _Unreachable:
+            self.breaker.failed(generation)
+            raise
 
     async def close(self) -> None:
         await trio.to_thread.run_sync(self._pool.close)
 
+    # --- the breaker's probe ------------------------------------------------------------------
+
+    async def run_probe(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        await self.breaker.run_probe(self._probe_once, task_status=task_status)
+
+    async def _probe_once(self) -> bool:
+        """A connection of our own first (cheap, and free of the pool's reconnect backoff), then
+        one transaction through the pool, the way every call will go once the breaker closes."""
+        connected = False
+        with trio.move_on_after(PROBE_TIMEOUT_SECONDS):
+            try:
+                await trio.to_thread.run_sync(self._connect_once, abandon_on_cancel=True)
+                connected = True
+            except psycopg.Error as exc:
+                log.info("probe: database still unreachable (%s)", str(exc).strip())
+        if not connected:
+            return False
+        try:
+            await self._call(lambda tx: tx.one("count_accounts"), guarded=False)
+        except StoreUnavailable as exc:
+            log.info("probe: database reachable, the pool not yet (%s)", exc)
+            return False
+        return True
+
+    def _connect_once(self) -> None:
+        kwargs = pg_listen.CONNECT_KWARGS | {"connect_timeout": PROBE_CONNECT_TIMEOUT}
+        with psycopg.connect(self._conninfo, **kwargs) as conn:
+            conn.execute("SELECT 1")
+
     # --- in the worker thread ---------------------------------------------------------------
 
-    def _run(self, slot: _Slot, fn: Callable[[Tx], R]) -> R:
+    def _run(self, slot: _Slot, fn: Callable[[Tx], R], guarded: bool) -> R:
         try:
             try:
-                return self._attempt(slot, fn)
-            except _ConnectionLost:
-                self._pool.check()  # drop every dead idle connection, not one per request
-                return self._attempt(slot, fn)
+                return self._attempt(slot, fn, guarded)
+            except _ConnectionLost as lost:
+                self._drain_once(lost.epoch)
+                return self._attempt(slot, fn, guarded)
         except _ConnectionLost as exc:
-            raise StoreUnavailable(f"PostgreSQL: {exc.__cause__}") from exc.__cause__
+            raise _Unreachable(f"PostgreSQL: {exc.__cause__}") from exc.__cause__
+        except PoolTimeout as exc:
+            raise _Unreachable(f"PostgreSQL: {exc}") from exc
         except psycopg.OperationalError as exc:
             raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
 
-    def _attempt(self, slot: _Slot, fn: Callable[[Tx], R]) -> R:
-        conn = self._pool.getconn()
+    def _drain_once(self, epoch: int) -> None:
+        """Drop every idle connection (they all predate the loss), once per loss, not once per
+        caller: skipped if the pool was drained since that connection was handed out. Closing is
+        bounded; `pool.check()` would send a query on each one, and on a silent network each
+        would wait out the TCP timeout."""
+        with self._epoch_lock:  # held while draining: no other loser retries on a stale one
+            if epoch != self._epoch:
+                return
+            self._epoch += 1
+            self._pool.drain()
+
+    def _getconn(self, slot: _Slot, guarded: bool) -> psycopg.Connection[Any]:
+        """`pool.getconn()` within POOL_TIMEOUT_SECONDS, in short waits so that a call gives up
+        as soon as the breaker opens (or the caller is cancelled)."""
+        deadline = time.monotonic() + POOL_TIMEOUT_SECONDS
+        while True:
+            if guarded and self.breaker.rejects():
+                raise BreakerOpen()
+            if slot.interrupted:
+                raise _Interrupted()
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PoolTimeout(f"no connection within {POOL_TIMEOUT_SECONDS:g} s")
+            with suppress(PoolTimeout):
+                return self._pool.getconn(timeout=min(left, GETCONN_SLICE_SECONDS))
+
+    def _attempt(self, slot: _Slot, fn: Callable[[Tx], R], guarded: bool) -> R:
+        # Read before asking: a connection handed out after a drain is always a new one, while
+        # one handed out before it would, read after, look newer than it is.
+        slot.epoch = self._epoch
+        conn = self._getconn(slot, guarded)
         try:
             with slot.lock:
                 if slot.interrupted:
@@ -203,7 +308,7 @@ class PostgresStore(SqlStore):
             return result
         except psycopg.OperationalError as exc:
             if conn.broken and not committing and not slot.interrupted:
-                raise _ConnectionLost() from exc
+                raise _ConnectionLost(slot.epoch) from exc
             raise
 
     # --- PostgreSQL only: cross-replica wake-ups ------------------------------------------------
@@ -273,6 +378,7 @@ def _open(conninfo: str, pool_size: int) -> PostgresStore:
         max_size=pool_size,
         open=False,
         timeout=POOL_TIMEOUT_SECONDS,
+        reconnect_timeout=RECONNECT_TIMEOUT_SECONDS,
         kwargs=pg_listen.CONNECT_KWARGS,
         name="chronos",
     )

@@ -1,8 +1,9 @@
 """PostgreSQL only: the server survives its database going away and coming back.
 
 While the database refuses connections (and has lost every one it had), `/readyz` says 503, API
-requests answer 503 `service_unavailable` in the envelope, and the server keeps running; once the
-database is back, a claim parked all along gets the job created afterwards.
+requests answer 503 `service_unavailable` in the envelope (after the first, from the circuit
+breaker), and the server keeps running; once the database is back, the breaker closes and a claim
+parked all along gets the job created afterwards.
 """
 
 from __future__ import annotations
@@ -55,11 +56,17 @@ async def test_database_outage_is_503_then_everything_resumes(
             unavailable(await c.post("/v1/jobs", json={"name": "x", "handler": "after"}))
             unavailable(await c.get("/v1/jobs"))
             await trio.sleep(1)  # the loops meet the outage too, and back off
+            # The first failure tripped the breaker, whose probe runs in the server's nursery;
+            # the requests after it were answered by the breaker, without waiting for the pool.
+            store = server.handle.services.pipeline.store
+            assert isinstance(store, postgres.PostgresStore)
+            assert store.breaker.machine.trips == 1 and store.breaker.rejected >= 2
 
         async def ready() -> bool:
             return (await c.get("/readyz")).status_code == 200
 
         await pg.eventually(ready, 30)
+        assert store.breaker.machine.closed  # the probe closed it
 
         created = await c.post("/v1/jobs", json={"name": "after", "handler": "after"})
         assert created.status_code == 201, created.text

@@ -103,6 +103,46 @@ async def test_lost_connections_are_replaced_without_an_error() -> None:
         assert created and await store.count_accounts() == 2
 
 
+async def test_a_restart_drains_the_pool_once_however_many_calls_find_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with pg.open_test_store() as store:
+        await store.ensure_account("acme", T0)
+        drains = 0
+        drain = store._pool.drain
+
+        def counted_drain() -> None:
+            nonlocal drains
+            drains += 1
+            drain()
+
+        monkeypatch.setattr(store._pool, "drain", counted_drain)
+        assert await trio.to_thread.run_sync(pg.terminate_backends, pg.session_url()) >= 1
+        # Every call holds one of the (dead) pooled connections before any of them finds out.
+        barrier, handed_out = threading.Barrier(postgres.POOL_SIZE), 0
+        getconn = store._pool.getconn
+
+        def held_getconn(timeout: float | None = None) -> Any:
+            nonlocal handed_out
+            conn = getconn(timeout)
+            handed_out += 1  # under the GIL; only the first POOL_SIZE wait for each other
+            if handed_out <= postgres.POOL_SIZE:
+                barrier.wait(timeout=10)
+            return conn
+
+        monkeypatch.setattr(store._pool, "getconn", held_getconn)
+        counts: list[int] = []
+
+        async def count() -> None:
+            counts.append(await store.count_accounts())
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(postgres.POOL_SIZE):
+                nursery.start_soon(count)
+        assert counts == [1] * postgres.POOL_SIZE  # every call got through, none got a 503
+        assert drains == 1
+
+
 async def test_an_outage_is_store_unavailable_and_the_store_recovers(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -121,6 +161,64 @@ async def test_an_outage_is_store_unavailable_and_the_store_recovers(
         await wait_until_ready(store)
         await store.insert_job(job)
         assert await store.take_due_jobs(T0, 10) == [job.id]
+
+
+def pool_requests(store: PostgresStore) -> int:
+    """How many times a connection was asked of the pool (psycopg_pool's own counter)."""
+    return int(store._pool.get_stats().get("requests_num", 0))
+
+
+async def test_an_open_breaker_answers_without_the_pool_and_the_probe_closes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(postgres, "POOL_TIMEOUT_SECONDS", 0.5)
+    url = await pg.new_schema_url_async()
+    async with pg.open_test_store(url) as store, trio.open_nursery() as nursery:
+        await nursery.start(store.run_probe)
+        account, _ = await store.ensure_account("acme", T0)
+        with pg.database_down(url):
+            with pytest.raises(errors.StoreUnavailable):  # the call that finds out
+                await store.count_accounts()
+            assert not store.breaker.machine.closed and store.breaker.machine.trips == 1
+            asked = pool_requests(store)
+
+            async def insert() -> None:
+                await store.insert_job(make_job(account.id))
+
+            calls = [store.count_accounts, store.ping, insert]
+            for call in calls:
+                with pytest.raises(errors.StoreUnavailable) as refused:
+                    await call()
+                assert refused.value.code == "service_unavailable"
+            # Answered by the breaker: no connection was asked of the pool (nor a thread taken).
+            assert pool_requests(store) == asked
+            assert store.breaker.rejected == len(calls)
+        # The probe sees the database again and closes the breaker on its own.
+        await pg.eventually(lambda: store.breaker.machine.closed, 30)
+        assert store.breaker.machine.trips == 1 and store.breaker.generation == 1
+        assert await store.count_accounts() == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_after_the_pool_gave_up_reconnecting_the_probe_brings_it_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """psycopg_pool stops replacing lost connections after `reconnect_timeout` and shrinks; the
+    probe's transaction through the pool makes it grow again, so recovery does not wait for the
+    pool's own backoff (which, by default, reaches a minute between tries)."""
+    monkeypatch.setattr(postgres, "POOL_TIMEOUT_SECONDS", 0.5)
+    monkeypatch.setattr(postgres, "RECONNECT_TIMEOUT_SECONDS", 0.5)
+    url = await pg.new_schema_url_async()
+    async with pg.open_test_store(url) as store, trio.open_nursery() as nursery:
+        await nursery.start(store.run_probe)
+        with pg.database_down(url):
+            with pytest.raises(errors.StoreUnavailable):
+                await store.count_accounts()
+            await pg.eventually(lambda: store._pool.get_stats()["pool_size"] == 0, 20)
+        await pg.eventually(lambda: store.breaker.machine.closed, 30)
+        assert await store.count_accounts() == 0
+        assert store._pool.get_stats()["pool_size"] > 0
+        nursery.cancel_scope.cancel()
 
 
 # --- migrations -----------------------------------------------------------------------------
