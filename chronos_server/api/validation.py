@@ -17,6 +17,7 @@ from chronos_server.api.schemas import (
     ScheduleCreate,
     SchedulePatch,
 )
+from chronos_server.api.text import dotted
 from chronos_server.api.timefmt import parse_instant
 from chronos_server.core import slots, targets
 from chronos_server.core.models import (
@@ -73,7 +74,8 @@ def _delivery(raw: DeliveryIn | None, policy: TargetPolicy, errs: _Errors) -> De
         errs.add("delivery.http.url", problem)
     headers = raw.http.headers or {}
     for name, message in targets.check_headers(headers):
-        errs.add(f"delivery.http.headers.{name}" if name else "delivery.http.headers", message)
+        path = ("delivery", "http", "headers", name) if name else ("delivery", "http", "headers")
+        errs.add(dotted(path), message)  # a name holding NUL is echoed as U+FFFD
     retry_on = tuple(sorted(set(raw.http.retry_on_status or ())))
     target = HttpTarget(raw.http.url, raw.http.method, dict(headers), retry_on)
     return Delivery(DeliveryType.PUSH, target)

@@ -10,7 +10,8 @@ the next transaction (group commit), so a burst costs a few transactions, not on
 
 SSRF guard at send time (spec §9.6): the host is resolved once, every address is checked, and the
 request goes to the checked address (Host header and TLS SNI keep the name), so a DNS answer that
-changes between check and connect cannot reach a private address.
+changes between check and connect cannot reach a private address. A numeric host is read as
+resolvers read it (`2130706433` is 127.0.0.1, `core.targets.host_address`) and never resolved.
 
 Exceptions: `BlockedDestination` (terminal), httpx transport errors and resolver `OSError`s
 (retried) are mapped to an `Outcome` here; nothing else is caught.
@@ -23,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import lru_cache
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 import httpx
 import trio
@@ -36,7 +37,7 @@ from chronos_server.core.models import (
     ObservedOutcome,
     Outcome,
 )
-from chronos_server.core.targets import is_blocked_address
+from chronos_server.core.targets import Address, host_address, is_blocked_address, is_token
 from chronos_server.delivery.classify import classify_response
 from chronos_server.delivery.signing import request_body, signature_headers
 from chronos_server.delivery.transport import PushTransport
@@ -93,20 +94,31 @@ def _wire_host(url: str) -> str:
         raise BlockedDestination(f"{url} does not have a valid host name: {exc}") from exc
 
 
+@lru_cache(maxsize=4096)
+def _literal(host: str) -> Address | None:
+    """The address a numeric host names (None for a name to resolve); cached like `_wire_host`."""
+    try:
+        return host_address(host)
+    except ValueError as exc:
+        raise BlockedDestination(f"{host} is not a valid address: {exc}") from exc
+
+
 async def pin_destination(url: str, *, allow_private: bool, resolver: Resolver) -> PinnedRequest:
     """Resolve and check the target; return a URL that connects to the checked address."""
     parts = urlsplit(url)
     host = _wire_host(url)
     if allow_private:
         return PinnedRequest(url, None, None)
-    try:
-        literal = ipaddress.ip_address(host)
-    except ValueError:
-        literal = None
+    literal = _literal(host)
     if literal is not None:
         if is_blocked_address(literal):
-            raise BlockedDestination(f"{host} is a private, loopback or link-local address")
-        return PinnedRequest(url, None, None)
+            shown = host if str(literal) == host else f"{host} ({literal})"
+            raise BlockedDestination(f"{shown} is a private, loopback or link-local address")
+        if str(literal) == host:
+            return PinnedRequest(url, None, None)
+        # `2130706433`-style forms: sent to the address as written canonically, as a browser
+        # would, so nothing after this check reads the host a second time.
+        return PinnedRequest(_with_address(parts, str(literal)), None, None)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     addresses = await resolver(host, port)
     if not addresses:
@@ -114,13 +126,22 @@ async def pin_destination(url: str, *, allow_private: bool, resolver: Resolver) 
     for address in addresses:
         if is_blocked_address(ipaddress.ip_address(address)):
             raise BlockedDestination(f"{host} resolves to {address}, a blocked address")
-    address = addresses[0]
+    pinned = _with_address(parts, addresses[0])
+    host_header = host if parts.port is None else f"{host}:{parts.port}"
+    return PinnedRequest(pinned, host_header, host if parts.scheme == "https" else None)
+
+
+def _with_address(parts: SplitResult, address: str) -> str:
     netloc = f"[{address}]" if ":" in address else address
     if parts.port is not None:
         netloc += f":{parts.port}"
-    pinned = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
-    host_header = host if parts.port is None else f"{host}:{parts.port}"
-    return PinnedRequest(pinned, host_header, host if parts.scheme == "https" else None)
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
+
+
+def _bad_header_name(headers: dict[str, str]) -> str | None:
+    """A stored header name no request can carry (a row written before names were checked as
+    ASCII tokens at create): httpx could not even encode it."""
+    return next((name for name in headers if not is_token(name)), None)
 
 
 async def _read_prefix(response: httpx.Response) -> str:
@@ -266,6 +287,11 @@ class PushSender:
         job, execution = claimed.job, claimed.execution
         assert job.delivery.http is not None
         target = job.delivery.http
+        bad_name = _bad_header_name(target.headers)
+        if bad_name is not None:
+            message = f"header name {bad_name!r} is not a valid HTTP token (ASCII only)"
+            error = ExecutionError(message, "InvalidHeader")
+            return Outcome(ExecutionStatus.FAILED, error=error, retryable=False)
         if secret is None:
             secret = await self._signing_secret(job.account_id)
         now = self._p.clock.now_ms()
