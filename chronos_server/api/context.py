@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from chronos_server.api.auth import KeyCache, SlidingWindowLimiter
+from chronos_server.api.text import text_problem
 from chronos_server.api.timefmt import parse_instant
 from chronos_server.api.validation import TargetPolicy
 from chronos_server.core.models import Account, Page
@@ -55,8 +56,8 @@ class Query:
                 errors.append(FieldError(name, "is not a known query parameter"))
             elif not value.strip():
                 errors.append(FieldError(name, "must not be empty"))
-            elif "\x00" in value or _has_surrogate(value):
-                errors.append(FieldError(name, "must not contain U+0000 or lone surrogates"))
+            elif problem := text_problem(value):
+                errors.append(FieldError(name, problem))
             else:
                 self.values.setdefault(name, []).append(value)
         if errors:
@@ -79,10 +80,6 @@ class Query:
         if not all(items):
             raise invalid(name, "must not hold empty items")
         return list(dict.fromkeys(items))
-
-
-def _has_surrogate(value: str) -> bool:
-    return any("\ud800" <= ch <= "\udfff" for ch in value)
 
 
 def _unique(errors: list[FieldError]) -> list[FieldError]:

@@ -164,3 +164,23 @@ async def test_result(server: RunningServer, bad: str) -> None:
     assert execution["status"] == "running" and execution["result"] is None
     done = await send(server.client, "POST", path, {"status": "completed", "result": {"ok": 1}})
     assert ok(done)["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/jobs?handler=h%00", "handler"),
+        ("/v1/schedules?handler=%00", "handler"),
+        ("/v1/jobs?since=2026-01-01T00:00:00Z%00", "since"),
+    ],
+)
+async def test_unstorable_text_in_a_query_string_is_422(
+    server: RunningServer, path: str, field: str
+) -> None:
+    errors = invalid(await server.client.get(path), field)
+    assert errors[0]["message"] == MESSAGE[NUL]
+
+
+async def test_a_query_string_that_is_not_utf8_is_422(server: RunningServer) -> None:
+    # %ED%A0%80 would decode to a lone surrogate: not UTF-8 at all.
+    invalid(await server.client.get("/v1/jobs?handler=%ED%A0%80"), "query")
