@@ -27,8 +27,10 @@ def free_port() -> int:
         return port
 
 
-async def start(database_url: str, port: int) -> trio.Process:
+async def start(database_url: str, port: int, **extra_env: str) -> trio.Process:
+    """`chronos serve` on `port`, once `/readyz` answers; `extra_env` adds CHRONOS_* settings."""
     env = dict(os.environ, CHRONOS_BOOTSTRAP_API_KEY=API_KEY, CHRONOS_RATE_LIMIT="off")
+    env.update(extra_env)
     cmd = [sys.executable, "-m", "chronos_server", "serve", "--port", str(port)]
     cmd += ["--database-url", database_url, "--log-level", "WARNING"]
     proc = await trio.lowlevel.open_process(cmd, env=env)
