@@ -304,27 +304,23 @@ def delivered(receiver: Receiver) -> list[Json]:
     ]
 
 
-async def run_chaos(server: Server, runs: Path, receiver: Receiver, work: Workload) -> trio.Process:
-    """Start the worker, create the workload, kill the server KILLS times; returns the worker."""
-    rng = random.Random(SEED)
-    base_url = f"http://127.0.0.1:{server.port}"
+def client_for(server: Server) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {API_KEY}"}
-    worker = await open_worker(base_url, runs)
-    async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=10) as client:
+    return httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{server.port}", headers=headers, timeout=10
+    )
+
+
+async def run_chaos(server: Server, receiver: Receiver, work: Workload) -> None:
+    """Create the workload, then kill the server KILLS times while more jobs trickle in."""
+    rng = random.Random(SEED)
+    async with client_for(server) as client:
         await create_up_front(client, receiver.url, rng, work)
         stop = trio.Event()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(trickle, client, work, stop)
             await kill_repeatedly(server, rng)
             stop.set()
-    return worker
-
-
-def client_for(server: Server) -> httpx.AsyncClient:
-    headers = {"Authorization": f"Bearer {API_KEY}"}
-    return httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{server.port}", headers=headers, timeout=10
-    )
 
 
 async def collect(server: Server, schedule_id: str) -> tuple[list[Json], list[Json], Json]:
@@ -351,7 +347,8 @@ async def test_sigkill_repeatedly_loses_nothing_and_spawns_each_slot_once(
             receiver = await start_receiver(
                 nursery, Receiver(SIGNING_SECRET, after_script=PUSH_ANSWER)
             )
-            worker = await run_chaos(server, runs, receiver, work)
+            worker = await open_worker(f"http://127.0.0.1:{server.port}", runs)
+            await run_chaos(server, receiver, work)
             # A fresh client: none of its connections went to a killed server.
             async with client_for(server) as client:
                 archived = await client.post(f"/v1/schedules/{work.schedule_id}/archive")
