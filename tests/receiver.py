@@ -42,6 +42,7 @@ class Delivery:
 class Receiver:
     secret: str
     script: list[tuple[int, float]] = field(default_factory=list)  # (status, delay seconds)
+    after_script: tuple[int, float] = (200, 0.0)  # the answer once the script is used up
     deliveries: list[Delivery] = field(default_factory=list)
     url: str = ""
     received: trio.Event = field(default_factory=trio.Event)
@@ -89,7 +90,7 @@ class Receiver:
         )
         self.received.set()
         self.received = trio.Event()
-        status, delay = self.script.pop(0) if self.script else (200, 0.0)
+        status, delay = self.script.pop(0) if self.script else self.after_script
         if delay:
             await trio.sleep(delay)
         reply = json.dumps({"status": status}).encode()

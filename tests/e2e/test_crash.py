@@ -39,16 +39,21 @@ async def start(
     cmd = [sys.executable, "-m", "chronos_server", "serve", "--port", str(port)]
     cmd += ["--database-url", database_url, "--log-level", "WARNING"]
     proc = await trio.lowlevel.open_process(cmd, env=env, **options)
-    async with httpx.AsyncClient() as client:
-        with trio.fail_after(20):
-            while True:
-                try:
-                    if (await client.get(f"http://127.0.0.1:{port}/readyz")).status_code == 200:
-                        return proc
-                except httpx.TransportError:
-                    pass
-                assert proc.returncode is None, "server exited during start-up"
-                await trio.sleep(0.05)
+    try:
+        async with httpx.AsyncClient() as client:
+            with trio.fail_after(20):
+                while True:
+                    try:
+                        r = await client.get(f"http://127.0.0.1:{port}/readyz")
+                        if r.status_code == 200:
+                            return proc
+                    except httpx.TransportError:
+                        pass
+                    assert proc.returncode is None, "server exited during start-up"
+                    await trio.sleep(0.05)
+    except BaseException:
+        proc.kill()  # never leave a server that did not come up running behind the test
+        raise
 
 
 async def worker(client: httpx.AsyncClient, done: list[str], third: trio.Event) -> None:
