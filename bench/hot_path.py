@@ -1,0 +1,349 @@
+"""The hot path as a user runs it, beside procrastinate on the same PostgreSQL, in one run.
+Prints figures; asserts nothing.
+
+    .venv/bin/pip install -e '.[bench]'      # procrastinate 3.x
+    .venv/bin/python -m bench.hot_path [--store postgres|sqlite] [--jobs 5000]
+        [--concurrency 1 8 32] [--rates 100 200] [--seconds 10] [--create 5000]
+        [--phases burst lateness create] [--profile DIR]
+
+Chronos: `chronos serve` and the real `chronos-worker` command (bench/noop_worker.py), each in
+its own process; every job is created through the HTTP API.
+1. burst: N jobs created ahead, all due at one instant T; the worker (concurrency C) drains them;
+   figure: N / (last execution's finished_at - T). procrastinate: N no-op jobs deferred, then its
+   own worker at the same concurrency; N / (worker start → queue empty).
+2. lateness: jobs created ahead, due at a steady rate R for S seconds, worker concurrency 8;
+   figure: handler start - scheduled_for (the handler stamps it), p50/p95/p99. procrastinate:
+   a job deferred at its due instant, task start - defer time.
+3. create: N jobs by `POST /v1/jobs` from 16 concurrent clients, and by `POST /v1/jobs/batch`
+   (1,000 per request) when the server has it; jobs/s.
+`--profile DIR` records the server with py-spy during each Chronos phase and prints where its
+CPU went (self time of the top functions).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+import trio
+
+from bench.pg_bench import procrastinate, recreate, vacuum
+from bench.pull_bench import cpu_seconds, pct, start_server
+
+KEY = "chrns_" + "H" * 40
+CREATE_CLIENTS = 16
+
+
+def iso(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+def now_ms() -> float:
+    return time.time() * 1000
+
+
+class Chronos:
+    """The server process, its database and the worker processes started against it."""
+
+    def __init__(self, args: argparse.Namespace, database_url: str) -> None:
+        self.args = args
+        self.database_url = database_url
+        self.port = args.port
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = start_server(database_url, self.port, KEY, **args.server_env)
+        self.pg = database_url if database_url.startswith("postgresql") else None
+
+    def close(self) -> None:
+        stop(self.proc)
+
+    def worker(self, concurrency: int, stamps: Path | None = None) -> subprocess.Popen[bytes]:
+        env = dict(os.environ, BENCH_STAMPS=str(stamps or os.devnull))
+        cmd = [str(Path(sys.executable).parent / "chronos-worker"), "--server", self.base]
+        cmd += ["--api-key", KEY, "--concurrency", str(concurrency), "--log-level", "WARNING"]
+        cmd += ["bench.noop_worker:chronos"]
+        return subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent)
+
+    async def create(self, bodies: list[dict[str, object]], clients: int = CREATE_CLIENTS) -> float:
+        """POST every body to /v1/jobs from `clients` concurrent connections; seconds taken."""
+        headers = {"Authorization": f"Bearer {KEY}"}
+        todo = iter(bodies)
+        limits = httpx.Limits(max_connections=clients)
+        async with httpx.AsyncClient(
+            base_url=self.base, headers=headers, timeout=60, limits=limits
+        ) as client:
+
+            async def one() -> None:
+                for body in todo:
+                    resp = await client.post("/v1/jobs", json=body)
+                    assert resp.status_code == 201, resp.text
+
+            started = time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                for _ in range(clients):
+                    nursery.start_soon(one)
+            return time.perf_counter() - started
+
+    async def create_batch(self, bodies: list[dict[str, object]], per_request: int) -> float | None:
+        headers = {"Authorization": f"Bearer {KEY}"}
+        async with httpx.AsyncClient(base_url=self.base, headers=headers, timeout=60) as client:
+            started = time.perf_counter()
+            for start in range(0, len(bodies), per_request):
+                resp = await client.post(
+                    "/v1/jobs/batch", json={"jobs": bodies[start : start + per_request]}
+                )
+                if resp.status_code in (404, 405):
+                    return None
+                assert resp.status_code in (200, 201), resp.text
+            return time.perf_counter() - started
+
+    def query(self, sql: str, *params: object) -> list[tuple[object, ...]]:
+        if self.pg:
+            with psycopg.connect(self.pg, autocommit=True) as conn:
+                return list(conn.execute(sql, params).fetchall())
+        import sqlite3
+
+        path = self.database_url.removeprefix("sqlite:///")
+        with sqlite3.connect(path) as conn:
+            return list(conn.execute(sql.replace("%s", "?"), params).fetchall())
+
+    def completed(self, name: str) -> int:
+        row = self.query("SELECT count(*) FROM jobs WHERE name = %s AND status = 'completed'", name)
+        return int(str(row[0][0]))
+
+    def last_finish(self, name: str) -> float:
+        row = self.query(
+            "SELECT max(e.finished_at) FROM executions e JOIN jobs j ON j.id = e.job_id "
+            "WHERE j.name = %s",
+            name,
+        )
+        return float(str(row[0][0]))
+
+    def vacuum(self) -> None:
+        if self.pg:
+            vacuum(self.pg, self.args.procrastinate_url)
+
+
+class Profile:
+    """py-spy on the server process for one phase; prints the top self-time functions."""
+
+    def __init__(self, directory: str | None, pid: int, name: str) -> None:
+        self.out = Path(directory) / f"{name}.txt" if directory else None
+        self.proc: subprocess.Popen[bytes] | None = None
+        if self.out:
+            cmd = [
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "-p",
+                str(pid),
+                "-r",
+                "250",
+                "-f",
+                "raw",
+                "-o",
+                str(self.out),
+            ]
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(0.5)
+
+    def finish(self, top: int = 14) -> None:
+        if not self.proc or not self.out:
+            return
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=30)
+        own: collections.Counter[str] = collections.Counter()
+        total = 0
+        for line in self.out.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            frames = stack.split(";")
+            n = int(count)
+            total += n
+            own[_short(frames[-1])] += n
+        print(f"    profile {self.out.name}: {total} samples; self time of the top functions:")
+        for name, n in own.most_common(top):
+            print(f"      {100 * n / total:5.1f} %  {name}")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _short(frame: str) -> str:
+    # "function (path/to/module.py:123)" → "function (module.py)"
+    name, _, where = frame.partition(" (")
+    return f"{name} ({Path(where.split(':')[0]).name})" if where else name
+
+
+async def wait_completed(ch: Chronos, name: str, n: int, seconds: float) -> None:
+    with trio.fail_after(seconds):
+        while ch.completed(name) < n:  # noqa: ASYNC110 (another process's database)
+            await trio.sleep(0.2)
+
+
+async def burst(ch: Chronos, jobs: int, concurrency: int) -> str:
+    name = f"burst-{concurrency}-{int(now_ms())}"
+    lead_s = max(5.0, jobs / 150)
+    due = now_ms() + lead_s * 1000
+    body: dict[str, object] = {"name": name, "handler": "noop", "scheduled_for": iso(due)}
+    worker = ch.worker(concurrency)
+    try:
+        took = await ch.create([body] * jobs)
+        late_note = "" if now_ms() < due else "  (CREATING RAN PAST THE DUE INSTANT)"
+        profile = Profile(ch.args.profile, ch.proc.pid, f"burst-c{concurrency}")
+        cpu0 = cpu_seconds(ch.proc.pid)
+        await wait_completed(ch, name, jobs, 600)
+        cpu = cpu_seconds(ch.proc.pid) - cpu0
+        profile.finish()
+    finally:
+        stop(worker)
+    seconds = (ch.last_finish(name) - due) / 1000
+    return (
+        f"{jobs / seconds:9.1f} jobs/s  ({jobs} in {seconds:.2f} s; server CPU {cpu:.2f} s;"
+        f" created in {took:.1f} s){late_note}"
+    )
+
+
+async def lateness(ch: Chronos, rate: float, seconds: float) -> tuple[list[float], str]:
+    name = f"late-{rate:g}-{int(now_ms())}"
+    n = int(rate * seconds)
+    start = now_ms() + max(5000.0, n / 0.15)
+    bodies: list[dict[str, object]] = [
+        {"name": name, "handler": "stamp", "scheduled_for": iso(start + i * 1000 / rate)}
+        for i in range(n)
+    ]
+    with tempfile.NamedTemporaryFile("r", suffix=".stamps") as stamps:
+        worker = ch.worker(8, Path(stamps.name))
+        try:
+            await ch.create(bodies)
+            note = "" if now_ms() < start else "  (CREATING RAN PAST THE FIRST DUE INSTANT)"
+            profile = Profile(ch.args.profile, ch.proc.pid, f"lateness-{rate:g}")
+            await wait_completed(ch, name, n, seconds + 120)
+            profile.finish()
+        finally:
+            stop(worker)
+        late = [float(x) for x in stamps.read().split()]
+    return late, note
+
+
+async def create_phase(ch: Chronos, n: int) -> list[str]:
+    body: dict[str, object] = {
+        "name": "create",
+        "handler": "nobody",
+        "delay": {"value": 1, "unit": "day"},
+    }
+    lines = []
+    profile = Profile(ch.args.profile, ch.proc.pid, "create-single")
+    took = await ch.create([body] * n)
+    profile.finish()
+    lines.append(
+        f"create     chronos  POST /v1/jobs, {CREATE_CLIENTS} clients  {n / took:9.1f} jobs/s"
+    )
+    profile = Profile(ch.args.profile, ch.proc.pid, "create-batch")
+    batch = await ch.create_batch([body] * n, 1000)
+    profile.finish()
+    if batch is None:
+        lines.append("create     chronos  POST /v1/jobs/batch: not available on this server")
+    else:
+        lines.append(
+            f"create     chronos  POST /v1/jobs/batch, 1,000 per request  {n / batch:9.1f} jobs/s"
+        )
+    return lines
+
+
+def fmt(late: list[float]) -> str:
+    return f"p50 {pct(late, 50):6.1f} ms  p95 {pct(late, 95):6.1f} ms  p99 {pct(late, 99):6.1f} ms"
+
+
+async def run(args: argparse.Namespace, ch: Chronos) -> None:
+    if "burst" in args.phases:
+        for c in args.concurrency:
+            ch.vacuum()
+            print(f"burst      chronos       concurrency={c:<3d} {await burst(ch, args.jobs, c)}")
+            if args.peer:
+                ch.vacuum()
+                theirs = procrastinate(
+                    "burn", "--conninfo", args.procrastinate_url,
+                    "--jobs", str(args.jobs), "--concurrency", str(c),
+                )  # fmt: skip
+                print(
+                    f"burst      procrastinate concurrency={c:<3d} "
+                    f"{float(theirs['jobs_per_s']):9.1f} jobs/s"  # type: ignore[arg-type]
+                )
+    if "lateness" in args.phases:
+        for rate in args.rates:
+            ch.vacuum()
+            late, note = await lateness(ch, rate, args.seconds)
+            print(
+                f"lateness   chronos       {rate:g}/s n={len(late):<5d} due→handler  "
+                f"{fmt(late)}{note}"
+            )
+            if args.peer:
+                theirs = procrastinate(
+                    "lateness", "--conninfo", args.procrastinate_url,
+                    "--rate", str(rate), "--seconds", str(args.seconds),
+                )  # fmt: skip
+                lat = [float(x) for x in theirs["latencies_ms"]]  # type: ignore[attr-defined]
+                print(
+                    f"lateness   procrastinate {rate:g}/s n={len(lat):<5d} defer→start  {fmt(lat)}"
+                )
+    if "create" in args.phases:
+        ch.vacuum()
+        for line in await create_phase(ch, args.create):
+            print(line)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--store", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument("--jobs", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 8, 32])
+    parser.add_argument("--rates", type=float, nargs="*", default=[100.0, 200.0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--create", type=int, default=5000)
+    parser.add_argument("--phases", nargs="*", default=["burst", "lateness", "create"])
+    parser.add_argument("--no-peer", dest="peer", action="store_false")
+    parser.add_argument("--profile", default=None)
+    parser.add_argument("--port", type=int, default=18944)
+    parser.add_argument("--server-env", nargs="*", default=[], help="NAME=VALUE for the server")
+    args = parser.parse_args()
+    args.server_env = dict(item.split("=", 1) for item in args.server_env)
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
+    if args.store == "postgres":
+        url = recreate(args.pg, "bench_hot_chronos")
+    else:
+        url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+        args.peer = False
+    if args.peer:
+        args.procrastinate_url = recreate(args.pg, "bench_hot_procrastinate")
+    else:
+        args.procrastinate_url = url if args.store == "postgres" else ""
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    )
+    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; store {args.store}; burst jobs {args.jobs}")
+    ch = Chronos(args, url)
+    try:
+        trio.run(run, args, ch)
+    finally:
+        ch.close()
+
+
+if __name__ == "__main__":
+    main()
