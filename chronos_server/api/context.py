@@ -8,6 +8,7 @@ twice where one is expected, or text that cannot be stored is a 422 naming the p
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,18 +111,26 @@ class Call:
         errors: list[FieldError] = []
         values = {}
         for name, default, low, high in (("page", 1, 1, 1_000_000), ("size", 20, 1, 100)):
-            raw = self.query.one(name)
             try:
-                value = default if raw is None else int(raw)
-            except ValueError:
-                errors.append(FieldError(name, "must be an integer"))
-                continue
-            if not low <= value <= high:
-                errors.append(FieldError(name, f"must be between {low} and {high}"))
-            values[name] = value
+                values[name] = self.integer(name, default, low, high)
+            except ValidationFailed as exc:
+                errors.extend(exc.errors)
         if errors:
             raise ValidationFailed(None, errors)
         return values["page"], values["size"]
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        """A JSON Schema integer written in decimal (`15`, also `15.0`); not `int()`'s wider
+        reading, which takes `+1`, `1_0`, surrounding spaces and non-ASCII digits."""
+        raw = self.query.one(name)
+        if raw is None:
+            return default
+        if not _INTEGER.fullmatch(raw):
+            raise invalid(name, "must be an integer")
+        value = int(raw.partition(".")[0])
+        if not low <= value <= high:
+            raise invalid(name, f"must be between {low} and {high}")
+        return value
 
     def choice(self, name: str, choices: frozenset[str]) -> str | None:
         raw = self.query.one(name)
@@ -169,8 +178,14 @@ def paged(items: list[Any], page: Page[Any], number: int, size: int, message: st
     return body, 200
 
 
+# The hyphenated form only (JSON Schema's `format: uuid`): `uuid.UUID` alone would also take
+# braces, a `urn:uuid:` prefix or 32 bare hex digits, which the document does not allow.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+# A decimal integer, as JSON Schema's `integer` reads a query value (`15.0` included).
+_INTEGER = re.compile(r"-?[0-9]+(?:\.0*)?")
+
+
 def path_id(value: str, name: str = "id") -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise invalid(name, "must be a UUID") from None
+    if not _UUID.fullmatch(value):
+        raise invalid(name, "must be a UUID")
+    return str(uuid.UUID(value))

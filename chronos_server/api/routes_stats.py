@@ -13,24 +13,12 @@ from chronos_server.api.context import Call, Reply, ok
 from chronos_server.api.routing import Endpoint, Routes
 from chronos_server.api.timefmt import iso
 from chronos_server.core.models import JobStatus
-from chronos_server.errors import invalid
 
 MINUTE_MS = 60_000
 
 
-def _window(call: Call) -> int:
-    raw = call.query.one("window_minutes") or "60"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise invalid("window_minutes", "must be an integer") from None
-    if not 1 <= value <= 1440:
-        raise invalid("window_minutes", "must be between 1 and 1440")
-    return value
-
-
 async def stats(call: Call) -> Reply:
-    window = _window(call)
+    window = call.integer("window_minutes", 60, 1, 1440)
     pipeline = call.pipeline
     now = pipeline.clock.now_ms()
     first_minute = now // MINUTE_MS - window + 1

@@ -5,17 +5,24 @@ envelope (400 for a body that is not a JSON object, 422 with dotted field paths 
 Every string field is a `Text` and every free-form JSON value a `JsonObject`/`JsonValue`, so
 text neither store can hold (`text.py`) is refused here, once, for every field (push header
 names and values are held to ASCII by `targets.check_headers`, a stricter rule).
-Cross-field rules (cron XOR interval, handler for pull, ...) live in `validation.py`.
-The same models feed `GET /v1/openapi.json`.
+Cross-field rules (cron XOR interval, handler for pull, ...) are enforced in `validation.py`
+and `routes_worker.py`; the same models feed `GET /v1/openapi.json`, so each model also states
+those rules in JSON Schema (`json_schema_extra`: documentation only, pydantic does not read it),
+and rules JSON Schema cannot state carry an `x-chronos-rule` text. The schemathesis run in the
+tests holds the document and the server to each other in both directions.
 """
 
 from __future__ import annotations
 
+from contextlib import suppress
+from functools import cache
 from typing import Annotated, Any, Literal, TypeVar
+from zoneinfo import available_timezones
 
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -33,6 +40,7 @@ from chronos_server.api.text import (
     json_problem,
     surrogate_body_problem,
 )
+from chronos_server.core import slots
 from chronos_server.errors import BadRequest, FieldError, ValidationFailed
 
 _UNSTORABLE = "unstorable_text"
@@ -43,6 +51,14 @@ NO_NUL = r"^[^\x00]*$"
 J = TypeVar("J")
 # Context for a body known to hold no NUL anywhere (see `parse_body`): the walk is skipped.
 _NUL_FREE = {"nul_free": True}
+
+
+def _whole_number(value: object) -> object:
+    """JSON Schema's `integer` includes `15.0` (a number with no fraction), so it is read as 15;
+    `15.5`, strings and booleans are still refused by the strict check that follows."""
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
 
 
 def _check_json(value: J, info: ValidationInfo) -> J:
@@ -56,17 +72,85 @@ def _check_json(value: J, info: ValidationInfo) -> J:
     return value
 
 
+# What `str.strip()` removes (`str.isspace()`): a handler or query value made only of these is
+# blank. Spelled out for the document, since a regex `\s` means other sets in other engines.
+SPACE = (
+    "\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+# Documented pattern of a string that must hold something besides whitespace (and no NUL).
+NOT_BLANK = f"^[^\\x00]*[^\\x00{SPACE}][^\\x00]*$"
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+_NOT_BLANK_DOC = {"pattern": NOT_BLANK, "description": "Trimmed; must not be blank."}
+_INSTANT_DOC = {
+    "format": "date-time",
+    "x-chronos-rule": "ISO 8601 with an offset (RFC 3339 date-times are accepted); must be in "
+    "the future and at most 365 days ahead",
+}
+_JSON_DOC = {
+    "x-chronos-rule": "at most 65536 bytes serialized; no string or key anywhere in it may hold "
+    "U+0000 or a lone surrogate"
+}
+
+# Bounds go on `StrictInt` itself, the whole-number reading outside them: a `Field` bound put
+# after a validator is lost from the JSON schema (pydantic writes it as an unknown `ge` key).
+Whole = BeforeValidator(_whole_number)
 Text = Annotated[StrictStr, Field(pattern=NO_NUL)]
 Name = Annotated[Text, Field(min_length=1, max_length=255)]
 Description = Annotated[Text, Field(max_length=1000)]
-Handler = Name
-JsonObject = Annotated[dict[str, Any], AfterValidator(_check_json)]
-JsonValue = Annotated[Any, AfterValidator(_check_json)]
-Timeout = Annotated[StrictInt, Field(ge=1, le=3600)]
-MaxRetries = Annotated[StrictInt, Field(ge=0, le=25)]
+Handler = Annotated[Name, Field(json_schema_extra=_NOT_BLANK_DOC)]
+Instant = Annotated[Text, Field(json_schema_extra=_INSTANT_DOC)]
+JsonObject = Annotated[
+    dict[str, Any],
+    AfterValidator(_check_json),
+    Field(
+        json_schema_extra={"minProperties": 1, "propertyNames": {"pattern": NO_NUL}, **_JSON_DOC}
+    ),
+]
+JsonValue = Annotated[Any, AfterValidator(_check_json), Field(json_schema_extra=_JSON_DOC)]
+Timeout = Annotated[StrictInt, Field(ge=1, le=3600), Whole]
+MaxRetries = Annotated[StrictInt, Field(ge=0, le=25), Whole]
 # No documented maximum; bounded so the value fits every SQL integer column (else a 500).
-Runs = Annotated[StrictInt, Field(ge=1, le=2_147_483_647)]
+Runs = Annotated[StrictInt, Field(ge=1, le=2_147_483_647), Whole]
 Unit = Literal["second", "minute", "hour", "day", "week"]
+# An interval or delay is at most 365 days (G-33; `validation.MAX_AHEAD_MS`).
+_MAX_PER_UNIT = {"second": 31_536_000, "minute": 525_600, "hour": 8_760, "day": 365, "week": 52}
+
+
+def _shape(
+    given: dict[str, str] | None = None, null: tuple[str, ...] = (), **const: str
+) -> dict[str, Any]:
+    """Schema: each `given` name is present with that JSON type (so not null), each `null` name
+    is absent or null, each `const` name (if present) holds that value."""
+    props: dict[str, Any] = {n: {"type": t} for n, t in (given or {}).items()}
+    props |= {n: {"type": "null"} for n in null}
+    props |= {n: {"const": v} for n, v in const.items()}
+    out: dict[str, Any] = {"properties": props}
+    if given:
+        out["required"] = list(given)
+    return out
+
+
+# Pull delivery (explicit, or by default when `delivery` is absent or null) needs a handler.
+_HANDLER_FOR_PULL = {
+    "anyOf": [
+        _shape({"handler": "string"}),
+        {
+            "required": ["delivery"],
+            "properties": {
+                "delivery": {
+                    "type": "object",
+                    "required": ["type"],
+                    "properties": {"type": {"const": "push"}},
+                }
+            },
+        },
+    ]
+}
+
+
+def _rules(*rules: dict[str, Any]) -> dict[str, Any]:
+    return {"allOf": list(rules)}
 
 
 class _Strict(BaseModel):
@@ -74,52 +158,176 @@ class _Strict(BaseModel):
 
 
 class IntervalIn(_Strict):
-    value: Annotated[StrictInt, Field(ge=1)]
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            {
+                "oneOf": [
+                    {"properties": {"unit": {"const": u}, "value": {"maximum": m}}}
+                    for u, m in _MAX_PER_UNIT.items()
+                ],
+                "description": "At most 365 days.",
+            }
+        )
+    )
+    value: Annotated[StrictInt, Field(ge=1), Whole]
     unit: Unit
 
 
+_HEADER_DOC = {
+    "maxProperties": 20,
+    "propertyNames": {
+        "minLength": 1,
+        "maxLength": 256,
+        "pattern": "^[!#$%&'*+\\-.^_`|~0-9A-Za-z]+$",
+        "not": {
+            "pattern": "^(?:[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Tt][Yy][Pp][Ee]"
+            "|[Uu][Ss][Ee][Rr]-[Aa][Gg][Ee][Nn][Tt]"
+            "|[Hh][Oo][Ss][Tt]|[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Ll][Ee][Nn][Gg][Tt][Hh]"
+            "|[Tt][Rr][Aa][Nn][Ss][Ff][Ee][Rr]-[Ee][Nn][Cc][Oo][Dd][Ii][Nn][Gg]"
+            "|[Cc][Oo][Nn][Nn][Ee][Cc][Tt][Ii][Oo][Nn]|[Kk][Ee][Ee][Pp]-[Aa][Ll][Ii][Vv][Ee]"
+            "|[Tt][Ee]|[Tt][Rr][Aa][Ii][Ll][Ee][Rr]|[Uu][Pp][Gg][Rr][Aa][Dd][Ee]"
+            "|[Ee][Xx][Pp][Ee][Cc][Tt]|[Pp][Rr][Oo][Xx][Yy]-[Cc][Oo][Nn][Nn][Ee][Cc][Tt][Ii][Oo][Nn]"
+            "|[Xx]-[Cc][Hh][Rr][Oo][Nn][Oo][Ss]-.*|[Ww][Ee][Bb][Hh][Oo][Oo][Kk]-.*)$"
+        },
+    },
+    "additionalProperties": {"type": "string", "maxLength": 4096, "pattern": "^[\\t -~]*$"},
+    "description": "Added to every delivery. Names are RFC 9110 tokens; Chronos's own, framing "
+    "and hop-by-hop headers are reserved.",
+}
+# `targets.check_url`; the scheme part is adjusted by `openapi.py` when plain http is allowed.
+URL_DOC = {
+    "maxLength": 2048,
+    "pattern": "^[Hh][Tt][Tt][Pp][Ss]://[^/?#\\x00-\\x20\\x7f][^\\x00-\\x20\\x7f]*$",
+    "x-chronos-rule": "an absolute https URL with a host, without credentials; localhost and "
+    "literal loopback, private, link-local, CGNAT, multicast, unspecified and reserved addresses "
+    "are refused (unless the operator allows private targets)",
+}
+
+
 class HttpIn(_Strict):
-    url: Annotated[Text, Field(min_length=1)]
+    url: Annotated[Text, Field(min_length=1, json_schema_extra=URL_DOC)]
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
     # Plain strings: `targets.check_headers` holds names to ASCII tokens and values to printable
     # ASCII, a stricter rule than `Text` (it refuses NUL too) with a more useful message.
-    headers: dict[StrictStr, StrictStr] | None = None
+    headers: Annotated[dict[StrictStr, StrictStr], Field(json_schema_extra=_HEADER_DOC)] | None = (
+        None
+    )
     retry_on_status: (
-        Annotated[list[Annotated[StrictInt, Field(ge=400, le=499)]], Field(max_length=20)] | None
+        Annotated[list[Annotated[StrictInt, Field(ge=400, le=499), Whole]], Field(max_length=20)]
+        | None
     ) = None
 
 
 class DeliveryIn(_Strict):
+    """`http` is required for push and not allowed for pull."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            {
+                "oneOf": [
+                    _shape(null=("http",), type="pull"),
+                    _shape({"http": "object"}, type="push"),
+                ]
+            }
+        )
+    )
     type: Literal["pull", "push"]
     http: HttpIn | None = None
 
 
+# Cron text is ASCII (`validation._cadence`); fields are split on ASCII whitespace.
+_CRON_SPACE = "[\\t-\\r\\x1c-\\x1f ]"
+_CRON_FIELD = "[0-9A-Za-z*/,\\-]+"
+_CRON_DOC = {
+    "pattern": f"^{_CRON_SPACE}*{_CRON_FIELD}(?:{_CRON_SPACE}+{_CRON_FIELD}){{4}}{_CRON_SPACE}*$",
+    "x-chronos-rule": "5 fields (minute hour day-of-month month day-of-week): `*`, numbers, "
+    "ranges, lists, steps and 3-letter month and day names, within each field's range, the day "
+    "existing in one of the months; no `@` macros, seconds fields, `L`, `W`, `#` or `?` (G-23)",
+}
+_CRON = Annotated[Text, Field(json_schema_extra=_CRON_DOC)]
+_STOP_AT_DOC = {
+    **_INSTANT_DOC,
+    "x-chronos-rule": f"{_INSTANT_DOC['x-chronos-rule']}, and not before the first slot",
+}
+_STOP_AT = Annotated[Text, Field(json_schema_extra=_STOP_AT_DOC)]
+# Exactly one of cron and interval is given (and not null).
+_CRON_OR_INTERVAL = {
+    "oneOf": [
+        _shape({"cron": "string"}, ("interval",)),
+        _shape({"interval": "object"}, ("cron",)),
+    ]
+}
+
+
+@cache
+def known_timezones() -> list[str]:
+    """The IANA names `slots.validate_timezone` accepts on this server, for the document."""
+    names = []
+    for name in sorted(available_timezones()):
+        with suppress(ValueError):
+            names.append(slots.validate_timezone(name))
+    return names
+
+
+def _timezone_doc(schema: dict[str, Any]) -> None:
+    schema["enum"] = known_timezones()
+
+
+_TIMEZONE = Annotated[Text, Field(json_schema_extra=_timezone_doc)]
+
+
 class ScheduleCreate(_Strict):
+    model_config = ConfigDict(json_schema_extra=_rules(_CRON_OR_INTERVAL, _HANDLER_FOR_PULL))
     name: Name
     description: Description | None = None
     handler: Handler | None = None
-    cron: Text | None = None
+    cron: _CRON | None = None
     interval: IntervalIn | None = None
-    timezone: Text | None = None
+    timezone: _TIMEZONE | None = None
     runs: Runs | None = None
-    stop_at: Text | None = None
+    stop_at: _STOP_AT | None = None
     delivery: DeliveryIn | None = None
     payload: JsonObject | None = None
     timeout: Timeout = 30
     max_retries: MaxRetries = 3
 
 
+def _patch_doc(schema: dict[str, Any]) -> None:
+    """PATCH: these fields cannot be cleared, so null is not allowed for them (G-31)."""
+    for name in ("name", "timeout", "max_retries", "delivery", "timezone"):
+        prop = schema["properties"][name]
+        prop.pop("default", None)
+        (kept,) = [b for b in prop.pop("anyOf") if b.get("type") != "null"]
+        prop.update(kept)
+    schema.update(
+        _rules(
+            {
+                # Sending one of cron/interval clears the other: what is sent must leave one.
+                "anyOf": [
+                    {"properties": {"cron": False, "interval": False}},
+                    *_CRON_OR_INTERVAL["oneOf"],
+                ]
+            }
+        )
+    )
+    schema["x-chronos-rule"] = (
+        "a schedule left with pull delivery and no handler is refused with 400 "
+        "handler_required_for_pull"
+    )
+
+
 class SchedulePatch(_Strict):
     """Every field optional; `model_fields_set` tells absent (unchanged) from null (cleared)."""
 
+    model_config = ConfigDict(json_schema_extra=_patch_doc)
     name: Name | None = None
     description: Description | None = None
     handler: Handler | None = None
-    cron: Text | None = None
+    cron: _CRON | None = None
     interval: IntervalIn | None = None
-    timezone: Text | None = None
+    timezone: _TIMEZONE | None = None
     runs: Runs | None = None
-    stop_at: Text | None = None
+    stop_at: _STOP_AT | None = None
     delivery: DeliveryIn | None = None
     payload: JsonObject | None = None
     timeout: Timeout | None = None
@@ -127,13 +335,20 @@ class SchedulePatch(_Strict):
 
 
 class JobCreate(_Strict):
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _HANDLER_FOR_PULL,
+            # `delay` and `scheduled_for` exclude each other (G-34).
+            {"anyOf": [_shape(null=("delay",)), _shape(null=("scheduled_for",))]},
+        )
+    )
     name: Name
     description: Description | None = None
     handler: Handler | None = None
     delivery: DeliveryIn | None = None
     payload: JsonObject | None = None
     delay: IntervalIn | None = None
-    scheduled_for: Text | None = None
+    scheduled_for: Instant | None = None
     idempotency_key: Name | None = None
     timeout: Timeout = 30
     max_retries: MaxRetries = 3
@@ -141,27 +356,42 @@ class JobCreate(_Strict):
 
 class ClaimIn(_Strict):
     handlers: Annotated[list[Handler], Field(min_length=1, max_length=100)]
-    wait_time_seconds: Annotated[StrictInt, Field(ge=0, le=20)] = 20
+    wait_time_seconds: Annotated[StrictInt, Field(ge=0, le=20), Whole] = 20
     worker: Annotated[Text, Field(max_length=255)] | None = None
     # Extension (batch claim): when given, `data` is a list of up to `max_jobs` jobs.
-    max_jobs: Annotated[StrictInt, Field(ge=1, le=100)] | None = None
+    max_jobs: Annotated[StrictInt, Field(ge=1, le=100), Whole] | None = None
 
 
 class ErrorIn(_Strict):
     message: Annotated[Text, Field(max_length=4096)]
     name: Annotated[Text, Field(max_length=255)] | None = None
-    stack: Text | None = None
+    stack: (
+        Annotated[Text, Field(json_schema_extra={"description": "Kept up to 16 KiB."})] | None
+    ) = None
+
+
+# `error` (required) and `retryable` go with `failed`, `result` with `completed`.
+_OUTCOME = {
+    "oneOf": [
+        _shape(null=("error", "retryable"), status="completed"),
+        _shape({"error": "object"}, ("result",), status="failed"),
+    ]
+}
 
 
 class ResultIn(_Strict):
+    model_config = ConfigDict(json_schema_extra=_rules(_OUTCOME))
     status: Literal["completed", "failed"]
     result: JsonValue = None
     error: ErrorIn | None = None
     retryable: StrictBool | None = None
 
 
+_UUID_DOC = {"format": "uuid", "pattern": UUID_PATTERN}
+
+
 class BatchResultItem(ResultIn):
-    execution_id: Annotated[Text, Field(min_length=1)]
+    execution_id: Annotated[Text, Field(min_length=1, json_schema_extra=_UUID_DOC)]
 
 
 class BatchResultsIn(_Strict):

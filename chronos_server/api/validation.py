@@ -70,6 +70,9 @@ def _delivery(raw: DeliveryIn | None, policy: TargetPolicy, errs: _Errors) -> De
     problem = targets.check_url(
         raw.http.url, allow_http=policy.allow_http, allow_private=policy.allow_private
     )
+    if any(c <= " " or c == "\x7f" for c in raw.http.url):
+        # `urlsplit` would quietly strip or drop them, so the URL stored is not the one sent.
+        problem = "must not contain spaces or control characters"
     if problem:
         errs.add("delivery.http.url", problem)
     headers = raw.http.headers or {}
@@ -141,6 +144,10 @@ def _cadence(
         errs.add("cron", "exactly one of cron and interval is required")
         return None, None
     if cron is not None:
+        if not cron.isascii():
+            # `\d` and `str.split()` would read non-ASCII digits and spaces; the dialect is ASCII.
+            errs.add("cron", "must be ASCII")
+            return None, None
         try:
             cron = slots.validate_cron(cron)
         except slots.CronError as exc:

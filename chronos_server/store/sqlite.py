@@ -138,6 +138,10 @@ class SQLiteStore(SqlStore):
         self._queries = load_queries("sqlite")
         self._write_limiter = trio.CapacityLimiter(1)
         self._read_limiter = trio.CapacityLimiter(max(1, len(readers)))
+        # The reader threads' own tokens: with trio's default limiter, reads would queue behind
+        # whatever else holds its threads (every push's `getaddrinfo`), and a slow resolver
+        # would stall every API read, authentication included.
+        self._read_threads = trio.CapacityLimiter(max(1, len(readers)))
 
     async def _tx(self, fn: Callable[[Any], R]) -> R:
         def work() -> R:
@@ -158,7 +162,8 @@ class SQLiteStore(SqlStore):
                 return await trio.to_thread.run_sync(
                     lambda: _in_transaction(
                         conn, "BEGIN", lambda: fn(_SqliteTx(conn, self._queries))
-                    )
+                    ),
+                    limiter=self._read_threads,
                 )
             finally:
                 self._readers.append(conn)

@@ -231,3 +231,14 @@ async def test_failed_authentications_are_limited_per_address(server: RunningSer
     assert reads == 20  # past the budget, an unknown key costs no database read
     # A key verified recently (cached) still works from the same address.
     assert (await server.client.get("/v1/jobs")).status_code == 200
+
+
+async def test_requests_without_a_key_do_not_lock_out_valid_keys(tmp_path: Path) -> None:
+    """Found by schemathesis: its no-key probes used to count as failed authentications, and a
+    valid key whose cache entry had expired was then refused 429 from the same address."""
+    settings = make_settings(tmp_path, auth_cache_seconds=0.0)  # every request reads the key
+    async with open_running_server(settings) as running:
+        async with httpx.AsyncClient(base_url=running.url) as anon:
+            for headers in ({}, {"Authorization": "Bearer SCHEMATHESIS-INVALID-VALUE"}) * 15:
+                assert (await anon.get("/v1/jobs", headers=headers)).status_code == 401
+        assert (await running.client.get("/v1/jobs")).status_code == 200

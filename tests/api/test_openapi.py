@@ -76,3 +76,41 @@ def _refs(node: Any) -> list[str]:
     if isinstance(node, list):
         return [r for v in node for r in _refs(v)]
     return []
+
+
+async def test_document_states_the_cross_field_rules(server: RunningServer) -> None:
+    schemas = (await _document(server))["components"]["schemas"]
+    cadence, handler = schemas["ScheduleCreate"]["allOf"]
+    assert [set(b["required"]) for b in cadence["oneOf"]] == [{"cron"}, {"interval"}]
+    assert handler["anyOf"][0]["required"] == ["handler"]  # or push delivery
+    assert schemas["JobCreate"]["allOf"][0] == handler
+    completed, failed = schemas["ResultIn"]["allOf"][0]["oneOf"]
+    assert failed["required"] == ["error"] and failed["properties"]["result"] == {"type": "null"}
+    assert completed["properties"]["retryable"] == {"type": "null"}
+    assert schemas["BatchResultItem"]["properties"]["execution_id"]["format"] == "uuid"
+    # Bounds are JSON Schema keywords, not pydantic's names for them.
+    assert not {"ge", "le", "gt", "lt"} & _keys(schemas)
+
+
+async def test_document_lists_parameters_statuses_and_security(server: RunningServer) -> None:
+    doc = await _document(server)
+    jobs = {p["name"]: p for p in doc["paths"]["/v1/jobs"]["get"]["parameters"]}
+    assert set(jobs) == {"page", "size", "status", "since", "schedule_id", "handler"}
+    assert jobs["status"]["explode"] is True and jobs["status"]["schema"]["type"] == "array"
+    assert jobs["page"]["schema"]["maximum"] == 1_000_000
+    executions = {p["name"] for p in doc["paths"]["/v1/executions"]["get"]["parameters"]}
+    assert executions == {"page", "size", "status", "since", "job_id"}
+    for path in ("/healthz", "/readyz", "/v1/openapi.json"):
+        assert doc["paths"][path]["get"]["security"] == []
+    report = doc["paths"]["/v1/worker/executions/{id}/result"]["post"]["responses"]
+    assert {"200", "400", "401", "404", "409", "422", "429", "503"} <= set(report)
+    assert report["429"]["headers"]["Retry-After"]["required"] is True
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+
+
+def _keys(node: Any) -> set[str]:
+    if isinstance(node, dict):
+        return set(node) | {k for v in node.values() for k in _keys(v)}
+    if isinstance(node, list):
+        return {k for v in node for k in _keys(v)}
+    return set()
