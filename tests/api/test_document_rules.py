@@ -18,7 +18,7 @@ async def test_whole_numbers_written_with_a_fraction_are_integers(server: Runnin
     assert job["timeout"] == 30 and isinstance(job["timeout"], int)
     invalid(await server.client.post("/v1/jobs", json=PULL_JOB | {"timeout": 30.5}), "timeout")
     invalid(await server.client.post("/v1/jobs", json=PULL_JOB | {"timeout": True}), "timeout")
-    claim = {"handlers": ["h"], "wait_time_seconds": 0.0, "max_jobs": 2.0}
+    claim = {"handlers": ["nobody"], "wait_time_seconds": 0.0, "max_jobs": 2.0}
     assert ok(await server.client.post("/v1/worker/jobs/claim", json=claim)) == []
 
 
