@@ -1,7 +1,10 @@
-"""Admission: spawns jobs from due schedule slots and moves due jobs `admitting` → `queued`.
+"""Admission: spawns jobs from due schedule slots and moves due jobs on — pull jobs `ready`
+(waking that many parked claims), push jobs `queued` for the sender — in ONE transaction per
+pass (`Store.admit_due`), which also says when the next thing falls due.
 
-Event-driven: after each pass it sleeps until the earliest `run_at` / `next_run_at` it knows of,
-or until nudged (a new job, a retry, a schedule change), capped by `idle_seconds` as a safety net.
+Event-driven: after each pass it sleeps until that next due time, or until nudged (a new job, a
+retry, a schedule change), capped by `idle_seconds` as a safety net. Nothing polls on a timer
+between a due instant and a claimer's wake-up.
 """
 
 from __future__ import annotations
@@ -20,21 +23,29 @@ log = logging.getLogger("chronos.admission")
 @dataclass(frozen=True)
 class AdmissionResult:
     spawned: int
+    ready: int
     queued: int
     more: bool
+    next_wakeup: int | None = None
 
 
 async def admission_once(p: Pipeline) -> AdmissionResult:
-    now = p.clock.now_ms()
     batch = p.settings.batch_size
-    spawned = await p.store.spawn_due_schedules(now, batch)
-    taken = await p.store.take_due_jobs(now, batch)
-    queued = await p.store.queue_admitted(taken, now) if taken else 0
-    return AdmissionResult(spawned, queued, more=spawned >= batch or len(taken) >= batch)
+    admitted = await p.store.admit_due(p.clock.now_ms(), batch)
+    for ready in admitted.ready:
+        p.board.notify(ready.account_id, ready.handler, ready.count)
+    if admitted.queued_push:
+        p.dispatch_nudge.set()
+    return AdmissionResult(
+        spawned=admitted.spawned,
+        ready=sum(r.count for r in admitted.ready),
+        queued=admitted.queued_push,
+        more=admitted.spawned >= batch or admitted.taken >= batch,
+        next_wakeup=admitted.next_wakeup,
+    )
 
 
-async def seconds_until_due(p: Pipeline) -> float:
-    wake = await p.store.next_wakeup()
+def seconds_until(p: Pipeline, wake: int | None) -> float:
     if wake is None:
         return p.settings.idle_seconds
     return min(p.settings.idle_seconds, max(0.0, (wake - p.clock.now_ms()) / 1000))
@@ -47,12 +58,10 @@ async def run_admission(
     while True:
         try:
             result = await admission_once(p)
-            if result.queued:
-                p.dispatch_nudge.set()
             if result.more:
                 await trio.lowlevel.checkpoint()
                 continue
-            delay = await seconds_until_due(p)
+            delay = seconds_until(p, result.next_wakeup)
         except StoreUnavailable as exc:
             log.warning("admission: store unavailable (%s); backing off", exc)
             delay = p.settings.error_backoff_seconds

@@ -41,6 +41,18 @@ class ReadyBatch:
 
 
 @dataclass(frozen=True)
+class Admitted:
+    """What one admission pass did, in one transaction: slots spawned, jobs made `ready` (to
+    wake that many claimers), push jobs `queued` for the sender, and the next due time."""
+
+    spawned: int
+    ready: list[ReadyBatch]
+    queued_push: int
+    taken: int  # due jobs moved on (ready, queued or cancelled)
+    next_wakeup: int | None
+
+
+@dataclass(frozen=True)
 class SweepResult:
     timed_out: int
     recovered_admitting: int
@@ -144,6 +156,7 @@ class Store(Protocol):
     async def stats(self, account_id: str, since: int) -> Stats: ...
 
     # pipeline: admission
+    async def admit_due(self, now: int, limit: int) -> Admitted: ...
     async def spawn_due_schedules(self, now: int, limit: int) -> int: ...
     async def take_due_jobs(self, now: int, limit: int) -> list[str]: ...
     async def queue_admitted(self, job_ids: list[str], now: int) -> int: ...

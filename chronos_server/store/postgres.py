@@ -24,7 +24,9 @@ Cancellation: a cancelled Trio caller has the server abort the running statement
 
 from __future__ import annotations
 
+import json
 import logging
+import random
 import re
 import threading
 import time
@@ -38,14 +40,15 @@ import trio
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from chronos_server.errors import StoreUnavailable
+from chronos_server.core.models import ClaimedJob, Execution, ExecutionStatus, Outcome
+from chronos_server.errors import ChronosError, ExecutionAlreadyFinished, StoreUnavailable
 from chronos_server.store import pg_listen
 from chronos_server.store import transactions as t
-from chronos_server.store.base import ReadyBatch, WakeBoard
+from chronos_server.store.base import Admitted, ReadyBatch, WakeBoard
 from chronos_server.store.breaker import BreakerOpen, StoreBreaker
 from chronos_server.store.interruptible import run_interruptible
 from chronos_server.store.queries import load_queries, migrations
-from chronos_server.store.rows import Row
+from chronos_server.store.rows import Row, dump_json, execution_from_row
 from chronos_server.store.sql_store import SqlStore
 from chronos_server.store.transactions import Tx
 
@@ -107,6 +110,7 @@ class _Slot:
         self.interrupted = False
         self.cancel_sent = False
         self.epoch = 0
+        self.atomic = True  # False: one autocommit statement, no transaction block
 
     def interrupt(self) -> bool:
         """Called from another thread when the caller is cancelled; True if a query may run."""
@@ -176,7 +180,7 @@ class PostgresStore(SqlStore):
         self._pool = pool
         self._conninfo = conninfo
         self._limiter = trio.CapacityLimiter(pool_size)
-        self._queries = _load("queries.sql") | _load("wakeups.sql")
+        self._queries = _load("queries.sql") | _load("wakeups.sql") | _load("hotpath.sql")
         self._origin = uuid.uuid4().hex  # lets the listener skip this process's own NOTIFYs
         self.breaker = StoreBreaker()
         self._epoch = 0  # bumped by each drain of the pool after a lost connection
@@ -188,9 +192,16 @@ class PostgresStore(SqlStore):
 
     _read = _tx  # READ COMMITTED reads: each statement sees the latest commits
 
-    async def _call(self, fn: Callable[[Tx], R], *, guarded: bool) -> R:
+    async def _statement(self, fn: Callable[[Tx], R]) -> R:
+        """`fn` runs ONE statement, on its own (autocommit: one round trip, no BEGIN/COMMIT).
+        Not run again after a lost connection: whether it committed is unknown."""
+        self.breaker.check()
+        return await self._call(fn, guarded=True, atomic=False)
+
+    async def _call(self, fn: Callable[[Tx], R], *, guarded: bool, atomic: bool = True) -> R:
         generation = self.breaker.generation
         slot = _Slot()
+        slot.atomic = atomic
         try:
             return await run_interruptible(
                 lambda: self._run(slot, fn, guarded), slot.interrupt, limiter=self._limiter
@@ -300,8 +311,10 @@ class PostgresStore(SqlStore):
     def _in_transaction(
         self, conn: psycopg.Connection[Any], slot: _Slot, fn: Callable[[Tx], R]
     ) -> R:
-        committing = False
+        committing = not slot.atomic
         try:
+            if not slot.atomic:
+                return fn(_PgTx(conn, self._queries, slot))
             with conn.transaction():
                 result = fn(_PgTx(conn, self._queries, slot))
                 committing = True
@@ -316,12 +329,101 @@ class PostgresStore(SqlStore):
     async def ready_pull_jobs(self, now: int, limit: int) -> list[ReadyBatch]:
         def fn(tx: Tx) -> list[ReadyBatch]:
             batches = t.ready_pull_jobs(tx, now, limit)
-            if batches:  # delivered on COMMIT only, to every LISTENing replica
-                payloads = pg_listen.encode_ready(self._origin, batches)
-                tx.all("notify_ready", channel=pg_listen.CHANNEL, payloads=payloads)
+            self._notify_ready(tx, batches)
             return batches
 
         return await self._tx(fn)
+
+    async def admit_due(self, now: int, limit: int) -> Admitted:
+        def fn(tx: Tx) -> Admitted:
+            admitted = t.admit_due(tx, now, limit)
+            self._notify_ready(tx, admitted.ready)
+            return admitted
+
+        return await self._tx(fn)
+
+    def _notify_ready(self, tx: Tx, batches: list[ReadyBatch]) -> None:
+        if batches:  # delivered on COMMIT only, to every LISTENing replica
+            payloads = pg_listen.encode_ready(self._origin, batches)
+            tx.all("notify_ready", channel=pg_listen.CHANNEL, payloads=payloads)
+
+    # --- PostgreSQL only: the hot path in one statement each (hotpath.sql) ----------------------
+
+    async def claim_ready_jobs(
+        self, account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
+    ) -> list[ClaimedJob]:
+        rows = await self._statement(
+            lambda tx: tx.all(
+                "claim_jobs",
+                account_id=account_id,
+                handlers=handlers,
+                worker=worker,
+                now=now,
+                limit=limit,
+            )
+        )
+        return [t.claimed_from_started(row, worker, now) for row in rows]
+
+    async def finish_execution(
+        self,
+        account_id: str | None,
+        execution_id: str,
+        outcome: Outcome,
+        now: int,
+        rng: random.Random,
+    ) -> Execution:
+        if account_id is None or outcome.status is not ExecutionStatus.COMPLETED:
+            return await super().finish_execution(account_id, execution_id, outcome, now, rng)
+        [found] = await self._complete_reported(account_id, [(execution_id, outcome)], now)
+        if isinstance(found, ChronosError):
+            raise found
+        return found
+
+    async def finish_executions(
+        self,
+        account_id: str | None,
+        outcomes: list[tuple[str, Outcome]],
+        now: int,
+        rng: random.Random,
+    ) -> list[Execution | ChronosError]:
+        ids = [execution_id for execution_id, _ in outcomes]
+        if (
+            account_id is None
+            or len(set(ids)) != len(ids)  # a repeated id: the second report is refused, in order
+            or any(o.status is not ExecutionStatus.COMPLETED for _, o in outcomes)
+        ):
+            return await super().finish_executions(account_id, outcomes, now, rng)
+        return await self._complete_reported(account_id, outcomes, now)
+
+    async def _execution_row(self, account_id: str, execution_id: str) -> Row | None:
+        return await self._read(
+            lambda tx: tx.one("get_execution", id=execution_id, account_id=account_id)
+        )
+
+    async def _complete_reported(
+        self, account_id: str, outcomes: list[tuple[str, Outcome]], now: int
+    ) -> list[Execution | ChronosError]:
+        """Completed reports, one statement for all; the rare one that lost a race (its row was
+        locked by a sweep that finished it first) is looked at once more to say why."""
+        items = [{"id": e, "result": dump_json(o.result)} for e, o in outcomes]
+        rows = await self._statement(
+            lambda tx: tx.all(
+                "complete_reported", items=json.dumps(items), account_id=account_id, now=now
+            )
+        )
+        by_id = {row["id"]: row for row in rows}
+        results: list[Execution | ChronosError] = []
+        for execution_id, _ in outcomes:
+            row = by_id.get(execution_id)
+            if row is not None and row["done"]:
+                results.append(execution_from_row(row))
+                continue
+            refused = t.refusal(row)
+            if refused is None:  # running when the statement began, finished by another since
+                refused = t.refusal(await self._execution_row(account_id, execution_id))
+                refused = refused or ExecutionAlreadyFinished()
+            results.append(refused)
+        return results
 
     async def run_listener(
         self, board: WakeBoard, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED

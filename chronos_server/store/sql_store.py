@@ -29,7 +29,7 @@ from chronos_server.core.models import (
 )
 from chronos_server.errors import ChronosError
 from chronos_server.store import transactions as t
-from chronos_server.store.base import ReadyBatch, Stats, SweepResult, WakeBoard
+from chronos_server.store.base import Admitted, ReadyBatch, Stats, SweepResult, WakeBoard
 from chronos_server.store.rows import (
     account_from_row,
     execution_from_row,
@@ -241,6 +241,9 @@ class SqlStore:
         return await self._read(lambda tx: t.stats(tx, account_id, since))
 
     # pipeline ---------------------------------------------------------------------------
+
+    async def admit_due(self, now: int, limit: int) -> Admitted:
+        return await self._tx(lambda tx: t.admit_due(tx, now, limit))
 
     async def spawn_due_schedules(self, now: int, limit: int) -> int:
         return await self._tx(lambda tx: t.spawn_due_schedules(tx, now, limit))

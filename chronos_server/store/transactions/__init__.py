@@ -16,10 +16,13 @@ from chronos_server.store.transactions.outcomes import (
     finish_execution,
     finish_executions,
     record_push_outcomes,
+    refusal,
     sweep,
 )
 from chronos_server.store.transactions.pipeline import (
+    admit_due,
     claim_ready_jobs,
+    claimed_from_started,
     next_wakeup,
     queue_admitted,
     ready_pull_jobs,
@@ -38,9 +41,11 @@ from chronos_server.store.transactions.tx import Tx, new_id
 
 __all__ = [
     "Tx",
+    "admit_due",
     "archive_schedule",
     "cancel_job",
     "claim_ready_jobs",
+    "claimed_from_started",
     "finish_execution",
     "finish_executions",
     "insert_job",
@@ -49,6 +54,7 @@ __all__ = [
     "queue_admitted",
     "ready_pull_jobs",
     "record_push_outcomes",
+    "refusal",
     "replace_schedule",
     "run_schedule_now",
     "spawn_due_schedules",

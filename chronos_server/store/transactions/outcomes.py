@@ -73,7 +73,7 @@ def record_push_outcomes(
         for o in completed:
             if o.execution_id not in done:
                 row = tx.one("get_execution_any", id=o.execution_id)
-                refused[o.execution_id] = _refusal(row) or (
+                refused[o.execution_id] = refusal(row) or (
                     errors.ExecutionAlreadyFinished()  # finished between the write and this read
                 )
     for o in outcomes:
@@ -85,7 +85,7 @@ def record_push_outcomes(
     return refused
 
 
-def _refusal(row: Row | None) -> errors.ChronosError | None:
+def refusal(row: Row | None) -> errors.ChronosError | None:
     """Why an outcome for this execution row cannot be recorded, or None if it can (spec §10.4):
     unknown, timed out by the sweeper, or already finished."""
     if row is None:
@@ -114,7 +114,7 @@ def finish_execution(
         if account_id is None
         else tx.one("get_execution", id=execution_id, account_id=account_id)
     )
-    refused = _refusal(row)
+    refused = refusal(row)
     if refused is not None:
         raise refused
     assert row is not None

@@ -8,9 +8,28 @@ from collections import Counter
 
 from chronos_server.core.models import ClaimedJob, Execution, ExecutionStatus, Job, JobStatus
 from chronos_server.core.transitions import trigger_for_attempt
-from chronos_server.store.base import ReadyBatch
+from chronos_server.store.base import Admitted, ReadyBatch
 from chronos_server.store.rows import Row, job_from_row
+from chronos_server.store.transactions.schedules import spawn_due_schedules
 from chronos_server.store.transactions.tx import Tx, new_id
+
+
+def admit_due(tx: Tx, now: int, limit: int) -> Admitted:
+    """One admission pass: due schedule slots spawned, then due jobs past admission in one
+    statement (pull `ready`, push `queued`, archived schedule's `cancelled`), then the next due
+    time — one transaction, whatever it finds."""
+    spawned = spawn_due_schedules(tx, now, limit)
+    rows = tx.all("admit_due_jobs", now=now, limit=limit)
+    ready = Counter((r["account_id"], r["handler"]) for r in rows if r["status"] == "ready")
+    queued = sum(1 for r in rows if r["status"] == "queued")
+    row = tx.one("next_wakeup")
+    return Admitted(
+        spawned=spawned,
+        ready=[ReadyBatch(account, handler, n) for (account, handler), n in ready.items()],
+        queued_push=queued,
+        taken=len(rows),
+        next_wakeup=row["t"] if row is not None else None,
+    )
 
 
 def take_due_jobs(tx: Tx, now: int, limit: int) -> list[str]:
@@ -132,6 +151,16 @@ def _started_from_row(row: Row, execution_id: str, worker: str | None, now: int)
         updated_at=now,
     )
     return ClaimedJob(job, _new_execution(job, execution_id, attempt, worker, now))
+
+
+def claimed_from_started(row: Row, worker: str | None, now: int) -> ClaimedJob:
+    """A job row as a claim statement left it (`running`, attempt counted, `last_execution_id`
+    the new execution's id), with that execution."""
+    job = job_from_row(row)
+    assert job.last_execution_id is not None
+    return ClaimedJob(
+        job, _new_execution(job, job.last_execution_id, job.attempt_count, worker, now)
+    )
 
 
 def unclaim(tx: Tx, claimed: ClaimedJob, now: int) -> bool:

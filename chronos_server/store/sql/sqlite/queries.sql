@@ -302,3 +302,28 @@ SELECT finished_at / 60000 AS minute, status, count(*) AS n FROM jobs
 WHERE account_id = :account_id
   AND status IN ('completed', 'failed') AND finished_at >= :since
 GROUP BY minute, status;
+
+-- name: admit_due_jobs
+-- Due `pending`/`retrying` jobs past admission in one statement: pull jobs `ready`, push jobs
+-- `queued` for the sender, jobs of an archived schedule `cancelled`. (`admitting` and `queued`
+-- are passed inside this one transaction; a job to hold back would stop at `queued`.)
+UPDATE jobs SET status = CASE
+        WHEN schedule_id IS NOT NULL AND EXISTS (
+            SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
+        THEN 'cancelled' WHEN delivery_type = 'pull' THEN 'ready' ELSE 'queued' END,
+    finished_at = CASE
+        WHEN schedule_id IS NOT NULL AND EXISTS (
+            SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
+        THEN :now ELSE NULL END,
+    updated_at = :now
+WHERE id IN (
+    SELECT id FROM jobs WHERE status IN ('pending', 'retrying') AND run_at <= :now
+    ORDER BY run_at LIMIT :limit)
+  AND status IN ('pending', 'retrying')
+RETURNING account_id, handler, status;
+
+-- name: next_wakeup
+-- SQLite's two-argument min() is NULL if either is NULL: coalesce each side to the other.
+SELECT min(coalesce(j, s), coalesce(s, j)) AS t FROM (
+    SELECT (SELECT min(run_at) FROM jobs WHERE status IN ('pending', 'retrying')) AS j,
+           (SELECT min(next_run_at) FROM schedules WHERE status = 'active') AS s);

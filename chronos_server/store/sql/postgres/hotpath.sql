@@ -1,0 +1,53 @@
+-- The PostgreSQL hot path: a claim and a report of completed executions as ONE statement each
+-- (autocommit: one round trip, no BEGIN/COMMIT), where the shared transactions take several.
+-- The same compare-and-set as theirs: a job moves only from `ready`, an execution only from
+-- `running`; `tests/store` runs the same suite on both paths.
+
+-- name: claim_jobs
+-- Up to :limit ready jobs of the named handlers, oldest run_at first (one index range per
+-- handler, `jobs_ready`), each started: job `running` with attempt + 1, a new `running`
+-- execution (its trigger as `core.transitions.trigger_for_attempt`: the job's own first, then
+-- `system_retry`), lease = now + timeout.
+WITH picked AS (
+    SELECT c.id FROM unnest(:handlers::text[]) AS h(name),
+    LATERAL (
+        SELECT id, run_at, created_at FROM jobs
+        WHERE status = 'ready' AND account_id = :account_id AND handler = h.name
+        ORDER BY run_at, created_at LIMIT :limit
+        FOR UPDATE SKIP LOCKED) AS c
+    ORDER BY c.run_at, c.created_at, c.id LIMIT :limit
+), started AS (
+    UPDATE jobs SET status = 'running', attempt_count = jobs.attempt_count + 1,
+        last_execution_id = gen_random_uuid()::text, updated_at = :now
+    FROM picked WHERE jobs.id = picked.id AND jobs.status = 'ready'
+    RETURNING jobs.*
+), executions_started AS (
+    INSERT INTO executions (id, job_id, account_id, attempt, trigger, status, started_at,
+        lease_expires_at, worker)
+    SELECT s.last_execution_id, s.id, s.account_id, s.attempt_count,
+        CASE WHEN s.attempt_count = 1 THEN s.first_trigger ELSE 'system_retry' END,
+        'running', :now, :now + s.timeout * 1000::bigint, :worker
+    FROM started s
+)
+SELECT * FROM started ORDER BY run_at, created_at, id;
+
+-- name: complete_reported
+-- Reports of `completed` (:items = [{id, result}]) for executions of :account_id: each running
+-- one is finished at :now and its job completed; returned with `done` true. The others come
+-- back as they stood (`done` false) for the caller to say why (unknown, lease expired,
+-- already finished); an id with no row of this account does not come back at all.
+WITH x AS (
+    SELECT * FROM jsonb_to_recordset(:items::jsonb) AS x(id TEXT, result TEXT)
+), done AS (
+    UPDATE executions e SET status = 'completed', finished_at = GREATEST(:now, e.started_at),
+        duration_ms = GREATEST(:now - e.started_at, 0), result = x.result, error = NULL
+    FROM x WHERE e.id = x.id AND e.account_id = :account_id AND e.status = 'running'
+    RETURNING e.*
+), jobs_done AS (
+    UPDATE jobs j SET status = 'completed', finished_at = d.finished_at, updated_at = :now
+    FROM done d WHERE j.id = d.job_id AND j.status = 'running' AND j.last_execution_id = d.id
+)
+SELECT d.*, true AS done FROM done d
+UNION ALL
+SELECT e.*, false AS done FROM executions e JOIN x ON e.id = x.id
+WHERE e.account_id = :account_id AND NOT EXISTS (SELECT 1 FROM done d WHERE d.id = e.id);
