@@ -42,9 +42,9 @@ from chronos_server.delivery.push import (
     system_resolver,
 )
 from chronos_server.loops.admission import run_admission
-from chronos_server.loops.context import LoopSettings, Pipeline
 from chronos_server.loops.dispatch import run_dispatch
 from chronos_server.loops.sweeper import run_sweeper, sweeper_once
+from chronos_server.pipeline.services import LoopSettings, Pipeline
 from chronos_server.settings import RateLimit, Settings
 from chronos_server.store.base import Store
 from chronos_server.store.open import open_store
@@ -206,20 +206,18 @@ async def serve(
         stop_requested = trio.Event()
 
         def stop() -> None:
-            if not svc.stopping:
+            if pipeline.stop(settings.shutdown_grace_seconds):
                 log.info(
                     "stopping: no new claims; reports taken for up to %gs",
                     settings.shutdown_grace_seconds,
                 )
-            svc.stopping = True
-            pipeline.draining = True
-            pipeline.board.close()
             http.stop()
             stop_requested.set()
 
         async def stop_when_settled() -> None:
             await stop_requested.wait()
-            with trio.move_on_after(settings.shutdown_grace_seconds):
+            assert pipeline.shutdown.deadline is not None
+            with trio.move_on_at(pipeline.shutdown.deadline):
                 await http.wait_quiet()
                 await pipeline.leases.wait_settled(clock)
                 await sender.wait_idle()

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import trio
 
-from chronos_server.loops.context import LoopSettings
+from chronos_server.pipeline.services import LoopSettings
 from chronos_server.runtime import ServerHandle, serve
 from chronos_server.settings import Settings
 from chronos_server.web.server import Limits

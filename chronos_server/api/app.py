@@ -85,7 +85,7 @@ class Api:
                 ("X-RateLimit-Remaining", str(rate.remaining)),
                 ("X-RateLimit-Reset", str(rate.reset_seconds)),
             ]
-        if self.svc.stopping:
+        if self.svc.pipeline.shutdown.stopping:
             # Clients that keep polling (workers, the dashboard) must not hold a keep-alive
             # connection open through the grace period.
             response.close = True
@@ -137,7 +137,7 @@ async def healthz(call: Call) -> Reply:
 
 
 async def readyz(call: Call) -> Reply:
-    if call.svc.stopping:
+    if call.pipeline.shutdown.stopping:
         return _not_ready("stopping")
     try:
         with trio.fail_after(READY_TIMEOUT_SECONDS):

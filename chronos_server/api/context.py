@@ -20,7 +20,7 @@ from chronos_server.api.timefmt import parse_instant
 from chronos_server.api.validation import TargetPolicy
 from chronos_server.core.models import Account, Page
 from chronos_server.errors import FieldError, ValidationFailed, invalid
-from chronos_server.loops.context import Pipeline
+from chronos_server.pipeline.services import Pipeline
 from chronos_server.web.messages import Request
 
 Reply = tuple[dict[str, Any], int]
@@ -36,7 +36,6 @@ class Services:
     # Failed authentications per client address: past the limit, an unknown key is refused
     # with 429 before it costs a database read.
     auth_failures: SlidingWindowLimiter | None = None
-    stopping: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -42,7 +42,7 @@ from chronos_server.delivery.classify import classify_response
 from chronos_server.delivery.signing import request_body, signature_headers
 from chronos_server.delivery.transport import PushTransport
 from chronos_server.errors import StoreUnavailable
-from chronos_server.loops.context import Pipeline
+from chronos_server.pipeline.services import Pipeline
 
 log = logging.getLogger("chronos.push")
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -191,7 +191,7 @@ class PushSender:
     async def dispatch_once(self, nursery: trio.Nursery) -> int:
         """Start as many queued push jobs as there are free slots; returns how many."""
         free = self._settings.concurrency - self.in_flight
-        if free <= 0 or self._p.draining:
+        if free <= 0 or self._p.shutdown.stopping:
             return 0
         limit = min(free, self._p.settings.batch_size)
         # The slots are taken before the jobs become `running`, so a graceful stop that waits for
@@ -278,8 +278,9 @@ class PushSender:
         refused = await p.store.record_push_outcomes(batch, p.clock.now_ms(), p.rng)
         for execution_id, error in refused.items():
             log.warning("push %s: outcome not recorded (%s)", execution_id, error.message)
-        if any(o.outcome.status is not ExecutionStatus.COMPLETED for o in batch):
-            p.admission_nudge.set()
+        p.outcomes_recorded(
+            failed=sum(o.outcome.status is not ExecutionStatus.COMPLETED for o in batch)
+        )
 
     async def attempt(self, claimed: ClaimedJob, secret: str | None = None) -> Outcome:
         """Make the request for one execution and classify what happened. `secret` is the

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import trio
 
 from chronos_server.errors import StoreUnavailable
-from chronos_server.loops.context import Pipeline
+from chronos_server.pipeline.services import Pipeline
 
 log = logging.getLogger("chronos.admission")
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from chronos_server.errors import StoreUnavailable
-from chronos_server.loops.context import Pipeline
+from chronos_server.pipeline.services import Pipeline
 
 if TYPE_CHECKING:
     from chronos_server.delivery.push import PushSender

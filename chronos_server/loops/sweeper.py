@@ -9,7 +9,7 @@ import logging
 import trio
 
 from chronos_server.errors import StoreUnavailable
-from chronos_server.loops.context import Pipeline
+from chronos_server.pipeline.services import Pipeline
 from chronos_server.store.base import SweepResult
 
 log = logging.getLogger("chronos.sweeper")
@@ -26,7 +26,7 @@ async def sweeper_once(p: Pipeline, *, admitting_grace_ms: int | None = None) ->
             result.timed_out,
             result.recovered_admitting,
         )
-        p.admission_nudge.set()
+        p.outcomes_recorded(failed=result.timed_out + result.recovered_admitting)
     return result
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from chronos_server.loops.context import LoopSettings
+from chronos_server.pipeline.services import LoopSettings
 from tests import pg
 from tests.api.helpers import claim_ready, create_job, create_schedule, invalid, ok, send
 from tests.conftest import RunningServer, make_settings, open_running_server

@@ -25,7 +25,7 @@ from chronos_server.core.models import (
     JobStatus,
     Trigger,
 )
-from chronos_server.loops.context import LoopSettings, Pipeline
+from chronos_server.pipeline.services import LoopSettings, Pipeline
 from chronos_server.store.sqlite import open_sqlite_store
 from chronos_server.store.transactions import new_id
 

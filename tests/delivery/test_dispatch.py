@@ -19,9 +19,9 @@ from chronos_server.core.models import PULL, Account, ExecutionStatus, JobStatus
 from chronos_server.delivery.push import START_CHUNK, PushSender, PushSettings
 from chronos_server.errors import StoreUnavailable
 from chronos_server.loops.admission import run_admission
-from chronos_server.loops.context import LoopSettings
 from chronos_server.loops.dispatch import run_dispatch
 from chronos_server.loops.sweeper import run_sweeper
+from chronos_server.pipeline.services import LoopSettings
 from chronos_server.store.base import Store
 from chronos_server.store.transactions import new_id
 from chronos_worker import verify_signature

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from chronos_server.loops.context import LoopSettings
+from chronos_server.pipeline.services import LoopSettings
 from tests import pg
 from tests.conftest import RunningServer, make_settings, open_running_server
 

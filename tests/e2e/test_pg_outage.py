@@ -15,7 +15,7 @@ import httpx
 import pytest
 import trio
 
-from chronos_server.loops.context import LoopSettings
+from chronos_server.pipeline.services import LoopSettings
 from chronos_server.store import postgres
 from tests import pg
 from tests.conftest import make_settings, open_running_server

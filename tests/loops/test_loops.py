@@ -27,9 +27,9 @@ from chronos_server.core.models import (
     Trigger,
 )
 from chronos_server.loops.admission import run_admission
-from chronos_server.loops.context import LoopSettings, Pipeline
 from chronos_server.loops.dispatch import run_dispatch
 from chronos_server.loops.sweeper import run_sweeper
+from chronos_server.pipeline.services import LoopSettings, Pipeline
 from chronos_server.store.sqlite import open_sqlite_store
 from chronos_server.store.transactions import new_id
 

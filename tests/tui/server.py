@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from chronos_server.loops.context import LoopSettings
+from chronos_server.pipeline.services import LoopSettings
 from chronos_server.runtime import ServerHandle
 from tests.conftest import API_KEY, make_settings, start_server
 

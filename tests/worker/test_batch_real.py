@@ -12,7 +12,7 @@ import httpx
 import pytest
 import trio
 
-from chronos_server.loops.context import LoopSettings
+from chronos_server.pipeline.services import LoopSettings
 from chronos_worker import Chronos, ChronosContext, ChronosNonRetryableError
 from tests.conftest import API_KEY, RunningServer, make_settings, start_server
 

@@ -1,5 +1,5 @@
-"""`Pipeline`: what the loops and the routes share — store, clock, randomness, wake-ups, limits,
-and the leases this process handed out (a graceful stop waits for their reports)."""
+"""`Pipeline`: what the loops, the routes and the push sender share — store, clock, randomness,
+wake-ups, the leases this process handed out, and the one stop (`Shutdown`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import trio
 
 from chronos_server.clock import Clock
-from chronos_server.loops.signals import ClaimBoard, Nudge
+from chronos_server.pipeline.signals import ClaimBoard, Nudge
 from chronos_server.store.base import Store
 
 
@@ -53,6 +53,24 @@ class Leases:
                 await self._changed.wait()
 
 
+class Shutdown:
+    """A server process's one stop. `begin(grace)` sets `stopping` and ONE deadline on the Trio
+    clock: what must stop at once (new claims, new push requests, parked long-polls) reads
+    `stopping`; what may finish (result reports, pushes in flight) has until `deadline`."""
+
+    def __init__(self) -> None:
+        self.stopping = False
+        self.deadline: float | None = None
+
+    def begin(self, grace_seconds: float) -> bool:
+        """Start the stop; False if it had already begun (the first deadline stands)."""
+        if self.stopping:
+            return False
+        self.stopping = True
+        self.deadline = trio.current_time() + grace_seconds
+        return True
+
+
 @dataclass
 class Pipeline:
     store: Store
@@ -63,7 +81,7 @@ class Pipeline:
     dispatch_nudge: Nudge = field(default_factory=Nudge)
     board: ClaimBoard = field(default_factory=ClaimBoard)
     leases: Leases = field(default_factory=Leases)
-    draining: bool = False  # set on shutdown: start no new push requests
+    shutdown: Shutdown = field(default_factory=Shutdown)
     # When the sleeping admission loop will wake on its own (ms); None while it is working.
     admission_wakes_at: int | None = None
 
@@ -72,3 +90,17 @@ class Pipeline:
         (a job created for later must not cost a whole admission pass now)."""
         if self.admission_wakes_at is None or due_ms < self.admission_wakes_at:
             self.admission_nudge.set()
+
+    def outcomes_recorded(self, failed: int) -> None:
+        """Outcomes were written: a failed or timed-out attempt may have scheduled a retry, which
+        admission must learn of (the one place this rule lives; reports, push and the sweep
+        call it)."""
+        if failed:
+            self.admission_nudge.set()
+
+    def stop(self, grace_seconds: float) -> bool:
+        """Begin the stop: parked claims answer "no job" now; False if it had already begun."""
+        if not self.shutdown.begin(grace_seconds):
+            return False
+        self.board.close()
+        return True

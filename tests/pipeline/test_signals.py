@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chronos_server.api.auth import KeyCache
 from chronos_server.core.models import Account
-from chronos_server.loops.signals import ClaimBoard
+from chronos_server.pipeline.signals import ClaimBoard
 
 
 def test_empty_mark_set_by_a_fruitless_query_and_cleared_by_any_wake_up() -> None:

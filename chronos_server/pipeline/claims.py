@@ -1,0 +1,98 @@
+"""The claim protocol (spec §10.2), apart from any transport: park on the ClaimBoard, try a
+claim, undo it if the caller vanished meanwhile, pass an unused wake-up on.
+
+A parked claim never queries on a timer: it waits on its own event, woken by admission (jobs made
+ready here), another replica's NOTIFY, an undone claim, or the stop. The claim statement runs
+shielded, so a cancellation can never leave it half done, but bounded by `CLAIM_SECONDS`
+(conventions: never shield without a deadline); if the caller was cancelled while it ran, the
+claimed jobs go back to `ready` (again shielded and bounded) and their wake-ups are passed on.
+Jobs handed over are registered as this process's open leases (a graceful stop waits for them).
+"""
+
+from __future__ import annotations
+
+import trio
+
+from chronos_server.core.models import ClaimedJob
+from chronos_server.pipeline.services import Pipeline
+from chronos_server.pipeline.signals import Key
+
+CLAIM_SECONDS = 10.0
+UNCLAIM_SECONDS = 5.0
+
+
+async def claim_jobs(
+    p: Pipeline,
+    account_id: str,
+    handlers: list[str],
+    worker: str | None,
+    wait_seconds: float,
+    limit: int = 1,
+) -> list[ClaimedJob]:
+    """Up to `limit` jobs of `handlers`, waiting up to `wait_seconds` for one; [] if none came
+    (or the stop began). Cancelling the caller at any point leaves no job claimed."""
+    board = p.board
+    deadline = trio.current_time() + wait_seconds
+    woken_by: Key | None = None  # the wake-up that ended the last wait
+    while not p.shutdown.stopping:
+        waiter = board.register(account_id, handlers)
+        try:
+            claimed = await _claim_once(p, account_id, handlers, worker, limit)
+            if claimed:
+                # A wake-up says "one more job for this handler": if what we took is not that
+                # job, another claimer of the handler must hear of it, or it waits out its
+                # long-poll with the job ready (a spurious wake costs one query; a lost one, up
+                # to 20 s).
+                if woken_by is not None and all(c.job.handler != woken_by[1] for c in claimed):
+                    board.notify(woken_by[0], woken_by[1], 1)
+                if waiter.event.is_set():
+                    board.pass_on(waiter)
+                _hand_over(p, claimed)
+                return claimed
+            if board.closing or trio.current_time() >= deadline:
+                return []
+            with trio.move_on_at(deadline):
+                await waiter.event.wait()
+            woken_by = waiter.woken_by
+        finally:
+            board.unregister(waiter)
+    return []
+
+
+async def _claim_once(
+    p: Pipeline, account_id: str, handlers: list[str], worker: str | None, limit: int
+) -> list[ClaimedJob]:
+    board = p.board
+    if board.known_empty(account_id, handlers):
+        return []
+    before = board.snapshot(account_id, handlers)
+    claimed: list[ClaimedJob] = []
+    with trio.move_on_after(CLAIM_SECONDS) as scope:
+        scope.shield = True
+        claimed = await p.store.claim_ready_jobs(
+            account_id, handlers, worker, p.clock.now_ms(), limit
+        )
+    if not claimed and not scope.cancelled_caught:
+        board.mark_empty(account_id, handlers, before)
+    handed_over = False
+    try:
+        await trio.lowlevel.checkpoint()  # raises if the caller was cancelled meanwhile
+        handed_over = True
+        return claimed
+    finally:
+        if claimed and not handed_over:
+            await _undo(p, account_id, claimed)
+
+
+async def _undo(p: Pipeline, account_id: str, claimed: list[ClaimedJob]) -> None:
+    with trio.move_on_after(UNCLAIM_SECONDS) as scope:
+        scope.shield = True
+        for job in claimed:
+            if await p.store.unclaim(job, p.clock.now_ms()):
+                p.board.notify(account_id, job.job.handler or "", 1)
+
+
+def _hand_over(p: Pipeline, claimed: list[ClaimedJob]) -> None:
+    grace = p.settings.lease_grace_ms
+    for c in claimed:
+        p.leases.add(c.execution.id, (c.execution.lease_expires_at or 0) + grace)
