@@ -40,7 +40,8 @@ async def admission_once(p: Pipeline) -> AdmissionResult:
         spawned=admitted.spawned,
         ready=sum(r.count for r in admitted.ready),
         queued=admitted.queued_push,
-        more=admitted.spawned >= batch or admitted.taken >= batch,
+        # Slots spawned: their jobs may be due now (on PostgreSQL they are admitted next pass).
+        more=admitted.spawned > 0 or admitted.taken >= batch,
         next_wakeup=admitted.next_wakeup,
     )
 

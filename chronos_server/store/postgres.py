@@ -335,12 +335,36 @@ class PostgresStore(SqlStore):
         return await self._tx(fn)
 
     async def admit_due(self, now: int, limit: int) -> Admitted:
-        def fn(tx: Tx) -> Admitted:
-            admitted = t.admit_due(tx, now, limit)
-            self._notify_ready(tx, admitted.ready)
-            return admitted
-
-        return await self._tx(fn)
+        """The pass as ONE statement (`admit_pass`: jobs moved, NOTIFY, next due times), plus a
+        spawning transaction only when a schedule slot is due; the spawned jobs are admitted
+        by the next pass, which the caller runs at once (`spawned` > 0)."""
+        rows = await self._statement(
+            lambda tx: tx.all(
+                "admit_pass",
+                now=now,
+                limit=limit,
+                channel=pg_listen.CHANNEL,
+                origin=self._origin,
+            )
+        )
+        moved = [row for row in rows if row["status"] != "next"]
+        [following] = [row for row in rows if row["status"] == "next"]
+        next_schedule = following["next_schedule"]
+        spawned = 0
+        if next_schedule is not None and next_schedule <= now:
+            spawned = await self._tx(lambda tx: t.spawn_due_schedules(tx, now, limit))
+        wakes = [w for w in (following["n"], next_schedule) if w is not None]
+        return Admitted(
+            spawned=spawned,
+            ready=[
+                ReadyBatch(r["account_id"], r["handler"], int(r["n"]))
+                for r in moved
+                if r["status"] == "ready"
+            ],
+            queued_push=sum(int(r["n"]) for r in moved if r["status"] == "queued"),
+            taken=sum(int(r["n"]) for r in moved),
+            next_wakeup=min(wakes) if wakes else None,
+        )
 
     def _notify_ready(self, tx: Tx, batches: list[ReadyBatch]) -> None:
         if batches:  # delivered on COMMIT only, to every LISTENing replica

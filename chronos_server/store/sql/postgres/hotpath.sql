@@ -51,3 +51,45 @@ SELECT d.*, true AS done FROM done d
 UNION ALL
 SELECT e.*, false AS done FROM executions e JOIN x ON e.id = x.id
 WHERE e.account_id = :account_id AND NOT EXISTS (SELECT 1 FROM done d WHERE d.id = e.id);
+
+-- name: admit_pass
+-- One admission pass as one statement: due `pending`/`retrying` jobs moved on exactly as
+-- `admit_due_jobs` does, a NOTIFY per 20 (account, handler) pairs made ready (the payload
+-- `pg_listen.decode_ready` reads; delivered on commit), and the next due times. Rows: one per
+-- (account, handler, status) moved with its count, then one `next` row whose `n` is the next due
+-- job (not counting the ones just moved) and `next_schedule` the next schedule slot.
+WITH due AS (
+    SELECT id FROM jobs WHERE status IN ('pending', 'retrying') AND run_at <= :now
+    ORDER BY run_at LIMIT :limit
+    FOR UPDATE SKIP LOCKED
+), moved AS (
+    UPDATE jobs SET status = CASE
+            WHEN schedule_id IS NOT NULL AND EXISTS (
+                SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
+            THEN 'cancelled' WHEN delivery_type = 'pull' THEN 'ready' ELSE 'queued' END,
+        finished_at = CASE
+            WHEN schedule_id IS NOT NULL AND EXISTS (
+                SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
+            THEN :now ELSE NULL END,
+        updated_at = :now
+    FROM due WHERE jobs.id = due.id
+    RETURNING jobs.account_id, jobs.handler, jobs.status
+), counts AS (
+    SELECT account_id, handler, status, count(*) AS n FROM moved
+    GROUP BY account_id, handler, status
+), ready AS (
+    SELECT account_id, handler, n, (row_number() OVER (ORDER BY account_id, handler) - 1) / 20
+        AS chunk
+    FROM counts WHERE status = 'ready'
+), notified AS (
+    SELECT pg_notify(:channel, json_build_object(
+        'o', :origin::text, 'r', json_agg(json_build_array(account_id, handler, n)))::text)
+    FROM ready GROUP BY chunk
+)
+SELECT account_id, handler, status, n, NULL::bigint AS next_schedule FROM counts
+UNION ALL
+SELECT NULL, NULL, 'next',
+    (SELECT min(run_at) FROM jobs
+     WHERE status IN ('pending', 'retrying') AND id NOT IN (SELECT id FROM due)),
+    (SELECT min(next_run_at) FROM schedules WHERE status = 'active')
+WHERE (SELECT count(*) FROM notified) >= 0;
