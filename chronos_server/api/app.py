@@ -16,7 +16,13 @@ from typing import Any
 
 import trio
 
-from chronos_server.api import routes_jobs, routes_schedules, routes_stats, routes_worker
+from chronos_server.api import (
+    routes_jobs,
+    routes_schedules,
+    routes_stats,
+    routes_stream,
+    routes_worker,
+)
 from chronos_server.api.auth import RateDecision, bearer_key, hash_key
 from chronos_server.api.context import Call, Query, Reply, Services, ok
 from chronos_server.api.openapi import openapi_document
@@ -163,5 +169,6 @@ ROUTES: Routes = [
     *routes_schedules.ROUTES,
     *routes_jobs.ROUTES,
     *routes_worker.ROUTES,
+    *routes_stream.ROUTES,
     *routes_stats.ROUTES,
 ]

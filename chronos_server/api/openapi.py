@@ -365,7 +365,9 @@ def openapi_document(policy: TargetPolicy = DEFAULT_POLICY) -> dict[str, Any]:
             "description": "Every response is an envelope: `success`, `message`, then `data` "
             "(and `meta.paging` for lists) or `code` and `errors`. An unknown path answers "
             "404 not_found; a known path with another method 405 method_not_allowed with "
-            "`Allow`. `x-chronos-rule` states rules JSON Schema cannot.",
+            "`Allow`. `x-chronos-rule` states rules JSON Schema cannot. Extension outside this "
+            "document (OpenAPI does not describe WebSockets): `GET /v1/worker/stream`, the "
+            "worker channel, a WebSocket with JSON messages (README, 'Worker channel').",
         },
         "components": {
             "schemas": schemas,

@@ -54,14 +54,15 @@ async def claim(call: Call) -> Reply:
 
 def _outcome(body: ResultIn, prefix: str = "") -> Outcome:
     try:
-        return _check_outcome(body)
+        return outcome_of(body)
     except ValidationFailed as exc:
         if prefix:
             exc.errors = [FieldError(f"{prefix}.{e.field}", e.message) for e in exc.errors]
         raise
 
 
-def _check_outcome(body: ResultIn) -> Outcome:
+def outcome_of(body: ResultIn) -> Outcome:
+    """A validated report body as the outcome to record (422 naming the field otherwise)."""
     if body.status == "completed":
         problems = [f for f in ("error", "retryable") if getattr(body, f) is not None]
         if problems:

@@ -61,6 +61,7 @@ class Shutdown:
     def __init__(self) -> None:
         self.stopping = False
         self.deadline: float | None = None
+        self.begun = trio.Event()
 
     def begin(self, grace_seconds: float) -> bool:
         """Start the stop; False if it had already begun (the first deadline stands)."""
@@ -68,6 +69,7 @@ class Shutdown:
             return False
         self.stopping = True
         self.deadline = trio.current_time() + grace_seconds
+        self.begun.set()
         return True
 
 

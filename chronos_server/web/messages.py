@@ -6,10 +6,13 @@ the request, so no answer is ever sent while the client is still sending.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from chronos_server.web.websocket import WebSocket
 
 
 @asynccontextmanager
@@ -31,6 +34,9 @@ class Request:
     # `async with request.cancel_on_disconnect():` cancels the block if the client goes away
     # (a long-poll must not outlive its caller); the server supplies it.
     cancel_on_disconnect: Callable[[], AbstractAsyncContextManager[None]] = _no_watch
+    # For an `Upgrade: websocket` request: completes the handshake and hands the connection
+    # over (the server then writes no HTTP response); raises HandshakeRefused if it is not one.
+    accept_websocket: Callable[[list[tuple[bytes, bytes]]], Awaitable[WebSocket]] | None = None
 
     def header(self, name: bytes) -> str | None:
         """The first value of a header (`name` in lower case), decoded as Latin-1."""

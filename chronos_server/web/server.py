@@ -42,6 +42,7 @@ import h11
 import trio
 
 from chronos_server.web.messages import App, Request, Response
+from chronos_server.web.websocket import WebSocket, accept
 
 log = logging.getLogger("chronos.http")
 
@@ -194,6 +195,7 @@ class _Connection:
         self.evicted = False  # made room for a new connection: answer, then close
         self.head_request = False
         self.served = 0
+        self.upgraded = False  # handed over to a WebSocket: no HTTP response, then closed
         self._idle_scope: trio.CancelScope | None = None
         self._park_scope: trio.CancelScope | None = None
         try:
@@ -227,7 +229,7 @@ class _Connection:
                 return
             response = await self._respond(request)
             self.served += 1
-            if self.peer_gone:
+            if self.peer_gone or self.upgraded:
                 return
             await self._write(response)
             if self.h11.our_state is h11.MUST_CLOSE:
@@ -322,15 +324,33 @@ class _Connection:
     def _request(self, head: h11.Request, body: bytes) -> Request:
         path, _, query = head.target.decode("latin-1").partition("?")
         self.head_request = head.method == b"HEAD"
+        headers = list(head.headers)
+        upgrade = any(k == b"upgrade" and v.lower() == b"websocket" for k, v in headers)
         return Request(
             head.method.decode("ascii"),
             path,
             query,
-            list(head.headers),
+            headers,
             body,
             self.client,
             cancel_on_disconnect=self.cancel_on_disconnect,
+            accept_websocket=(
+                (lambda extra: self._accept_websocket(headers, head.target, extra))
+                if upgrade
+                else None
+            ),
         )
+
+    async def _accept_websocket(
+        self,
+        headers: list[tuple[bytes, bytes]],
+        target: bytes,
+        extra: list[tuple[bytes, bytes]],
+    ) -> WebSocket:
+        protocol, data = accept(headers, target.decode("latin-1"), extra)
+        await self.stream.send_all(data)
+        self.upgraded = True
+        return WebSocket(self.stream, protocol, self.h11.trailing_data[0])
 
     def _too_large(self) -> Response:
         self.unread_body = True

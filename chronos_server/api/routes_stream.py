@@ -1,0 +1,267 @@
+"""`GET /v1/worker/stream` (extension): one WebSocket per worker, instead of long-polls.
+
+The worker opens it with its API key (the `Authorization` header of the upgrade request), says
+`hello` with its handlers and its free slots (credits), and from then on the server sends a job
+the moment one is ready and a credit is left — no claim request, no re-poll — and acknowledges
+the results the worker sends, with the codes of `POST /v1/worker/executions/:id/result`. Leases,
+retries and execution records are exactly those of the long-poll path: the same claim protocol
+(`pipeline/claims.py`) and the same report recording (`pipeline/outcomes.py`).
+
+Messages are JSON text, one object each, with a `type` (README, "Worker channel"):
+
+    worker → server   hello {handlers, worker?, credits}   credit {n}   results {results: [...]}
+                      ping
+    server → worker   welcome {heartbeat_seconds, max_credits}   jobs {jobs: [...]}
+                      acks {results: [...]}   pong   stopping
+
+Close codes: 1008 a message that is not JSON, not an object, of an unknown type, out of order or
+invalid (reason says which); 1009 a message over 1 MiB; 1003 a binary message; 1001 the server
+is stopping or the worker went silent for `IDLE_SECONDS`. A job sent on a channel that breaks
+before its result arrives is retried after its lease, like any other.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, Literal
+
+import trio
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from chronos_server.api.context import Call, Reply, ok, path_id
+from chronos_server.api.routes_worker import outcome_of
+from chronos_server.api.routing import Endpoint, Routes
+from chronos_server.api.schemas import BatchResultItem, Handler, Text, field_errors
+from chronos_server.api.serialize import claim_json, execution_json
+from chronos_server.core.models import Outcome
+from chronos_server.errors import BadRequest, ChronosError, Stopping, ValidationFailed
+from chronos_server.pipeline.claims import claim_jobs
+from chronos_server.pipeline.outcomes import record_reports
+from chronos_server.pipeline.services import Pipeline
+from chronos_server.pipeline.signals import Nudge
+from chronos_server.web.websocket import HandshakeRefused, WebSocket, WebSocketClosed
+
+HELLO_SECONDS = 10.0
+HEARTBEAT_SECONDS = 15.0  # how often the worker should ping when it has nothing else to say
+IDLE_SECONDS = 35.0  # nothing from the worker this long: it is gone
+PARK_SECONDS = 60.0  # a parked claim is renewed this often (no query while nothing is ready)
+MAX_CREDITS = 1000
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Hello(_Message):
+    type: Literal["hello"]
+    handlers: Annotated[list[Handler], Field(min_length=1, max_length=100)]
+    worker: Annotated[Text, Field(max_length=255)] | None = None
+    credits: Annotated[StrictInt, Field(ge=0, le=MAX_CREDITS)]
+
+
+class Credit(_Message):
+    type: Literal["credit"]
+    n: Annotated[StrictInt, Field(ge=1, le=MAX_CREDITS)]
+
+
+class Results(_Message):
+    type: Literal["results"]
+    results: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=100)]
+
+
+class Ping(_Message):
+    type: Literal["ping"]
+
+
+ClientMessage = Annotated[Hello | Credit | Results | Ping, Field(discriminator="type")]
+_MESSAGES: TypeAdapter[Hello | Credit | Results | Ping] = TypeAdapter(ClientMessage)
+_ITEM = TypeAdapter(BatchResultItem)
+
+
+class BadMessage(Exception):
+    """A message that closes the channel (1008), with why."""
+
+
+def parse_message(text: str) -> Hello | Credit | Results | Ping:
+    try:
+        return _MESSAGES.validate_json(text)
+    except PydanticValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "message"
+        raise BadMessage(f"{where}: {first['msg']}"[:100]) from None
+
+
+async def stream(call: Call) -> Reply:
+    accept = call.request.accept_websocket
+    if accept is None:
+        raise BadRequest("GET /v1/worker/stream needs a WebSocket upgrade")
+    if call.pipeline.shutdown.stopping:
+        raise Stopping()
+    try:
+        ws = await accept([])
+    except HandshakeRefused as exc:
+        raise BadRequest(f"Not a valid WebSocket handshake: {exc}") from None
+    await Channel(call.pipeline, call.account.id, ws).run()
+    return ok(None, "Channel closed")  # never written: the connection was handed over
+
+
+class Channel:
+    def __init__(self, p: Pipeline, account_id: str, ws: WebSocket) -> None:
+        self.p = p
+        self.account_id = account_id
+        self.ws = ws
+        self.handlers: list[str] = []
+        self.worker: str | None = None
+        self.credits = 0
+        self.credit = Nudge()
+        self.outstanding: set[str] = set()  # executions sent and not yet reported here
+        self.settled = trio.Event()
+
+    async def run(self) -> None:
+        try:
+            await self._handshake()
+        except BadMessage as exc:
+            await self.ws.close(1008, f"bad message: {exc}")
+            return
+        except WebSocketClosed:
+            return
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._read_loop, nursery.cancel_scope)
+            try:
+                await self._send_loop()
+                await self._finish_at_stop()
+            except WebSocketClosed:
+                pass
+            nursery.cancel_scope.cancel()
+        await self.ws.close(1001, "server stopping")  # nothing to do if already closed
+
+    async def _handshake(self) -> None:
+        with trio.move_on_after(HELLO_SECONDS):
+            hello = parse_message(await self.ws.receive())
+            if not isinstance(hello, Hello):
+                raise BadMessage("the first message must be a hello")
+            self.handlers = list(dict.fromkeys(h.strip() for h in hello.handlers))
+            if not all(self.handlers):
+                raise BadMessage("handlers: handler names must not be blank")
+            self.worker, self.credits = hello.worker, hello.credits
+            await self._send(
+                {
+                    "type": "welcome",
+                    "heartbeat_seconds": HEARTBEAT_SECONDS,
+                    "max_credits": MAX_CREDITS,
+                }
+            )
+            return
+        raise BadMessage(f"no hello within {HELLO_SECONDS:g} s")
+
+    async def _send(self, message: dict[str, Any]) -> None:
+        await self.ws.send(json.dumps(message, separators=(",", ":"), ensure_ascii=False))
+
+    async def _send_loop(self) -> None:
+        """Claim as many jobs as there are credits, send them, until the stop."""
+        p = self.p
+        while not p.shutdown.stopping:
+            if self.credits <= 0:
+                with trio.move_on_after(PARK_SECONDS):
+                    async with trio.open_nursery() as waits:  # a credit, or the stop
+                        for wait in (self.credit.wait, p.shutdown.begun.wait):
+                            waits.start_soon(_cancel_after, wait, waits.cancel_scope)
+                continue
+            claimed = await claim_jobs(
+                p, self.account_id, self.handlers, self.worker, PARK_SECONDS, self.credits
+            )
+            if not claimed:
+                continue
+            self.credits -= len(claimed)
+            self.outstanding.update(c.execution.id for c in claimed)
+            await self._send({"type": "jobs", "jobs": [claim_json(c) for c in claimed]})
+
+    async def _finish_at_stop(self) -> None:
+        """Tell the worker; take its results until every job it holds is reported, or the
+        stop's deadline."""
+        await self._send({"type": "stopping"})
+        deadline = self.p.shutdown.deadline
+        assert deadline is not None
+        with trio.move_on_at(deadline):
+            while self.outstanding:
+                self.settled = trio.Event()
+                await self.settled.wait()
+
+    async def _read_loop(self, scope: trio.CancelScope) -> None:
+        try:
+            while True:
+                with trio.move_on_after(IDLE_SECONDS) as idle:
+                    message = parse_message(await self.ws.receive())
+                if idle.cancelled_caught:
+                    await self.ws.close(1001, f"no message for {IDLE_SECONDS:g} s")
+                    return
+                await self._on_message(message)
+        except BadMessage as exc:
+            await self.ws.close(1008, f"bad message: {exc}")
+        except WebSocketClosed:
+            pass
+        finally:
+            scope.cancel()  # a closed or broken channel ends the send loop too
+
+    async def _on_message(self, message: Hello | Credit | Results | Ping) -> None:
+        if isinstance(message, Credit):
+            self.credits = min(MAX_CREDITS, self.credits + message.n)
+            self.credit.set()
+        elif isinstance(message, Results):
+            await self._on_results(message.results)
+        elif isinstance(message, Ping):
+            await self._send({"type": "pong"})
+        else:
+            raise BadMessage("hello may be sent once")
+
+    async def _on_results(self, items: list[dict[str, Any]]) -> None:
+        checked = [_check_item(item) for item in items]
+        valid = [c for c in checked if not isinstance(c[1], ChronosError)]
+        recorded = await record_reports(
+            self.p, self.account_id, [(e, o) for e, o in valid if isinstance(o, Outcome)]
+        )
+        answers = iter(recorded)
+        acks: list[dict[str, Any]] = []
+        for execution_id, checked_outcome in checked:
+            result = checked_outcome if isinstance(checked_outcome, ChronosError) else next(answers)
+            acks.append(_ack(execution_id, result))
+            self.outstanding.discard(execution_id)
+        if not self.outstanding:
+            self.settled.set()
+        await self._send({"type": "acks", "results": acks})
+
+
+def _check_item(item: dict[str, Any]) -> tuple[str, Outcome | ChronosError]:
+    raw_id = item.get("execution_id")
+    execution_id = raw_id if isinstance(raw_id, str) else ""
+    try:
+        body = _ITEM.validate_python(item)
+        return path_id(body.execution_id, "execution_id"), outcome_of(body)
+    except PydanticValidationError as exc:
+        return execution_id, ValidationFailed(None, field_errors(exc))
+    except ChronosError as exc:
+        return execution_id, exc
+
+
+def _ack(execution_id: str, result: Any) -> dict[str, Any]:
+    if isinstance(result, ChronosError):
+        ack: dict[str, Any] = {
+            "execution_id": execution_id,
+            "success": False,
+            "code": result.code,
+            "message": result.message,
+        }
+        if result.errors:
+            ack["errors"] = [e.to_json() for e in result.errors]
+        return ack
+    return {"execution_id": execution_id, "success": True, "data": execution_json(result)}
+
+
+async def _cancel_after(wait: Callable[[], Awaitable[None]], scope: trio.CancelScope) -> None:
+    await wait()
+    scope.cancel()
+
+
+ROUTES: Routes = [("GET", "/v1/worker/stream", Endpoint(stream))]

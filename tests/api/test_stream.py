@@ -1,0 +1,232 @@
+"""The worker channel (`GET /v1/worker/stream`, a WebSocket) against a real server: jobs sent as
+credits allow, results acknowledged with the codes of the report endpoint, bad messages closing
+the channel with a clear code, keys checked before anything is sent, accounts kept apart, and
+the stop. A WebSocket client of another stack (trio-websocket) plays the worker."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from trio_websocket import (
+    ConnectionClosed,
+    ConnectionRejected,
+    WebSocketConnection,
+    open_websocket_url,
+)
+
+from chronos_server.api.auth import display_prefix, hash_key
+from tests.api.helpers import PULL_JOB, ok
+from tests.conftest import API_KEY, RunningServer, make_settings, start_server
+
+GUARD = 10  # seconds: a stall guard, not a measurement
+
+
+@asynccontextmanager
+async def channel(server: RunningServer, key: str = API_KEY) -> AsyncIterator[WebSocketConnection]:
+    url = server.url.replace("http://", "ws://") + "/v1/worker/stream"
+    headers = [(b"authorization", f"Bearer {key}".encode())]
+    async with open_websocket_url(url, extra_headers=headers) as ws:
+        yield ws
+
+
+async def send(ws: WebSocketConnection, message: dict[str, Any]) -> None:
+    await ws.send_message(json.dumps(message))
+
+
+async def receive(ws: WebSocketConnection) -> dict[str, Any]:
+    with trio.fail_after(GUARD):
+        message: dict[str, Any] = json.loads(await ws.get_message())
+    return message
+
+
+async def hello(ws: WebSocketConnection, credits: int, handlers: list[str] | None = None) -> None:
+    await send(ws, {"type": "hello", "handlers": handlers or ["h"], "credits": credits})
+    welcome = await receive(ws)
+    assert welcome["type"] == "welcome" and welcome["max_credits"] == 1000
+
+
+async def jobs(ws: WebSocketConnection, n: int) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    while len(got) < n:
+        message = await receive(ws)
+        assert message["type"] == "jobs", message
+        got.extend(message["jobs"])
+    assert len(got) == n
+    return got
+
+
+async def test_jobs_flow_as_credits_allow_and_results_are_acknowledged(
+    server: RunningServer,
+) -> None:
+    for _ in range(3):
+        ok(await server.client.post("/v1/jobs", json=PULL_JOB), 201)
+    async with channel(server) as ws:
+        await hello(ws, credits=2)
+        first = await jobs(ws, 2)
+        assert {j["handler"] for j in first} == {"h"}
+        with trio.move_on_after(0.3):  # no third job: no credit left
+            assert await ws.get_message() is None
+        await send(
+            ws,
+            {
+                "type": "results",
+                "results": [
+                    {"execution_id": first[0]["execution_id"], "status": "completed"},
+                    {
+                        "execution_id": first[1]["execution_id"],
+                        "status": "failed",
+                        "error": {"message": "boom"},
+                        "retryable": False,
+                    },
+                    {"execution_id": str(uuid.uuid4()), "status": "completed"},
+                    {"execution_id": first[0]["execution_id"], "status": "nope"},
+                ],
+            },
+        )
+        acks = await receive(ws)
+        assert acks["type"] == "acks"
+        assert [(a["success"], a.get("code")) for a in acks["results"]] == [
+            (True, None),
+            (True, None),
+            (False, "execution_not_found"),
+            (False, "validation_error"),
+        ]
+        assert acks["results"][1]["data"]["status"] == "failed"
+        await send(ws, {"type": "credit", "n": 5})
+        [third] = await jobs(ws, 1)
+        await send(ws, {"type": "ping"})
+        assert (await receive(ws))["type"] == "pong"
+        await send(
+            ws,
+            {
+                "type": "results",
+                "results": [{"execution_id": third["execution_id"], "status": "completed"}],
+            },
+        )
+        again = await receive(ws)
+        assert again["results"][0]["success"] is True
+        await send(
+            ws,
+            {
+                "type": "results",
+                "results": [{"execution_id": third["execution_id"], "status": "completed"}],
+            },
+        )
+        twice = await receive(ws)
+        assert twice["results"][0]["code"] == "execution_already_finished"
+
+
+async def test_a_job_made_ready_later_is_sent_at_once(server: RunningServer) -> None:
+    async with channel(server) as ws:
+        await hello(ws, credits=1, handlers=["later"])
+        created = ok(
+            await server.client.post("/v1/jobs", json={"name": "j", "handler": "later"}), 201
+        )
+        [job] = await jobs(ws, 1)
+        assert job["job_id"] == created["id"]
+
+
+@pytest.mark.parametrize(
+    ("first", "reason"),
+    [
+        ("not json", "bad message"),
+        ('{"type": "credit", "n": 1}', "the first message must be a hello"),
+        ('{"type": "hello", "handlers": [], "credits": 1}', "handlers"),
+        ('{"type": "launch"}', "bad message"),
+        ("[1, 2]", "bad message"),
+    ],
+)
+async def test_a_malformed_message_closes_the_channel_with_a_reason(
+    server: RunningServer, first: str, reason: str
+) -> None:
+    async with channel(server) as ws:
+        await ws.send_message(first)
+        with pytest.raises(ConnectionClosed) as closed, trio.fail_after(GUARD):
+            await ws.get_message()
+    assert closed.value.reason is not None
+    assert closed.value.reason.code == 1008
+    assert reason in (closed.value.reason.reason or "")
+
+
+async def test_an_oversized_message_closes_the_channel_1009(server: RunningServer) -> None:
+    async with channel(server) as ws:
+        await hello(ws, credits=1)
+        await ws.send_message("x" * (1024 * 1024 + 10))
+        with pytest.raises(ConnectionClosed) as closed, trio.fail_after(GUARD):
+            await ws.get_message()
+    assert closed.value.reason is not None and closed.value.reason.code == 1009
+
+
+async def test_an_unknown_or_revoked_key_is_refused_before_the_upgrade(
+    server: RunningServer,
+) -> None:
+    ok(await server.client.post("/v1/jobs", json=PULL_JOB), 201)
+    with pytest.raises(ConnectionRejected) as refused, trio.fail_after(GUARD):
+        async with channel(server, key="chrns_" + "U" * 40):
+            pass
+    assert refused.value.status_code == 401
+
+
+async def test_one_accounts_channel_never_receives_another_accounts_jobs(
+    server: RunningServer,
+) -> None:
+    store = server.handle.services.pipeline.store
+    other_key = "chrns_" + "O" * 40
+    account, _ = await store.ensure_account("other", 0)
+    await store.add_api_key(account.id, hash_key(other_key), display_prefix(other_key), 0)
+    ok(await server.client.post("/v1/jobs", json=PULL_JOB), 201)  # the default account's
+    async with channel(server, key=other_key) as ws:
+        await hello(ws, credits=5)
+        with trio.move_on_after(0.5):
+            assert await ws.get_message() is None  # nothing for "other"
+
+
+async def test_a_channel_that_breaks_leaves_its_job_to_the_lease(server: RunningServer) -> None:
+    body = PULL_JOB | {"timeout": 1, "max_retries": 2}
+    created = ok(await server.client.post("/v1/jobs", json=body), 201)
+    async with channel(server) as ws:
+        await hello(ws, credits=1)
+        [sent] = await jobs(ws, 1)
+    # Closed with the job in hand: after its 1 s lease the sweeper retries it, and a new
+    # channel gets attempt 2.
+    async with channel(server) as ws:
+        await hello(ws, credits=1)
+        [again] = await jobs(ws, 1)
+    assert again["job_id"] == created["id"] == sent["job_id"]
+    assert again["attempt"] == 2
+
+
+async def test_the_stop_tells_channels_and_takes_their_results(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, shutdown_grace_seconds=30.0)
+    async with trio.open_nursery() as nursery:
+        handle = await start_server(nursery, settings)
+        server = RunningServer(handle, None, settings)  # type: ignore[arg-type]
+        async with channel(server) as ws:
+            await hello(ws, credits=1)
+            headers = {"Authorization": f"Bearer {API_KEY}"}
+            async with httpx.AsyncClient(base_url=handle.url, headers=headers) as client:
+                ok(await client.post("/v1/jobs", json=PULL_JOB), 201)
+            [job] = await jobs(ws, 1)
+            handle.stop()
+            assert (await receive(ws))["type"] == "stopping"
+            await send(
+                ws,
+                {
+                    "type": "results",
+                    "results": [{"execution_id": job["execution_id"], "status": "completed"}],
+                },
+            )
+            assert (await receive(ws))["results"][0]["success"] is True
+            with pytest.raises(ConnectionClosed) as closed, trio.fail_after(GUARD):
+                await ws.get_message()
+            assert closed.value.reason is not None and closed.value.reason.code == 1001
+        with trio.fail_after(GUARD):
+            await handle.stopped.wait()  # long before the 30 s grace: nothing left in flight
