@@ -4,7 +4,7 @@ Prints figures; asserts nothing.
     .venv/bin/pip install -e '.[bench]'      # procrastinate 3.x
     .venv/bin/python -m bench.hot_path [--store postgres|sqlite] [--jobs 5000]
         [--concurrency 1 8 32] [--rates 100 200] [--seconds 10] [--create 5000]
-        [--phases burst lateness create] [--profile DIR]
+        [--phases burst lateness create] [--profile DIR] [--server-workers N]
 
 Chronos: `chronos serve` and the real `chronos-worker` command (bench/noop_worker.py), each in
 its own process; every job is created through the HTTP API.
@@ -16,6 +16,8 @@ its own process; every job is created through the HTTP API.
    a job deferred at its due instant, task start - defer time.
 3. create: N jobs by `POST /v1/jobs` from 16 concurrent clients, and by `POST /v1/jobs/batch`
    (1,000 per request) when the server has it; jobs/s.
+`--server-workers N` starts `chronos serve --workers N` (PostgreSQL): N server processes under a
+supervisor; the server CPU shown is then their sum, followed by each one's share.
 `--profile DIR` records the server with py-spy during each Chronos phase and prints where its
 CPU went (self time of the top functions).
 """
@@ -61,8 +63,19 @@ class Chronos:
         self.database_url = database_url
         self.port = args.port
         self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = start_server(database_url, self.port, KEY, **args.server_env)
+        self.proc = start_server(
+            database_url, self.port, KEY, workers=args.server_workers, **args.server_env
+        )
+        if args.server_workers > 1:
+            wait_listening(self.proc.pid, self.port, args.server_workers)
         self.pg = database_url if database_url.startswith("postgresql") else None
+
+    def server_pids(self) -> list[int]:
+        """The server process, or with `--server-workers` the N processes under it."""
+        return children(self.proc.pid) if self.args.server_workers > 1 else [self.proc.pid]
+
+    def cpu(self) -> list[float]:
+        return [cpu_seconds(pid) for pid in self.server_pids()]
 
     def close(self) -> None:
         stop(self.proc)
@@ -134,6 +147,52 @@ class Chronos:
             vacuum(self.pg, self.args.procrastinate_url)
 
 
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (Linux `/proc`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if (
+                entry.name.isdigit()
+                and int((entry / "stat").read_text().rsplit(")")[1].split()[1]) == pid
+            ):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return sorted(found)
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a listening TCP socket on `port` (Linux `/proc`)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            inodes.add(os.readlink(fd))
+        except OSError:
+            continue
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if (
+                fields[3] == "0A"
+                and int(fields[1].rsplit(":", 1)[1], 16) == port
+                and f"socket:[{fields[9]}]" in inodes
+            ):
+                return True
+    return False
+
+
+def wait_listening(pid: int, port: int, n: int) -> None:
+    """Until the `n` server processes under the supervisor `pid` all listen on `port`."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        kids = children(pid)
+        if len(kids) == n and all(listens(k, port) for k in kids):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"the {n} server processes did not all start listening")
+
+
 class Profile:
     """py-spy on the server process for one phase; prints the top self-time functions."""
 
@@ -152,6 +211,7 @@ class Profile:
                 "raw",
                 "-o",
                 str(self.out),
+                "--subprocesses",
             ]
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
@@ -205,17 +265,23 @@ async def burst(ch: Chronos, jobs: int, concurrency: int) -> str:
         took = await ch.create([body] * jobs)
         late_note = "" if now_ms() < due else "  (CREATING RAN PAST THE DUE INSTANT)"
         profile = Profile(ch.args.profile, ch.proc.pid, f"burst-c{concurrency}")
-        cpu0 = cpu_seconds(ch.proc.pid)
+        cpu0 = ch.cpu()
         await wait_completed(ch, name, jobs, 600)
-        cpu = cpu_seconds(ch.proc.pid) - cpu0
+        cpu = [after - before for after, before in zip(ch.cpu(), cpu0, strict=True)]
         profile.finish()
     finally:
         stop(worker)
     seconds = (ch.last_finish(name) - due) / 1000
     return (
-        f"{jobs / seconds:9.1f} jobs/s  ({jobs} in {seconds:.2f} s; server CPU {cpu:.2f} s;"
+        f"{jobs / seconds:9.1f} jobs/s  ({jobs} in {seconds:.2f} s; server CPU {cpu_text(cpu)};"
         f" created in {took:.1f} s){late_note}"
     )
+
+
+def cpu_text(cpu: list[float]) -> str:
+    """Total CPU seconds, and each process's share when there are several."""
+    shares = " + ".join(f"{c:.2f}" for c in cpu)
+    return f"{sum(cpu):.2f} s" + (f" = {shares}" if len(cpu) > 1 else "")
 
 
 async def lateness(ch: Chronos, rate: float, seconds: float) -> tuple[list[float], str]:
@@ -248,10 +314,13 @@ async def create_phase(ch: Chronos, n: int) -> list[str]:
     }
     lines = []
     profile = Profile(ch.args.profile, ch.proc.pid, "create-single")
+    cpu0 = ch.cpu()
     took = await ch.create([body] * n)
+    cpu = [after - before for after, before in zip(ch.cpu(), cpu0, strict=True)]
     profile.finish()
     lines.append(
         f"create     chronos  POST /v1/jobs, {CREATE_CLIENTS} clients  {n / took:9.1f} jobs/s"
+        f"  (server CPU {cpu_text(cpu)})"
     )
     profile = Profile(ch.args.profile, ch.proc.pid, "create-batch")
     batch = await ch.create_batch([body] * n, 1000)
@@ -320,13 +389,17 @@ def main() -> None:
     parser.add_argument("--no-peer", dest="peer", action="store_false")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--port", type=int, default=18944)
+    parser.add_argument("--db-name", default="bench_hot_chronos", help="PostgreSQL database")
     parser.add_argument("--server-env", nargs="*", default=[], help="NAME=VALUE for the server")
+    parser.add_argument(
+        "--server-workers", type=int, default=1, help="server processes (`serve --workers`)"
+    )
     args = parser.parse_args()
     args.server_env = dict(item.split("=", 1) for item in args.server_env)
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
     if args.store == "postgres":
-        url = recreate(args.pg, "bench_hot_chronos")
+        url = recreate(args.pg, args.db_name)
     else:
         url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
         args.peer = False
@@ -337,7 +410,10 @@ def main() -> None:
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
-    print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; store {args.store}; burst jobs {args.jobs}")
+    print(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; store {args.store}; burst jobs {args.jobs};"
+        f" server processes {args.server_workers}"
+    )
     ch = Chronos(args, url)
     try:
         trio.run(run, args, ch)

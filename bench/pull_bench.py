@@ -40,12 +40,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 def start_server(
-    database_url: str, port: int, key: str = KEY, **env: str
+    database_url: str, port: int, key: str = KEY, *, workers: int = 1, **env: str
 ) -> subprocess.Popen[bytes]:
-    """`python -m chronos_server serve` in its own process (rate limit off), once ready."""
+    """`python -m chronos_server serve` in its own process (rate limit off), once ready;
+    `workers` > 1 adds `--workers` (then the process is the supervisor of that many)."""
     environ = dict(os.environ, CHRONOS_BOOTSTRAP_API_KEY=key, CHRONOS_RATE_LIMIT="off", **env)
     cmd = [sys.executable, "-m", "chronos_server", "serve", "--port", str(port)]
     cmd += ["--database-url", database_url, "--log-level", "WARNING"]
+    if workers != 1:
+        cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(cmd, env=environ)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -1,6 +1,6 @@
 """`chronos` command: argv/env → Settings → trio.run(runtime.serve); plus key administration.
 
-chronos serve [--host H] [--port P] [--database-url URL]
+chronos serve [--host H] [--port P] [--database-url URL] [--workers N]
 chronos keys create [--database-url URL] [--account NAME]   (new key = last stdout line)
 chronos keys revoke KEY_OR_PREFIX [--database-url URL]
 chronos migrate [--database-url URL]
@@ -13,14 +13,20 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 import trio
 
-from chronos_server import runtime
+from chronos_server import runtime, supervisor
 from chronos_server.api.auth import display_prefix, hash_key, new_api_key
 from chronos_server.clock import SystemClock
 from chronos_server.errors import StoreUnavailable
-from chronos_server.settings import DEFAULT_DATABASE_URL, SettingsError, settings_from
+from chronos_server.settings import (
+    DEFAULT_DATABASE_URL,
+    Settings,
+    SettingsError,
+    settings_from,
+)
 from chronos_server.store.open import open_store
 
 
@@ -31,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="bind address (CHRONOS_HOST, 127.0.0.1)")
     serve.add_argument("--port", type=int, default=None, help="port (CHRONOS_PORT, 8080)")
     serve.add_argument("--database-url", default=None, help="CHRONOS_DATABASE_URL")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="server processes sharing the port, PostgreSQL only (CHRONOS_WORKERS, 1)",
+    )
     serve.add_argument("--log-level", default=os.environ.get("CHRONOS_LOG_LEVEL", "INFO"))
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
@@ -57,21 +69,39 @@ def _database_url(arg: str | None) -> str:
     return arg or os.environ.get("CHRONOS_DATABASE_URL", DEFAULT_DATABASE_URL)
 
 
-async def _serve(args: argparse.Namespace) -> None:
+def _serve(args: argparse.Namespace) -> int:
     settings = settings_from(
-        os.environ, host=args.host, port=args.port, database_url=args.database_url
+        os.environ,
+        host=args.host,
+        port=args.port,
+        database_url=args.database_url,
+        workers=args.workers,
     )
-
+    if settings.workers > 1:
+        return trio.run(supervisor.supervise, settings, args.log_level)
+    lifeline = os.environ.get(supervisor.LIFELINE_ENV)
+    if lifeline is not None:  # one of the processes of `--workers`
+        settings = replace(settings, reuse_port=True)
     runtime.raise_open_files_limit()
+    trio.run(_serve_one, settings, int(lifeline) if lifeline else None)
+    return 0
 
-    async def run(*, task_status: trio.TaskStatus[runtime.ServerHandle]) -> None:
-        await runtime.serve(settings, handle_signals=True, gc_tuning=True, task_status=task_status)
 
+async def _serve_one(settings: Settings, lifeline: int | None) -> None:
     async with trio.open_nursery() as nursery:
+
+        async def run(*, task_status: trio.TaskStatus[runtime.ServerHandle]) -> None:
+            await runtime.serve(
+                settings, handle_signals=True, gc_tuning=True, task_status=task_status
+            )
+            nursery.cancel_scope.cancel()  # stopped: nothing else here to wait for
+
         handle = await nursery.start(run)
         if handle.shown_api_key:
             print(f"Created the default account. API key (shown once): {handle.shown_api_key}")
             sys.stdout.flush()
+        if lifeline is not None:
+            nursery.start_soon(supervisor.stop_when_supervisor_exits, lifeline, handle.stop)
 
 
 async def _keys_create(database_url: str, account_name: str) -> str:
@@ -114,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     try:
         if args.command == "serve":
-            trio.run(_serve, args)
+            sys.exit(_serve(args))
         elif args.command == "keys" and args.action == "create":
             key = trio.run(_keys_create, _database_url(args.database_url), args.account)
             print(f"Created an API key for account {args.account!r}:")

@@ -113,9 +113,10 @@ def http_limits(settings: Settings) -> Limits:
     return Limits(max_connections=cap)
 
 
-async def open_listener(host: str, port: int) -> tuple[trio.SocketListener, str]:
-    """One listening socket for `host:port` (the first address the name resolves to), and the
-    URL it is reachable at (the real port when `port` is 0)."""
+async def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> trio.socket.SocketType:
+    """A TCP socket bound to `host:port` (the first address the name resolves to), not yet
+    listening. `reuse_port` (SO_REUSEPORT): other sockets of this user may bind the same port,
+    and the kernel spreads incoming connections over those that listen."""
     infos = await trio.socket.getaddrinfo(
         host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
     )
@@ -123,14 +124,33 @@ async def open_listener(host: str, port: int) -> tuple[trio.SocketListener, str]
     sock = trio.socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         await sock.bind(address)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def socket_url(sock: trio.socket.SocketType) -> str:
+    bound_host, bound_port = sock.getsockname()[:2]
+    shown = f"[{bound_host}]" if sock.family == socket.AF_INET6 else bound_host
+    return f"http://{shown}:{bound_port}"
+
+
+async def open_listener(
+    host: str, port: int, *, reuse_port: bool = False
+) -> tuple[trio.SocketListener, str]:
+    """One listening socket for `host:port`, and the URL it is reachable at (the real port
+    when `port` is 0). `reuse_port`: see `bind_socket` (the processes of `--workers`)."""
+    sock = await bind_socket(host, port, reuse_port=reuse_port)
+    try:
         sock.listen(BACKLOG)
     except BaseException:
         sock.close()
         raise
-    bound_host, bound_port = sock.getsockname()[:2]
-    shown = f"[{bound_host}]" if family == socket.AF_INET6 else bound_host
-    return trio.SocketListener(sock), f"http://{shown}:{bound_port}"
+    return trio.SocketListener(sock), socket_url(sock)
 
 
 @dataclass
@@ -235,7 +255,9 @@ async def serve(
             # Other replicas' wake-ups (PostgreSQL LISTEN/NOTIFY); nothing to do on SQLite.
             await nursery.start(store.run_listener, pipeline.board)
             await nursery.start(store.run_probe)  # PostgreSQL outages: the breaker's probe
-            listener, url = await open_listener(settings.host, settings.port)
+            listener, url = await open_listener(
+                settings.host, settings.port, reuse_port=settings.reuse_port
+            )
             await nursery.start(http.serve, [listener])
             nursery.start_soon(stop_when_settled)
             handle = ServerHandle([url], svc, stop, http, shown)

@@ -35,6 +35,10 @@ class Settings:
     auth_cache_seconds: float = 5.0
     # Connections served at once; None = sized from the open-files limit at start-up.
     max_connections: int | None = None
+    # Server processes sharing the port (`--workers`); above 1 needs PostgreSQL.
+    workers: int = 1
+    # Bind with SO_REUSEPORT: set in the processes `--workers` starts, never by the user.
+    reuse_port: bool = False
 
 
 _RATE = re.compile(r"^(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(s|m|h)?$")
@@ -84,6 +88,16 @@ def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def check_workers(workers: int, database_url: str) -> None:
+    if workers < 1:
+        raise SettingsError(f"--workers must be a positive integer, got {workers}")
+    if workers > 1 and not database_url.startswith(("postgresql:", "postgres:")):
+        raise SettingsError(
+            f"{workers} server processes (--workers / CHRONOS_WORKERS) need PostgreSQL:"
+            " SQLite is served by one process; use --workers 1"
+        )
+
+
 def check_api_key_format(key: str) -> None:
     if not re.fullmatch(r"chrns_[A-Za-z0-9]{20,}", key):
         raise SettingsError(
@@ -111,6 +125,7 @@ def settings_from(
     host: str | None = None,
     port: int | None = None,
     database_url: str | None = None,
+    workers: int | None = None,
 ) -> Settings:
     """Command-line values win over CHRONOS_* environment variables, which win over defaults."""
     raw_port = port if port is not None else env.get("CHRONOS_PORT", "8080")
@@ -126,10 +141,13 @@ def settings_from(
     secret = env.get("CHRONOS_BOOTSTRAP_SIGNING_SECRET") or None
     if secret:
         check_signing_secret_format(secret)
+    url = database_url or env.get("CHRONOS_DATABASE_URL", DEFAULT_DATABASE_URL)
+    processes = workers if workers is not None else _positive_int(env, "CHRONOS_WORKERS", 1)
+    check_workers(processes, url)
     return Settings(
         host=host or env.get("CHRONOS_HOST", "127.0.0.1"),
         port=port_value,
-        database_url=database_url or env.get("CHRONOS_DATABASE_URL", DEFAULT_DATABASE_URL),
+        database_url=url,
         bootstrap_api_key=key,
         bootstrap_signing_secret=secret,
         rate_limit=parse_rate_limit(env.get("CHRONOS_RATE_LIMIT", "100/10s")),
@@ -139,4 +157,5 @@ def settings_from(
         push_user_agent=env.get("CHRONOS_PUSH_USER_AGENT", "chronos.sh/1.0"),
         auth_cache_seconds=_seconds(env, "CHRONOS_AUTH_CACHE_SECONDS", 5.0),
         max_connections=_positive_int(env, "CHRONOS_MAX_CONNECTIONS", 0) or None,
+        workers=processes,
     )

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -29,15 +30,20 @@ def free_port() -> int:
 
 
 async def start(
-    database_url: str, port: int, *, env: dict[str, str] | None = None, **options: Any
+    database_url: str,
+    port: int,
+    *,
+    env: dict[str, str] | None = None,
+    args: Sequence[str] = (),
+    **options: Any,
 ) -> trio.Process:
     """`chronos serve` in its own process, once it answers `/readyz`; `env` adds variables,
-    `options` go to `trio.lowlevel.open_process`."""
+    `args` command-line arguments, `options` go to `trio.lowlevel.open_process`."""
     env = dict(os.environ, CHRONOS_BOOTSTRAP_API_KEY=API_KEY, CHRONOS_RATE_LIMIT="off") | (
         env or {}
     )
     cmd = [sys.executable, "-m", "chronos_server", "serve", "--port", str(port)]
-    cmd += ["--database-url", database_url, "--log-level", "WARNING"]
+    cmd += ["--database-url", database_url, "--log-level", "WARNING", *args]
     proc = await trio.lowlevel.open_process(cmd, env=env, **options)
     try:
         async with httpx.AsyncClient() as client:
