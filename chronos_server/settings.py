@@ -156,6 +156,7 @@ def settings_from(
         push_concurrency=_positive_int(env, "CHRONOS_PUSH_CONCURRENCY", 256),
         push_user_agent=env.get("CHRONOS_PUSH_USER_AGENT", "chronos.sh/1.0"),
         auth_cache_seconds=_seconds(env, "CHRONOS_AUTH_CACHE_SECONDS", 5.0),
+        shutdown_grace_seconds=_seconds(env, "CHRONOS_SHUTDOWN_GRACE_SECONDS", 10.0),
         max_connections=_positive_int(env, "CHRONOS_MAX_CONNECTIONS", 0) or None,
         workers=processes,
     )
