@@ -307,6 +307,14 @@ def _paths() -> dict[str, Any]:
                 ],
             )
         },
+        "/v1/workers": {
+            "get": _op(
+                "listWorkers",
+                "Extension: the worker channels open on this server process, and per handler "
+                "how many serve it and their free credits",
+                ref("Workers"),
+            )
+        },
         "/v1/worker/jobs/claim": {
             "post": _op(
                 "claimJobs",

@@ -226,6 +226,24 @@ def _stats() -> Schema:
     )
 
 
+def _workers() -> Schema:
+    channel = obj(
+        {
+            "worker": nullable(STRING),
+            "handlers": {"type": "array", "items": STRING},
+            "credits": COUNT,
+            "connected_at": INSTANT,
+        }
+    )
+    handler = obj({"handler": STRING, "channels": COUNT, "credits": COUNT})
+    return obj(
+        {
+            "channels": {"type": "array", "items": channel},
+            "handlers": {"type": "array", "items": handler},
+        }
+    )
+
+
 def _error() -> Schema:
     field_error = obj({"field": STRING, "message": STRING})
     return obj(
@@ -248,6 +266,7 @@ def response_components() -> dict[str, Schema]:
         "ClaimedJob": _claimed_job(),
         "BatchResult": _batch_result(),
         "Stats": _stats(),
+        "Workers": _workers(),
         "Error": _error(),
         "Paging": obj(
             {

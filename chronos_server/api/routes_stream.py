@@ -35,11 +35,12 @@ from chronos_server.api.routes_worker import outcome_of
 from chronos_server.api.routing import Endpoint, Routes
 from chronos_server.api.schemas import BatchResultItem, Handler, Text, field_errors
 from chronos_server.api.serialize import claim_json, execution_json
+from chronos_server.api.timefmt import iso
 from chronos_server.core.models import Outcome
 from chronos_server.errors import BadRequest, ChronosError, Stopping, ValidationFailed
 from chronos_server.pipeline.claims import claim_jobs
 from chronos_server.pipeline.outcomes import record_reports
-from chronos_server.pipeline.services import Pipeline
+from chronos_server.pipeline.services import ChannelInfo, Pipeline
 from chronos_server.pipeline.signals import Nudge
 from chronos_server.web.websocket import HandshakeRefused, WebSocket, WebSocketClosed
 
@@ -114,10 +115,18 @@ class Channel:
         self.ws = ws
         self.handlers: list[str] = []
         self.worker: str | None = None
-        self.credits = 0
         self.credit = Nudge()
         self.outstanding: set[str] = set()  # executions sent and not yet reported here
         self.settled = trio.Event()
+        self.info = ChannelInfo(account_id, [], None, p.clock.now_ms())
+
+    @property
+    def credits(self) -> int:
+        return self.info.credits
+
+    @credits.setter
+    def credits(self, value: int) -> None:
+        self.info.credits = value
 
     async def run(self) -> None:
         try:
@@ -127,14 +136,19 @@ class Channel:
             return
         except WebSocketClosed:
             return
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._read_loop, nursery.cancel_scope)
-            try:
-                await self._send_loop()
-                await self._finish_at_stop()
-            except WebSocketClosed:
-                pass
-            nursery.cancel_scope.cancel()
+        self.info.handlers, self.info.worker = self.handlers, self.worker
+        self.p.channels[id(self)] = self.info
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._read_loop, nursery.cancel_scope)
+                try:
+                    await self._send_loop()
+                    await self._finish_at_stop()
+                except WebSocketClosed:
+                    pass
+                nursery.cancel_scope.cancel()
+        finally:
+            del self.p.channels[id(self)]
         await self.ws.close(1001, "server stopping")  # nothing to do if already closed
 
     async def _handshake(self) -> None:
@@ -264,4 +278,34 @@ async def _cancel_after(wait: Callable[[], Awaitable[None]], scope: trio.CancelS
     scope.cancel()
 
 
-ROUTES: Routes = [("GET", "/v1/worker/stream", Endpoint(stream))]
+async def workers(call: Call) -> Reply:
+    """Extension: the worker channels open on this server process for the caller's account, and
+    per handler how many channels serve it and their free credits."""
+    mine = [c for c in call.pipeline.channels.values() if c.account_id == call.account.id]
+    per_handler: dict[str, dict[str, int]] = {}
+    for c in mine:
+        for handler in c.handlers:
+            entry = per_handler.setdefault(handler, {"channels": 0, "credits": 0})
+            entry["channels"] += 1
+            entry["credits"] += c.credits
+    data = {
+        "channels": [
+            {
+                "worker": c.worker,
+                "handlers": c.handlers,
+                "credits": c.credits,
+                "connected_at": iso(c.connected_at),
+            }
+            for c in sorted(mine, key=lambda c: c.connected_at)
+        ],
+        "handlers": [
+            {"handler": h, **v} for h, v in sorted(per_handler.items(), key=lambda kv: kv[0])
+        ],
+    }
+    return ok(data, "Workers")
+
+
+ROUTES: Routes = [
+    ("GET", "/v1/worker/stream", Endpoint(stream)),
+    ("GET", "/v1/workers", Endpoint(workers)),
+]

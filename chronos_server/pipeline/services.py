@@ -74,6 +74,17 @@ class Shutdown:
 
 
 @dataclass
+class ChannelInfo:
+    """A worker channel open on this process (GET /v1/workers)."""
+
+    account_id: str
+    handlers: list[str]
+    worker: str | None
+    connected_at: int
+    credits: int = 0
+
+
+@dataclass
 class Pipeline:
     store: Store
     clock: Clock
@@ -84,6 +95,7 @@ class Pipeline:
     board: ClaimBoard = field(default_factory=ClaimBoard)
     leases: Leases = field(default_factory=Leases)
     shutdown: Shutdown = field(default_factory=Shutdown)
+    channels: dict[int, ChannelInfo] = field(default_factory=dict)  # by id(channel)
     # When the sleeping admission loop will wake on its own (ms); None while it is working.
     admission_wakes_at: int | None = None
 

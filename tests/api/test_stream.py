@@ -25,6 +25,7 @@ from trio_websocket import (
 from chronos_server.api.auth import display_prefix, hash_key
 from tests.api.helpers import PULL_JOB, ok
 from tests.conftest import API_KEY, RunningServer, make_settings, start_server
+from tests.pg import eventually
 
 GUARD = 10  # seconds: a stall guard, not a measurement
 
@@ -230,3 +231,22 @@ async def test_the_stop_tells_channels_and_takes_their_results(tmp_path: Path) -
             assert closed.value.reason is not None and closed.value.reason.code == 1001
         with trio.fail_after(GUARD):
             await handle.stopped.wait()  # long before the 30 s grace: nothing left in flight
+
+
+async def test_open_channels_are_listed_per_handler(server: RunningServer) -> None:
+    assert ok(await server.client.get("/v1/workers")) == {"channels": [], "handlers": []}
+    async with channel(server) as a, channel(server) as b:
+        await hello(a, credits=3, handlers=["h", "g"])
+        await send(b, {"type": "hello", "handlers": ["h"], "worker": "box:1", "credits": 2})
+        await receive(b)
+        listed = ok(await server.client.get("/v1/workers"))
+        assert listed["handlers"] == [
+            {"handler": "g", "channels": 1, "credits": 3},
+            {"handler": "h", "channels": 2, "credits": 5},
+        ]
+        assert sorted(c["worker"] or "" for c in listed["channels"]) == ["", "box:1"]
+
+    async def closed() -> bool:
+        return not ok(await server.client.get("/v1/workers"))["channels"]
+
+    await eventually(closed)
