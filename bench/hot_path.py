@@ -4,7 +4,8 @@ Prints figures; asserts nothing.
     .venv/bin/pip install -e '.[bench]'      # procrastinate 3.x
     .venv/bin/python -m bench.hot_path [--store postgres|sqlite] [--jobs 5000]
         [--concurrency 1 8 32] [--rates 100 200] [--seconds 10] [--create 5000]
-        [--phases burst lateness create] [--profile DIR]
+        [--phases burst lateness create] [--profile DIR] [--profile-worker DIR]
+        [--port P] [--db-name NAME]
 
 Chronos: `chronos serve` and the real `chronos-worker` command (bench/noop_worker.py), each in
 its own process; every job is created through the HTTP API.
@@ -17,7 +18,9 @@ its own process; every job is created through the HTTP API.
 3. create: N jobs by `POST /v1/jobs` from 16 concurrent clients, and by `POST /v1/jobs/batch`
    (1,000 per request) when the server has it; jobs/s.
 `--profile DIR` records the server with py-spy during each Chronos phase and prints where its
-CPU went (self time of the top functions).
+CPU went (self time of the top functions); `--profile-worker DIR` does the same for the worker
+process during each burst (`--gil --nonblocking`: on-CPU samples, the worker barely slowed).
+`--db-name` and `--port` keep two runs on one machine apart (a run recreates its database).
 """
 
 from __future__ import annotations
@@ -137,22 +140,15 @@ class Chronos:
 class Profile:
     """py-spy on the server process for one phase; prints the top self-time functions."""
 
-    def __init__(self, directory: str | None, pid: int, name: str) -> None:
+    def __init__(
+        self, directory: str | None, pid: int, name: str, *, nonblocking: bool = False
+    ) -> None:
         self.out = Path(directory) / f"{name}.txt" if directory else None
         self.proc: subprocess.Popen[bytes] | None = None
         if self.out:
-            cmd = [
-                str(Path(sys.executable).parent / "py-spy"),
-                "record",
-                "-p",
-                str(pid),
-                "-r",
-                "250",
-                "-f",
-                "raw",
-                "-o",
-                str(self.out),
-            ]
+            cmd = [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid)]
+            cmd += ["--gil", "--nonblocking"] if nonblocking else []
+            cmd += ["-r", "250", "-f", "raw", "-o", str(self.out)]
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
 
@@ -205,16 +201,20 @@ async def burst(ch: Chronos, jobs: int, concurrency: int) -> str:
         took = await ch.create([body] * jobs)
         late_note = "" if now_ms() < due else "  (CREATING RAN PAST THE DUE INSTANT)"
         profile = Profile(ch.args.profile, ch.proc.pid, f"burst-c{concurrency}")
-        cpu0 = cpu_seconds(ch.proc.pid)
+        wprofile = Profile(
+            ch.args.profile_worker, worker.pid, f"worker-burst-c{concurrency}", nonblocking=True
+        )
+        cpu0, wcpu0 = cpu_seconds(ch.proc.pid), cpu_seconds(worker.pid)
         await wait_completed(ch, name, jobs, 600)
-        cpu = cpu_seconds(ch.proc.pid) - cpu0
+        cpu, wcpu = cpu_seconds(ch.proc.pid) - cpu0, cpu_seconds(worker.pid) - wcpu0
         profile.finish()
+        wprofile.finish()
     finally:
         stop(worker)
     seconds = (ch.last_finish(name) - due) / 1000
     return (
         f"{jobs / seconds:9.1f} jobs/s  ({jobs} in {seconds:.2f} s; server CPU {cpu:.2f} s;"
-        f" created in {took:.1f} s){late_note}"
+        f" worker CPU {wcpu:.2f} s; created in {took:.1f} s){late_note}"
     )
 
 
@@ -319,14 +319,17 @@ def main() -> None:
     parser.add_argument("--phases", nargs="*", default=["burst", "lateness", "create"])
     parser.add_argument("--no-peer", dest="peer", action="store_false")
     parser.add_argument("--profile", default=None)
+    parser.add_argument("--profile-worker", default=None)
+    parser.add_argument("--db-name", default="bench_hot_chronos")
     parser.add_argument("--port", type=int, default=18944)
     parser.add_argument("--server-env", nargs="*", default=[], help="NAME=VALUE for the server")
     args = parser.parse_args()
     args.server_env = dict(item.split("=", 1) for item in args.server_env)
-    if args.profile:
-        Path(args.profile).mkdir(parents=True, exist_ok=True)
+    for directory in (args.profile, args.profile_worker):
+        if directory:
+            Path(directory).mkdir(parents=True, exist_ok=True)
     if args.store == "postgres":
-        url = recreate(args.pg, "bench_hot_chronos")
+        url = recreate(args.pg, args.db_name)
     else:
         url = f"sqlite:///{tempfile.mkdtemp()}/bench.db"
         args.peer = False
