@@ -11,7 +11,8 @@ for). It is used only when the SDK opens the connection itself and no proxy is c
 (`transport.open_sender`); an `http_client` given to `Chronos(...)` is always used as is.
 
 Connections are kept alive and reused, one request at a time each, as many as there are
-concurrent requests (the worker has a claim, a report and now and then a job lookup in flight).
+concurrent requests (the worker has a claim, a report and now and then a job lookup in flight;
+more with single reports at a high `concurrency`), up to `MAX_CONNECTIONS`.
 An idle connection the server has closed meanwhile is noticed before reuse (its socket is
 readable: an EOF, or bytes nobody asked for) and replaced; if the server closes a reused
 connection without a byte of answer (it closed it as idle just as the request left), the
@@ -34,8 +35,11 @@ import trio
 
 MAX_HEAD_BYTES = 64 * 1024
 MAX_BODY_BYTES = 64 * 1024 * 1024
-MAX_IDLE = 16  # connections kept for reuse
+# httpx's defaults: at most 100 connections (more requests wait for one), 20 kept when idle.
+MAX_CONNECTIONS = 100
+MAX_IDLE = 20
 READ_SIZE = 65536
+_HAS_POLL = hasattr(select, "poll")
 
 
 class LeanHTTPError(Exception):
@@ -68,9 +72,12 @@ class _Connection:
 
     def stale(self) -> bool:
         """True when the server closed it (or sent something) while it was idle."""
-        poll = select.poll()
-        poll.register(self.socket.fileno(), select.POLLIN)
-        return bool(poll.poll(0))
+        if _HAS_POLL:
+            poll = select.poll()
+            poll.register(self.socket.fileno(), select.POLLIN)
+            return bool(poll.poll(0))
+        readable, _, _ = select.select([self.socket], [], [], 0)  # Windows
+        return bool(readable)
 
     async def fill(self) -> None:
         """Read more into the buffer; `_Closed` at the end of the stream."""
@@ -148,6 +155,7 @@ class LeanClient:
         lines = [f"Host: {authority}"] + [f"{name}: {value}" for name, value in headers.items()]
         self._fixed = ("\r\n".join(lines) + "\r\n").encode("latin-1")
         self._idle: list[_Connection] = []
+        self._in_use = trio.Semaphore(MAX_CONNECTIONS)
         self._closed = False
 
     async def aclose(self) -> None:
@@ -160,13 +168,20 @@ class LeanClient:
         """Send one request, return its answer; `LeanHTTPError` if there is none."""
         head = self._head(method, path, body)
         data = head + body if body is not None else head
-        conn, reused = await self._checkout()
         try:
-            return await self._exchange(conn, method, data, reused=reused)
-        except _Retry:
-            pass
-        conn, _ = await self._checkout(fresh=True)
-        return await self._exchange(conn, method, data, reused=False)
+            self._in_use.acquire_nowait()
+        except trio.WouldBlock:
+            await self._in_use.acquire()
+        try:
+            conn, reused = await self._checkout()
+            try:
+                return await self._exchange(conn, method, data, reused=reused)
+            except _Retry:
+                pass
+            conn, _ = await self._checkout(fresh=True)
+            return await self._exchange(conn, method, data, reused=False)
+        finally:
+            self._in_use.release()
 
     def _head(self, method: str, path: str, body: bytes | None) -> bytes:
         start = f"{method} {self._prefix}{path} HTTP/1.1\r\n".encode("latin-1")

@@ -17,6 +17,7 @@ import trio.lowlevel
 import trio.testing
 import trustme
 
+from chronos_worker import lean_http
 from chronos_worker.lean_http import LeanClient, LeanHTTPError
 from chronos_worker.settings import WorkerSettings
 from chronos_worker.transport import HttpxSender, LeanSender, open_sender
@@ -303,6 +304,33 @@ async def test_a_cancelled_request_does_not_leave_its_connection_for_reuse() -> 
             nursery.cancel_scope.cancel()
         assert (await lean.request("POST", "/a", b"x")).body == b"ok"
         await lean.aclose()
+    assert len(peers) == 2
+
+
+async def test_requests_beyond_the_connection_limit_wait_for_a_connection(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(lean_http, "MAX_CONNECTIONS", 2)
+    release = trio.Event()
+    arrived: list[int] = []
+
+    async def serve(peer: Peer) -> None:
+        while True:
+            await peer.request()
+            arrived.append(peer.number)
+            await release.wait()
+            await peer.send(OK)
+
+    async with scripted_server(serve) as (port, peers):
+        lean = client(port)
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(lean.request, "POST", "/a", b"x")
+            await trio.testing.wait_all_tasks_blocked()
+            assert sorted(arrived) == [1, 2]  # the third request waits for a free connection
+            release.set()
+        await lean.aclose()
+    assert sorted(arrived) == [1, 1, 2] or sorted(arrived) == [1, 2, 2]
     assert len(peers) == 2
 
 
