@@ -42,13 +42,14 @@ class Log:
 
     def __init__(self, logger: LoggerLike | None) -> None:
         self._target: LoggerLike = logger or logging.getLogger(DEFAULT_LOGGER_NAME)
+        target = self._target
+        self._stdlib = (
+            target if isinstance(target, logging.Logger | logging.LoggerAdapter) else None
+        )
 
     def enabled(self, level: int) -> bool:
         """Whether a line at `level` (`logging.DEBUG`, ...) would be emitted."""
-        target = self._target
-        if isinstance(target, logging.Logger | logging.LoggerAdapter):
-            return target.isEnabledFor(level)
-        return True
+        return self._stdlib is None or self._stdlib.isEnabledFor(level)
 
     def debug(self, message: str, **meta: object) -> None:
         self._emit(logging.DEBUG, "debug", message, meta)
@@ -64,12 +65,12 @@ class Log:
 
     def _emit(self, level: int, method: str, message: str, meta: dict[str, object]) -> None:
         target = self._target
-        if isinstance(target, logging.Logger | logging.LoggerAdapter):
-            if not target.isEnabledFor(level):
+        if self._stdlib is not None:
+            if not self._stdlib.isEnabledFor(level):
                 return
             details = " ".join(f"{key}={value}" for key, value in meta.items())
             text = f"{message} {details}" if details else message
-            target.log(level, "%s", text, extra={"chronos": meta})
+            self._stdlib.log(level, "%s", text, extra={"chronos": meta})
             return
         fn = getattr(target, method, None)
         if fn is None and method == "warning":
