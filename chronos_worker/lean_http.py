@@ -131,8 +131,8 @@ class _Closed(Exception):
 
 
 class LeanClient:
-    """Keep-alive HTTP/1.1 to one origin. `base_url` is `http(s)://host[:port][/prefix]`
-    (already validated); `headers` are sent with every request."""
+    """Keep-alive HTTP/1.1 to one origin (`scheme`, `host` in ASCII, `port`); `prefix` (a path
+    without a trailing slash) goes before every request path and `headers` with every request."""
 
     def __init__(
         self,
