@@ -4,7 +4,8 @@ Prints figures; asserts nothing.
     .venv/bin/pip install -e '.[bench]'      # procrastinate 3.x
     .venv/bin/python -m bench.hot_path [--store postgres|sqlite] [--jobs 5000]
         [--concurrency 1 8 32] [--rates 100 200] [--seconds 10] [--create 5000]
-        [--phases burst lateness create] [--profile DIR] [--server-workers N]
+        [--phases burst lateness create] [--profile DIR] [--profile-worker DIR]
+        [--server-workers N] [--port P] [--db-name NAME]
 
 Chronos: `chronos serve` and the real `chronos-worker` command (bench/noop_worker.py), each in
 its own process; every job is created through the HTTP API.
@@ -19,7 +20,9 @@ its own process; every job is created through the HTTP API.
 `--server-workers N` starts `chronos serve --workers N` (PostgreSQL): N server processes under a
 supervisor; the server CPU shown is then their sum, followed by each one's share.
 `--profile DIR` records the server with py-spy during each Chronos phase and prints where its
-CPU went (self time of the top functions).
+CPU went (self time of the top functions); `--profile-worker DIR` does the same for the worker
+process during each burst (`--gil --nonblocking`: on-CPU samples, the worker barely slowed).
+`--db-name` and `--port` keep two runs on one machine apart (a run recreates its database).
 """
 
 from __future__ import annotations
@@ -196,23 +199,15 @@ def wait_listening(pid: int, port: int, n: int) -> None:
 class Profile:
     """py-spy on the server process for one phase; prints the top self-time functions."""
 
-    def __init__(self, directory: str | None, pid: int, name: str) -> None:
+    def __init__(
+        self, directory: str | None, pid: int, name: str, *, nonblocking: bool = False
+    ) -> None:
         self.out = Path(directory) / f"{name}.txt" if directory else None
         self.proc: subprocess.Popen[bytes] | None = None
         if self.out:
-            cmd = [
-                str(Path(sys.executable).parent / "py-spy"),
-                "record",
-                "-p",
-                str(pid),
-                "-r",
-                "250",
-                "-f",
-                "raw",
-                "-o",
-                str(self.out),
-                "--subprocesses",
-            ]
+            cmd = [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid)]
+            cmd += ["--subprocesses", "--gil", "--nonblocking"]  # CPU, without slowing the target
+            cmd += ["-r", "250", "-f", "raw", "-o", str(self.out)]
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
 
@@ -265,16 +260,21 @@ async def burst(ch: Chronos, jobs: int, concurrency: int) -> str:
         took = await ch.create([body] * jobs)
         late_note = "" if now_ms() < due else "  (CREATING RAN PAST THE DUE INSTANT)"
         profile = Profile(ch.args.profile, ch.proc.pid, f"burst-c{concurrency}")
-        cpu0 = ch.cpu()
+        wprofile = Profile(
+            ch.args.profile_worker, worker.pid, f"worker-burst-c{concurrency}", nonblocking=True
+        )
+        cpu0, wcpu0 = ch.cpu(), cpu_seconds(worker.pid)
         await wait_completed(ch, name, jobs, 600)
         cpu = [after - before for after, before in zip(ch.cpu(), cpu0, strict=True)]
+        wcpu = cpu_seconds(worker.pid) - wcpu0
         profile.finish()
+        wprofile.finish()
     finally:
         stop(worker)
     seconds = (ch.last_finish(name) - due) / 1000
     return (
         f"{jobs / seconds:9.1f} jobs/s  ({jobs} in {seconds:.2f} s; server CPU {cpu_text(cpu)};"
-        f" created in {took:.1f} s){late_note}"
+        f" worker CPU {wcpu:.2f} s; created in {took:.1f} s){late_note}"
     )
 
 
@@ -388,6 +388,8 @@ def main() -> None:
     parser.add_argument("--phases", nargs="*", default=["burst", "lateness", "create"])
     parser.add_argument("--no-peer", dest="peer", action="store_false")
     parser.add_argument("--profile", default=None)
+    parser.add_argument("--profile-worker", default=None)
+    parser.add_argument("--db-name", default="bench_hot_chronos")
     parser.add_argument("--port", type=int, default=18944)
     parser.add_argument("--db-name", default="bench_hot_chronos", help="PostgreSQL database")
     parser.add_argument("--server-env", nargs="*", default=[], help="NAME=VALUE for the server")
@@ -396,8 +398,9 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.server_env = dict(item.split("=", 1) for item in args.server_env)
-    if args.profile:
-        Path(args.profile).mkdir(parents=True, exist_ok=True)
+    for directory in (args.profile, args.profile_worker):
+        if directory:
+            Path(directory).mkdir(parents=True, exist_ok=True)
     if args.store == "postgres":
         url = recreate(args.pg, args.db_name)
     else:

@@ -2,32 +2,35 @@
 batch extensions (claim up to `max_jobs` jobs at once, report many results in one request), and
 `GET /v1/jobs/:id` (§5.8), read after a failed attempt to learn whether the job is retried.
 
-This is the only module that touches httpx. It maps every failure to the SDK's tree:
-401/403 -> `ChronosAuthError`; no answer, timeout, other non-2xx or a malformed answer ->
-`ChronosRequestError` (with `status`, the envelope's `code` and, for 429 and 503,
-`retry_after`). Each request is bounded by a Trio cancel scope at the call site, so `MockClock`
-governs it and `stop()` can cancel it.
+Requests go through a `transport.Sender` (httpx, or the worker's lean HTTP/1.1 client); this
+module maps every outcome to the SDK's tree: 401/403 -> `ChronosAuthError`; no answer, timeout,
+other non-2xx or a malformed answer -> `ChronosRequestError` (with `status`, the envelope's
+`code` and, for 429 and 503, `retry_after`). Each request is bounded by a Trio cancel scope at
+the call site, so `MockClock` governs it and `stop()` can cancel it. Request bodies are bytes
+built once where they do not change (a claim's body is the same every time).
 A server without the extensions refuses `max_jobs` with 422 and has no batch report route (404
 or 405); those come back as `ChronosRequestError` like any refusal, the worker decides.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import trio
 
 from .context import ChronosContext, parse_job
 from .errors import ChronosAuthError, ChronosRequestError
 from .outcome import encode_json
 from .settings import WorkerSettings
+from .transport import Answer, Sender, SendError, open_sender
 
 CLAIM_PATH = "/v1/worker/jobs/claim"
 REPORT_PATH = "/v1/worker/executions/{execution_id}/result"
@@ -66,27 +69,20 @@ class JobState:
 
 
 class WorkerAPI:
-    """Claim and report calls for one worker, over an `httpx.AsyncClient` it does not own."""
+    """Claim and report calls for one worker, over a `Sender` it does not own."""
 
-    def __init__(self, client: httpx.AsyncClient, settings: WorkerSettings) -> None:
-        self._client = client
+    def __init__(self, sender: Sender, settings: WorkerSettings) -> None:
+        self._sender = sender
         self._settings = settings
         self._label = worker_label()
-        self._headers = {
-            "Authorization": f"Bearer {settings.api_key}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-        }
+        self._claim_bodies: dict[tuple[tuple[str, ...], int | None], bytes] = {}
 
     async def claim(self, handlers: Sequence[str]) -> ChronosContext | None:
         """Long-poll for one job; None when the server had nothing within the wait time."""
-        wait = self._settings.poll_wait_time_seconds
-        body = {"handlers": list(handlers), "wait_time_seconds": wait, "worker": self._label}
-        response = await self._post(CLAIM_PATH, encode_json(body), wait + CLAIM_MARGIN_SECONDS)
-        if response.status_code == 204:
+        answer = await self._claim(handlers, None)
+        if answer.status == 204:
             return None
-        data = _data(response, "claim")
+        data = _data(answer, "claim")
         if data is None:
             return None
         if not isinstance(data, dict):
@@ -98,17 +94,10 @@ class WorkerAPI:
 
     async def claim_batch(self, handlers: Sequence[str], max_jobs: int) -> list[ChronosContext]:
         """Extension: long-poll for up to `max_jobs` (1-100) jobs; [] when none came in time."""
-        wait = self._settings.poll_wait_time_seconds
-        body = {
-            "handlers": list(handlers),
-            "wait_time_seconds": wait,
-            "worker": self._label,
-            "max_jobs": max_jobs,
-        }
-        response = await self._post(CLAIM_PATH, encode_json(body), wait + CLAIM_MARGIN_SECONDS)
-        if response.status_code == 204:
+        answer = await self._claim(handlers, max_jobs)
+        if answer.status == 204:
             return []
-        data = _data(response, "claim")
+        data = _data(answer, "claim")
         if data is None:
             return []
         if not isinstance(data, list) or not all(isinstance(job, dict) for job in data):
@@ -120,6 +109,21 @@ class WorkerAPI:
         except ValueError as exc:
             raise ChronosRequestError(f"Malformed claim response: {exc}", 200) from exc
 
+    async def _claim(self, handlers: Sequence[str], max_jobs: int | None) -> Answer:
+        wait = self._settings.poll_wait_time_seconds
+        key = (tuple(handlers), max_jobs)
+        body = self._claim_bodies.get(key)
+        if body is None:
+            fields: dict[str, object] = {
+                "handlers": list(handlers),
+                "wait_time_seconds": wait,
+                "worker": self._label,
+            }
+            if max_jobs is not None:
+                fields["max_jobs"] = max_jobs
+            body = self._claim_bodies[key] = encode_json(fields)
+        return await self._post(CLAIM_PATH, body, wait + CLAIM_MARGIN_SECONDS)
+
     async def report(self, execution_id: str, body: bytes) -> None:
         """Send one result report; returns on any 2xx."""
         path = REPORT_PATH.format(execution_id=quote(execution_id, safe=""))
@@ -129,10 +133,13 @@ class WorkerAPI:
         """Extension: send (execution_id, report body) pairs in one request (1-100 of them);
         returns the server's verdict on each, in the same order."""
         # A report body is a JSON object that always has `status`, so `{` + id + `,` + rest.
-        items = [b'{"execution_id":' + encode_json(eid) + b"," + body[1:] for eid, body in reports]
+        items = [
+            b'{"execution_id":' + encode_basestring_ascii(eid).encode() + b"," + body[1:]
+            for eid, body in reports
+        ]
         payload = b'{"results":[' + b",".join(items) + b"]}"
-        response = await self._post(BATCH_REPORT_PATH, payload, REPORT_TIMEOUT_SECONDS)
-        data = _data(response, "batch report")
+        answer = await self._post(BATCH_REPORT_PATH, payload, REPORT_TIMEOUT_SECONDS)
+        data = _data(answer, "batch report")
         if not isinstance(data, list) or len(data) != len(reports):
             raise ChronosRequestError(
                 "Malformed batch report response: data is not one item per report", 200
@@ -149,49 +156,56 @@ class WorkerAPI:
         run_at = data.get("run_at")
         return JobState(status, run_at if isinstance(run_at, str) else None)
 
-    async def _post(self, path: str, body: bytes, limit_s: float) -> httpx.Response:
+    async def _post(self, path: str, body: bytes, limit_s: float) -> Answer:
         return await self._request("POST", path, body, limit_s)
 
-    async def _request(
-        self, method: str, path: str, body: bytes | None, limit_s: float
-    ) -> httpx.Response:
-        url = self._settings.base_url + path
+    async def _request(self, method: str, path: str, body: bytes | None, limit_s: float) -> Answer:
         try:
             with trio.fail_after(limit_s):
-                response = await self._client.request(
-                    method, url, content=body, headers=self._headers, timeout=limit_s
-                )
+                answer = await self._sender.send(method, path, body, limit_s)
         except trio.TooSlowError as exc:
             raise ChronosRequestError(f"{method} {path} timed out after {limit_s:g} s") from exc
-        except httpx.HTTPError as exc:
-            raise ChronosRequestError(f"{method} {path} failed: {exc!r}") from exc
-        status = response.status_code
+        except SendError as exc:
+            raise ChronosRequestError(f"{method} {path} failed: {exc}") from exc
+        status = answer.status
+        if 200 <= status < 300:
+            return answer
         if status in (401, 403):
-            raise ChronosAuthError(f"{_error_text(response)} (HTTP {status})", status)
-        if not 200 <= status < 300:
-            raise ChronosRequestError(
-                f"{method} {path} answered HTTP {status}: {_error_text(response)}",
-                status,
-                _retry_after(response) if status in (429, 503) else None,
-                _error_code(response),
-            )
-        return response
+            raise ChronosAuthError(f"{_error_text(answer)} (HTTP {status})", status)
+        raise ChronosRequestError(
+            f"{method} {path} answered HTTP {status}: {_error_text(answer)}",
+            status,
+            _retry_after(answer) if status in (429, 503) else None,
+            _error_code(answer),
+        )
+
+
+def _headers(settings: WorkerSettings) -> dict[str, str]:
+    return {
+        "Authorization": f"Bearer {settings.api_key}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "User-Agent": USER_AGENT,
+    }
 
 
 @asynccontextmanager
 async def open_worker_api(settings: WorkerSettings) -> AsyncIterator[WorkerAPI]:
-    """A `WorkerAPI` over the injected client, or over a client opened (and closed) here."""
-    if settings.http_client is not None:
-        yield WorkerAPI(settings.http_client, settings)
-        return
-    async with httpx.AsyncClient() as client:
-        yield WorkerAPI(client, settings)
+    """A `WorkerAPI` over the injected client, or over a connection pool opened (and closed)
+    here (see `transport.open_sender`)."""
+    async with open_sender(settings, _headers(settings)) as sender:
+        yield WorkerAPI(sender, settings)
 
 
-def _data(response: httpx.Response, what: str) -> Any:
+def _json(answer: Answer) -> Any:
+    """The body as JSON; `ValueError` if it is not."""
+    return json.loads(answer.body)
+
+
+def _data(answer: Answer, what: str) -> Any:
     """The envelope's `data`, of any type; `ChronosRequestError` if there is none."""
     try:
-        envelope = response.json()
+        envelope = _json(answer)
     except ValueError as exc:
         raise ChronosRequestError(f"Malformed {what} response: not JSON", 200) from exc
     if not isinstance(envelope, dict) or "data" not in envelope:
@@ -200,9 +214,9 @@ def _data(response: httpx.Response, what: str) -> Any:
 
 
 def _item_result(item: object, execution_id: str) -> ItemResult:
-    if not isinstance(item, dict) or not isinstance(item.get("success"), bool):
+    if not isinstance(item, dict) or not isinstance(success := item.get("success"), bool):
         raise ChronosRequestError("Malformed batch report response: bad item", 200)
-    if item["success"]:
+    if success:
         return ItemResult(execution_id, accepted=True)
     code, message = item.get("code"), item.get("message")
     return ItemResult(
@@ -213,32 +227,36 @@ def _item_result(item: object, execution_id: str) -> ItemResult:
     )
 
 
-def _error_text(response: httpx.Response) -> str:
+def _text(answer: Answer) -> str:
+    return answer.body.decode("utf-8", "replace")[:200]
+
+
+def _error_text(answer: Answer) -> str:
     """The envelope's `code: message` when there is one, else the start of the body."""
     try:
-        envelope = response.json()
+        envelope = _json(answer)
     except ValueError:
-        return response.text[:200] or response.reason_phrase
+        return _text(answer) or answer.reason
     if isinstance(envelope, dict) and isinstance(envelope.get("message"), str):
         code = envelope.get("code")
         return f"{code}: {envelope['message']}" if isinstance(code, str) else envelope["message"]
-    return response.text[:200]
+    return _text(answer)
 
 
-def _error_code(response: httpx.Response) -> str | None:
+def _error_code(answer: Answer) -> str | None:
     """The envelope's `code` (e.g. `lease_expired`), if the answer has one."""
     try:
-        envelope = response.json()
+        envelope = _json(answer)
     except ValueError:
         return None
     code = envelope.get("code") if isinstance(envelope, dict) else None
     return code if isinstance(code, str) else None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(answer: Answer) -> float | None:
     """`Retry-After` in seconds (G-37 sends an integer); None when absent or unusable."""
     try:
-        seconds = float(response.headers.get("Retry-After", ""))
+        seconds = float(answer.headers.get("retry-after", ""))
     except ValueError:
         return None
     return seconds if 0 <= seconds < float("inf") else None

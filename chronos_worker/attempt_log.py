@@ -17,6 +17,8 @@ the job is retried. A success is one INFO line.
 
 from __future__ import annotations
 
+import logging
+
 from .api import WorkerAPI
 from .context import ChronosContext
 from .errors import ChronosError
@@ -42,10 +44,11 @@ def _attempts(n: int) -> str:
 
 async def log_attempt(api: WorkerAPI, log: Log, ctx: ChronosContext, report: Report) -> None:
     """Log what became of the job after the server accepted `report`."""
-    meta = job_meta(ctx)
     if report.status == "completed":
-        log.info(f"Job {ctx.job_id} completed on attempt {ctx.attempt}", **meta)
+        if log.enabled(logging.INFO):
+            log.info(f"Job {ctx.job_id} completed on attempt {ctx.attempt}", **job_meta(ctx))
         return
+    meta = job_meta(ctx)
     error = report.error or "unknown error"
     if not report.retryable:
         log.error(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 
@@ -46,6 +47,8 @@ def parse_job(data: Mapping[str, Any]) -> ChronosContext:
     )
 
 
+# The jobs of one claim share their `lease_expires_at`, and often their `scheduled_for`.
+@lru_cache(maxsize=256)
 def parse_timestamp(text: str) -> datetime:
     """ISO 8601 (with `Z` or an offset) to an aware UTC datetime; naive input is taken as UTC."""
     value = datetime.fromisoformat(text)

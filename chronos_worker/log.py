@@ -8,6 +8,10 @@ kinds of `logger` are therefore accepted:
   `extra={"chronos": meta}` for structured handlers;
 * any object with `debug/info/warning/error(message, meta)` methods (`warn` is accepted in place
   of `warning`, as in the Node SDK): called as is.
+
+A stdlib logger's level is checked before the line is formatted, and `Log.enabled(level)` lets
+the per-job call sites skip building their details when nobody would see them (a Node-style
+logger decides for itself, so for it every level is enabled).
 """
 
 from __future__ import annotations
@@ -38,6 +42,14 @@ class Log:
 
     def __init__(self, logger: LoggerLike | None) -> None:
         self._target: LoggerLike = logger or logging.getLogger(DEFAULT_LOGGER_NAME)
+        target = self._target
+        self._stdlib = (
+            target if isinstance(target, logging.Logger | logging.LoggerAdapter) else None
+        )
+
+    def enabled(self, level: int) -> bool:
+        """Whether a line at `level` (`logging.DEBUG`, ...) would be emitted."""
+        return self._stdlib is None or self._stdlib.isEnabledFor(level)
 
     def debug(self, message: str, **meta: object) -> None:
         self._emit(logging.DEBUG, "debug", message, meta)
@@ -53,10 +65,12 @@ class Log:
 
     def _emit(self, level: int, method: str, message: str, meta: dict[str, object]) -> None:
         target = self._target
-        if isinstance(target, logging.Logger | logging.LoggerAdapter):
+        if self._stdlib is not None:
+            if not self._stdlib.isEnabledFor(level):
+                return
             details = " ".join(f"{key}={value}" for key, value in meta.items())
             text = f"{message} {details}" if details else message
-            target.log(level, "%s", text, extra={"chronos": meta})
+            self._stdlib.log(level, "%s", text, extra={"chronos": meta})
             return
         fn = getattr(target, method, None)
         if fn is None and method == "warning":

@@ -41,7 +41,13 @@ def encode_json(value: object) -> bytes:
     return text.encode("utf-8")
 
 
+# What most handlers return; its report is the same every time.
+_COMPLETED_NULL = Report(body=b'{"status":"completed","result":null}', status="completed")
+
+
 def completed_report(result: object) -> Report:
+    if result is None:
+        return _COMPLETED_NULL
     warning = None
     try:
         encoded = encode_json(result)

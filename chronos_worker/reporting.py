@@ -16,11 +16,12 @@ one when they do again (the tries in between are DEBUG lines; a 429 is a WARNING
 `await batcher.report(ctx, report, deadline)`, which returns once that report is settled
 (accepted -> True; refused or given up -> False). The flusher waits for the first pending report,
 then takes everything pending at that moment (up to `MAX_BATCH` reports and `MAX_BATCH_BYTES`)
-and sends it as one request; there is no timer: under load reports pile up while the previous
-request is in flight. A batch that fails as a whole follows the same rule per item: before each
-retry the items past their deadline are given up and the reports that came in meanwhile join
-the batch; the pause is cut short at the earliest deadline left. Each item's verdict is then
-handled like a single report's answer.
+and sends it as one request; there is no timer: a report that finds no request in flight leaves
+at once, and the ones that finish while a request is in flight leave together in the next. A
+batch that fails as a whole follows the same rule per item: before each retry the items past
+their deadline are given up and the reports that came in meanwhile join the batch; the pause is
+cut short at the earliest deadline left. Each item's verdict is then handled like a single
+report's answer.
 
 Falling back: a 404/405 on the batch route (a server without the extension) switches batching
 off for the rest of the run and the reports of that batch, and of every later call, go one by

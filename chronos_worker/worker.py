@@ -6,13 +6,19 @@ Shape of a run (`await worker.start()`):
     ├── reporting: the report flusher         (concurrency > 1) sends reports in batches
     ├── claim loop   (inside `claim_scope`)   take a free slot, long-poll until a job comes,
     │                                         hand the job to `work`; repeat
-    └── work: one task per claimed job        run the handler, report the outcome (retrying),
-                                              free the slot
+    └── work: one task per claimed job        run the handler, free the slot, report the
+                                              outcome (retrying)
 
 `concurrency` slots (a `trio.Semaphore`) gate the single claimer, so a job is only claimed when
 a slot is free and never waits in the worker while its lease runs; with the default of 1 this
-is the documented "one job at a time": claim, run, report, claim again. Sync handlers run in
-threads through a `CapacityLimiter(concurrency)`; async handlers run in the task.
+is the documented "one job at a time". A slot is free once its handler has returned: the next
+claim goes out while the report is being sent (two requests in flight, on two connections), so
+a job costs one round trip, not two. Reports in flight are bounded too: a finished job takes
+one of `concurrency` report places before it gives its slot back, so when reports fail while
+claims succeed, claiming waits instead of piling up unsent reports (at most `concurrency`
+running jobs and `concurrency` unsettled reports). With concurrency 1 this is still the plain
+protocol: one job per claim, one report per job. Sync handlers run in threads through a
+`CapacityLimiter(concurrency)`; async handlers run in the task.
 
 With `concurrency > 1` the worker uses the two batch extensions. Batch claim: the claimer waits
 for one free slot, then also takes every slot free at that moment (up to 100) and claims with
@@ -25,8 +31,8 @@ batch route to single reports, each logged once and for the rest of the run. Wit
 
 `stop()` cancels `claim_scope` (the pending long-poll dies at once, nothing more is claimed),
 then waits until the `work` nursery has drained, i.e. every running handler has finished and
-its report has been sent (the flusher is stopped only after that). Handler tasks are
-deliberately outside `claim_scope`.
+its report has been settled (the flusher is stopped only after that). Job tasks, which send
+the reports, are deliberately outside `claim_scope`.
 
 Claim outcomes (§11.4 / G-10): job -> run; no job -> poll again at once; no answer or a 5xx
 (e.g. the 503 of a server in its graceful stop) -> sleep with exponential backoff and jitter
@@ -46,6 +52,7 @@ from __future__ import annotations
 
 import enum
 import inspect
+import logging
 import random
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -80,13 +87,16 @@ class _Missing(enum.Enum):
 class _Run:
     """State of one `start()` call."""
 
-    def __init__(self, batch_claims: bool, backoff: Backoff, reach: Reachability) -> None:
+    def __init__(self, concurrency: int, backoff: Backoff, reach: Reachability) -> None:
         self.claim_scope = trio.CancelScope()
         self.done = trio.Event()
         self.auth_error: ChronosAuthError | None = None
-        self.batch_claims = batch_claims  # switched off if the server refuses `max_jobs`
+        self.batch_claims = concurrency > 1  # switched off if the server refuses `max_jobs`
         self.backoff = backoff  # pauses between failed claims
         self.reach = reach
+        self.slots = trio.Semaphore(concurrency)  # held from the claim to the handler's return
+        self.unsettled = trio.Semaphore(concurrency)  # held while a report is being sent
+        self.limiter = trio.CapacityLimiter(concurrency)  # threads for sync handlers
 
 
 class Worker:
@@ -97,6 +107,7 @@ class Worker:
         self._log = Log(settings.logger)
         self._rng = settings.rng if settings.rng is not None else random.Random()
         self._handlers: dict[str, Handler] = {}
+        self._async: dict[str, bool] = {}  # per handler: run it on the loop, not in a thread
         self._run: _Run | None = None
 
     def __repr__(self) -> str:
@@ -145,6 +156,7 @@ class Worker:
         if not callable(fn):
             raise ChronosError(f'Handler "{name}" must be a function')
         self._handlers[name] = fn
+        self._async[name] = _is_async(fn)
 
     async def start(self) -> None:
         """Poll and run jobs until `stop()`; returns once in-flight work has been reported."""
@@ -153,7 +165,7 @@ class Worker:
         if not self._handlers:
             raise ChronosError("Register at least one handler before starting Chronos")
         run = self._run = _Run(
-            batch_claims=self._settings.concurrency > 1,
+            self._settings.concurrency,
             backoff=Backoff(self._settings.retry_delay_seconds, self._rng),
             reach=Reachability(self._log, "claims"),
         )
@@ -177,8 +189,6 @@ class Worker:
 
     async def _serve(self, run: _Run) -> None:
         concurrency = self._settings.concurrency
-        slots = trio.Semaphore(concurrency)
-        limiter = trio.CapacityLimiter(concurrency)
         self._log.info(
             "Worker started",
             base_url=self._settings.base_url,
@@ -198,7 +208,7 @@ class Worker:
             async with trio.open_nursery() as work:
                 with run.claim_scope:
                     try:
-                        await self._claim_loop(run, api, work, slots, limiter, batcher)
+                        await self._claim_loop(run, api, work, batcher)
                     except ChronosAuthError as exc:
                         self._log.error("API key refused; worker stopping", error=str(exc))
                         run.auth_error = exc
@@ -211,13 +221,12 @@ class Worker:
         run: _Run,
         api: WorkerAPI,
         work: trio.Nursery,
-        slots: trio.Semaphore,
-        limiter: trio.CapacityLimiter,
         batcher: ReportBatcher,
     ) -> None:
         most = min(self._settings.concurrency, MAX_BATCH)
+        slots = run.slots
         while True:
-            await slots.acquire()
+            await _acquire(slots)
             held = 1
             while True:
                 if run.batch_claims:
@@ -234,7 +243,7 @@ class Worker:
                 # The lease started on the server just before its answer left: by our clock it
                 # runs out `timeout` seconds from now, give or take the answer's transit.
                 deadline = now + ctx.timeout
-                work.start_soon(self._execute, api, batcher, ctx, deadline, slots, limiter)
+                work.start_soon(self._execute, run, api, batcher, ctx, deadline)
 
     async def _claim(self, run: _Run, api: WorkerAPI, held: int) -> list[ChronosContext]:
         """One claim for up to `held` jobs; [] for no job, or after a failure (logged and
@@ -270,36 +279,44 @@ class Worker:
 
     async def _execute(
         self,
+        run: _Run,
         api: WorkerAPI,
         batcher: ReportBatcher,
         ctx: ChronosContext,
         deadline: float,
-        slots: trio.Semaphore,
-        limiter: trio.CapacityLimiter,
     ) -> None:
         _current_worker.set(self)
         try:
-            report = await self._run_handler(ctx, limiter)
+            report = await self._run_handler(ctx, run.limiter)
+            # The slot is free once the handler has returned: the next claim goes out while
+            # this report is sent. Unless `concurrency` reports are still unsettled (reports
+            # failing while claims succeed): then the slot waits, and claiming with it.
+            await _acquire(run.unsettled)
+        finally:
+            run.slots.release()
+        try:
             if await batcher.report(ctx, report, deadline):
                 await log_attempt(api, self._log, ctx, report)
         finally:
-            slots.release()
+            run.unsettled.release()
 
     async def _run_handler(self, ctx: ChronosContext, limiter: trio.CapacityLimiter) -> Report:
-        meta = job_meta(ctx)
-        self._log.debug("Job claimed", **meta)
+        if self._log.enabled(logging.DEBUG):
+            self._log.debug("Job claimed", **job_meta(ctx))
         try:
             fn = self._handlers.get(ctx.handler)
             if fn is None:
                 raise ChronosError(f'No handler registered for "{ctx.handler}"')
-            result = await _call_handler(fn, ctx, limiter)
+            result = await _call_handler(fn, self._async[ctx.handler], ctx, limiter)
         except Exception as exc:
             # The outcome is logged once the server has said what it means for the job.
-            self._log.debug("Handler raised", error=f"{type(exc).__name__}: {exc}", **meta)
+            if self._log.enabled(logging.DEBUG):
+                error = f"{type(exc).__name__}: {exc}"
+                self._log.debug("Handler raised", error=error, **job_meta(ctx))
             return failed_report(exc)
         report = completed_report(result)
         if report.warning is not None:
-            self._log.warning(report.warning, **meta)
+            self._log.warning(report.warning, **job_meta(ctx))
         return report
 
 
@@ -319,14 +336,24 @@ def _is_async(fn: Handler) -> bool:
     return inspect.iscoroutinefunction(call)
 
 
-async def _call_handler(fn: Handler, ctx: ChronosContext, limiter: trio.CapacityLimiter) -> object:
-    if _is_async(fn):
+async def _call_handler(
+    fn: Handler, is_async: bool, ctx: ChronosContext, limiter: trio.CapacityLimiter
+) -> object:
+    if is_async:
         result = fn(ctx)
     else:
         result = await trio.to_thread.run_sync(fn, ctx, limiter=limiter)
     if inspect.isawaitable(result):
         result = await result  # also covers sync callables that return a coroutine
     return result
+
+
+async def _acquire(semaphore: trio.Semaphore) -> None:
+    """`semaphore.acquire()`, without a pass through the scheduler when a token is free."""
+    try:
+        semaphore.acquire_nowait()
+    except trio.WouldBlock:
+        await semaphore.acquire()
 
 
 def _take_free(slots: trio.Semaphore, most: int) -> int:

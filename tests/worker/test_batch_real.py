@@ -1,5 +1,6 @@
 """The worker against a real Chronos server (real clock): batch claims and batch reports end
-to end with `concurrency > 1`, and the log lines of failed attempts, which read the job."""
+to end with `concurrency > 1`, the worker's own HTTP client (no `http_client` given) with
+reports overlapping claims, and the log lines of failed attempts, which read the job."""
 
 from __future__ import annotations
 
@@ -91,6 +92,50 @@ async def test_fifty_jobs_complete_once_each_with_batches(real_server: RunningSe
     assert not any(path.endswith("/result") for path in paths)  # no single reports
     assert claims < JOBS
     assert all(b'"max_jobs":' in body for path, body in requests if path.endswith("/claim"))
+    assert logger.messages("warning") == []
+    assert logger.messages("error") == []
+
+
+@pytest.mark.parametrize("concurrency", [1, 8])
+async def test_every_job_completes_once_through_the_workers_own_http_client(
+    real_server: RunningServer, concurrency: int
+) -> None:
+    c = real_server.client
+    job_ids = []
+    for n in range(JOBS):
+        created = await c.post(
+            "/v1/jobs", json={"name": f"j{n}", "handler": "echo", "payload": {"n": n}}
+        )
+        assert created.status_code == 201, created.text
+        job_ids.append(created.json()["data"]["id"])
+
+    logger = RecordingLogger()
+    chronos = Chronos(
+        api_key=API_KEY,
+        base_url=real_server.url,
+        concurrency=concurrency,
+        poll_wait_time_seconds=1,
+        logger=logger,
+    )
+
+    @chronos.worker.handle("echo")
+    async def echo(ctx: ChronosContext) -> object:
+        return ctx.payload["n"]
+
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(chronos.worker.start)
+            while True:
+                if await _completed(c) == JOBS:
+                    break
+                await trio.sleep(0.05)
+            await chronos.worker.stop()
+
+    listed = await c.get("/v1/executions", params={"size": 100})
+    executions = listed.json()["data"]
+    assert sorted(e["job_id"] for e in executions) == sorted(job_ids)  # one per job
+    assert {e["status"] for e in executions} == {"completed"}
+    assert sorted(e["result"] for e in executions) == list(range(JOBS))
     assert logger.messages("warning") == []
     assert logger.messages("error") == []
 

@@ -35,3 +35,35 @@ def test_node_style_logger_with_only_warn_is_accepted() -> None:
 
     Log(NodeLogger()).warning("careful", job_id="j1")  # type: ignore[arg-type]
     assert calls == [("careful", {"job_id": "j1"})]
+
+
+def test_a_line_below_the_stdlib_level_is_not_even_formatted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="chronos_worker")
+    formatted: list[str] = []
+
+    class Detail:
+        def __str__(self) -> str:
+            formatted.append("yes")
+            return "detail"
+
+    log = Log(None)
+    assert not log.enabled(logging.DEBUG)
+    assert log.enabled(logging.INFO)
+    log.debug("Job claimed", detail=Detail())
+    assert formatted == []
+    assert caplog.records == []
+    log.info("Job completed", detail=Detail())
+    assert formatted == ["yes"]
+    assert caplog.records[0].getMessage() == "Job completed detail=detail"
+
+
+def test_a_node_style_logger_decides_for_itself() -> None:
+    class NodeLogger:
+        def debug(self, message: str, meta: Mapping[str, object]) -> None: ...
+        def info(self, message: str, meta: Mapping[str, object]) -> None: ...
+        def warning(self, message: str, meta: Mapping[str, object]) -> None: ...
+        def error(self, message: str, meta: Mapping[str, object]) -> None: ...
+
+    assert Log(NodeLogger()).enabled(logging.DEBUG)

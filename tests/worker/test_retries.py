@@ -147,7 +147,8 @@ async def test_a_report_is_retried_until_the_lease_runs_out_then_given_up(
     chronos.worker.handle("test.job", _returns_done)
     server.report_script.extend([error_response(503, "service_unavailable")] * 100)
     server.add_job(timeout=timeout)
-    # Once the report is given up the slot is free and the worker claims again.
+    # The slot is free once the handler has returned, so the second claim goes out at once;
+    # `stop()` then waits for the report, retried until the lease runs out.
     await run_until(chronos.worker, server, lambda: len(server.claims) == 2)
 
     claimed = server.claims[0].at
