@@ -389,7 +389,6 @@ def main() -> None:
     parser.add_argument("--no-peer", dest="peer", action="store_false")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--profile-worker", default=None)
-    parser.add_argument("--db-name", default="bench_hot_chronos")
     parser.add_argument("--port", type=int, default=18944)
     parser.add_argument("--db-name", default="bench_hot_chronos", help="PostgreSQL database")
     parser.add_argument("--server-env", nargs="*", default=[], help="NAME=VALUE for the server")
