@@ -47,6 +47,7 @@ from chronos_server.store import transactions as t
 from chronos_server.store.base import Admitted, ReadyBatch, WakeBoard
 from chronos_server.store.breaker import BreakerOpen, StoreBreaker
 from chronos_server.store.interruptible import run_interruptible
+from chronos_server.store.pg_native import ConnectionLost, NativePool, numbered
 from chronos_server.store.queries import load_queries, migrations
 from chronos_server.store.rows import Row, dump_json, execution_from_row
 from chronos_server.store.sql_store import SqlStore
@@ -56,6 +57,9 @@ R = TypeVar("R")
 log = logging.getLogger("chronos.store.postgres")
 
 POOL_SIZE = 10
+# Trio-native connections for single statements (pg_native.py): no thread, so few are needed;
+# more only queue more statements on the database at once.
+NATIVE_POOL_SIZE = 6
 # The limiter never lets more calls in than there are connections, so waiting this long for one
 # means the pool cannot reconnect: the database is gone, answer 503 rather than hang.
 POOL_TIMEOUT_SECONDS = 2.0
@@ -181,6 +185,12 @@ class PostgresStore(SqlStore):
         self._conninfo = conninfo
         self._limiter = trio.CapacityLimiter(pool_size)
         self._queries = _load("queries.sql") | _load("wakeups.sql") | _load("hotpath.sql")
+        self._native_sql = {
+            name: numbered(sql)
+            for filename in ("queries.sql", "wakeups.sql", "hotpath.sql")
+            for name, sql in load_queries("postgres", filename).items()
+        }
+        self._native = NativePool(conninfo, NATIVE_POOL_SIZE, pg_listen.CONNECT_KWARGS)
         self._origin = uuid.uuid4().hex  # lets the listener skip this process's own NOTIFYs
         self.breaker = StoreBreaker()
         self._epoch = 0  # bumped by each drain of the pool after a lost connection
@@ -213,7 +223,21 @@ class PostgresStore(SqlStore):
             self.breaker.failed(generation)
             raise
 
+    async def _query(self, name: str, **params: Any) -> list[Row]:
+        """One named statement on a Trio-native connection (autocommit: one round trip, no
+        thread). Not run again after a lost connection: whether it committed is unknown."""
+        self.breaker.check()
+        generation = self.breaker.generation
+        try:
+            async with self._native.connection() as conn:
+                return await conn.execute(name, self._native_sql[name], params)
+        except ConnectionLost as exc:
+            self._native.drain()
+            self.breaker.failed(generation)
+            raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
+
     async def close(self) -> None:
+        self._native.close()
         await trio.to_thread.run_sync(self._pool.close)
 
     # --- the breaker's probe ------------------------------------------------------------------
@@ -338,14 +362,8 @@ class PostgresStore(SqlStore):
         """The pass as ONE statement (`admit_pass`: jobs moved, NOTIFY, next due times), plus a
         spawning transaction only when a schedule slot is due; the spawned jobs are admitted
         by the next pass, which the caller runs at once (`spawned` > 0)."""
-        rows = await self._statement(
-            lambda tx: tx.all(
-                "admit_pass",
-                now=now,
-                limit=limit,
-                channel=pg_listen.CHANNEL,
-                origin=self._origin,
-            )
+        rows = await self._query(
+            "admit_pass", now=now, limit=limit, channel=pg_listen.CHANNEL, origin=self._origin
         )
         moved = [row for row in rows if row["status"] != "next"]
         [following] = [row for row in rows if row["status"] == "next"]
@@ -376,15 +394,13 @@ class PostgresStore(SqlStore):
     async def claim_ready_jobs(
         self, account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
     ) -> list[ClaimedJob]:
-        rows = await self._statement(
-            lambda tx: tx.all(
-                "claim_jobs",
-                account_id=account_id,
-                handlers=handlers,
-                worker=worker,
-                now=now,
-                limit=limit,
-            )
+        rows = await self._query(
+            "claim_jobs",
+            account_id=account_id,
+            handlers=handlers,
+            worker=worker,
+            now=now,
+            limit=limit,
         )
         return [t.claimed_from_started(row, worker, now) for row in rows]
 
@@ -420,9 +436,8 @@ class PostgresStore(SqlStore):
         return await self._complete_reported(account_id, outcomes, now)
 
     async def _execution_row(self, account_id: str, execution_id: str) -> Row | None:
-        return await self._read(
-            lambda tx: tx.one("get_execution", id=execution_id, account_id=account_id)
-        )
+        rows = await self._query("get_execution", id=execution_id, account_id=account_id)
+        return rows[0] if rows else None
 
     async def _complete_reported(
         self, account_id: str, outcomes: list[tuple[str, Outcome]], now: int
@@ -430,10 +445,8 @@ class PostgresStore(SqlStore):
         """Completed reports, one statement for all; the rare one that lost a race (its row was
         locked by a sweep that finished it first) is looked at once more to say why."""
         items = [{"id": e, "result": dump_json(o.result)} for e, o in outcomes]
-        rows = await self._statement(
-            lambda tx: tx.all(
-                "complete_reported", items=json.dumps(items), account_id=account_id, now=now
-            )
+        rows = await self._query(
+            "complete_reported", items=json.dumps(items), account_id=account_id, now=now
         )
         by_id = {row["id"]: row for row in rows}
         results: list[Execution | ChronosError] = []
