@@ -146,6 +146,9 @@ class NativePool:
         self._conninfo = conninfo
         self._kwargs = connect_kwargs
         self._slots = trio.Semaphore(size)
+        # Connecting blocks: its own threads, never trio's default limiter (which resolver
+        # threads of push deliveries may hold; tests/store/test_thread_limiter.py).
+        self._connecting = trio.CapacityLimiter(size)
         self._idle: list[NativeConnection] = []
         self._closed = False
 
@@ -164,7 +167,9 @@ class NativePool:
     async def _connect(self) -> NativeConnection:
         try:
             raw = await trio.to_thread.run_sync(
-                lambda: psycopg.connect(self._conninfo, **self._kwargs), abandon_on_cancel=True
+                lambda: psycopg.connect(self._conninfo, **self._kwargs),
+                abandon_on_cancel=True,
+                limiter=self._connecting,
             )
         except psycopg.OperationalError as exc:
             raise ConnectionLost(str(exc)) from exc

@@ -236,6 +236,10 @@ class PostgresStore(SqlStore):
             self.breaker.failed(generation)
             raise StoreUnavailable(f"PostgreSQL: {exc}") from exc
 
+    async def _one(self, query: str, **params: Any) -> Row | None:
+        rows = await self._query(query, **params)
+        return rows[0] if rows else None
+
     async def close(self) -> None:
         self._native.close()
         await trio.to_thread.run_sync(self._pool.close)
@@ -436,8 +440,7 @@ class PostgresStore(SqlStore):
         return await self._complete_reported(account_id, outcomes, now)
 
     async def _execution_row(self, account_id: str, execution_id: str) -> Row | None:
-        rows = await self._query("get_execution", id=execution_id, account_id=account_id)
-        return rows[0] if rows else None
+        return await self._one("get_execution", id=execution_id, account_id=account_id)
 
     async def _complete_reported(
         self, account_id: str, outcomes: list[tuple[str, Outcome]], now: int

@@ -31,6 +31,7 @@ from chronos_server.errors import ChronosError
 from chronos_server.store import transactions as t
 from chronos_server.store.base import Admitted, ReadyBatch, Stats, SweepResult, WakeBoard
 from chronos_server.store.rows import (
+    Row,
     account_from_row,
     execution_from_row,
     job_from_row,
@@ -59,8 +60,12 @@ class SqlStore:
     async def close(self) -> None:
         raise NotImplementedError
 
+    async def _one(self, query: str, **params: Any) -> Row | None:
+        """One read statement's first row; a dialect may run it on a cheaper path."""
+        return await self._read(lambda tx: tx.one(query, **params))
+
     async def ping(self) -> None:
-        await self._read(lambda tx: tx.one("count_accounts"))
+        await self._one("count_accounts")
 
     async def run_listener(
         self, board: WakeBoard, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -88,11 +93,11 @@ class SqlStore:
         return await self._tx(fn)
 
     async def count_accounts(self) -> int:
-        row = await self._read(lambda tx: tx.one("count_accounts"))
+        row = await self._one("count_accounts")
         return int(row["n"]) if row else 0
 
     async def get_account(self, account_id: str) -> Account | None:
-        row = await self._read(lambda tx: tx.one("account_by_id", id=account_id))
+        row = await self._one("account_by_id", id=account_id)
         return account_from_row(row) if row else None
 
     async def add_api_key(self, account_id: str, key_hash: str, prefix: str, now: int) -> None:
@@ -111,7 +116,7 @@ class SqlStore:
         return await self._tx(lambda tx: tx.run("revoke_api_key", key=key_or_prefix, now=now))
 
     async def account_for_key(self, key_hash: str) -> Account | None:
-        row = await self._read(lambda tx: tx.one("account_for_key", key_hash=key_hash))
+        row = await self._one("account_for_key", key_hash=key_hash)
         return account_from_row(row) if row else None
 
     async def set_signing_secret(self, account_id: str, secret: str) -> None:
@@ -123,9 +128,7 @@ class SqlStore:
         await self._tx(lambda tx: tx.run("insert_schedule", **schedule_params(schedule)))
 
     async def get_schedule(self, account_id: str, schedule_id: str) -> Schedule | None:
-        row = await self._read(
-            lambda tx: tx.one("get_schedule", id=schedule_id, account_id=account_id)
-        )
+        row = await self._one("get_schedule", id=schedule_id, account_id=account_id)
         return schedule_from_row(row) if row else None
 
     async def list_schedules(
@@ -173,7 +176,7 @@ class SqlStore:
         await self._tx(lambda tx: t.insert_job(tx, job))
 
     async def get_job(self, account_id: str, job_id: str) -> Job | None:
-        row = await self._read(lambda tx: tx.one("get_job", id=job_id, account_id=account_id))
+        row = await self._one("get_job", id=job_id, account_id=account_id)
         return job_from_row(row) if row else None
 
     async def list_jobs(
@@ -208,9 +211,7 @@ class SqlStore:
     # executions -------------------------------------------------------------------------
 
     async def get_execution(self, account_id: str, execution_id: str) -> Execution | None:
-        row = await self._read(
-            lambda tx: tx.one("get_execution", id=execution_id, account_id=account_id)
-        )
+        row = await self._one("get_execution", id=execution_id, account_id=account_id)
         return execution_from_row(row) if row else None
 
     async def list_executions(
