@@ -165,6 +165,8 @@ _SCHEDULE_LINKS = {
     "UpdateSchedule": _link("updateSchedule"),
     "ArchiveSchedule": _link("archiveSchedule"),
     "RunSchedule": _link("runSchedule"),
+    "PauseSchedule": _link("pauseSchedule"),
+    "ResumeSchedule": _link("resumeSchedule"),
 }
 _JOB_LINKS = {"GetJob": _link("getJob"), "CancelJob": _link("cancelJob")}
 
@@ -246,6 +248,28 @@ def _paths() -> dict[str, Any]:
                 params=[_ID],
                 errors=("409",),
                 links=_JOB_LINKS,
+            )
+        },
+        "/v1/schedules/{id}/pause": {
+            "post": _op(
+                "pauseSchedule",
+                "Extension: pause a schedule (it spawns nothing; `status` stays `active`, "
+                "`paused_at` is set, `next_run_at` is null); a paused one is left as it is",
+                schedule,
+                params=[_ID],
+                errors=("409",),
+                links=_SCHEDULE_LINKS,
+            )
+        },
+        "/v1/schedules/{id}/resume": {
+            "post": _op(
+                "resumeSchedule",
+                "Extension: resume a paused schedule, the slots missed meanwhile going by its "
+                "`catch_up`; one not paused is left as it is",
+                schedule,
+                params=[_ID],
+                errors=("409",),
+                links=_SCHEDULE_LINKS,
             )
         },
         "/v1/jobs": {

@@ -7,8 +7,11 @@ from typing import Any
 
 from chronos_server.api.schemas import UUID_PATTERN
 from chronos_server.core.models import (
+    MAX_CATCH_UP_LIMIT,
+    CatchUp,
     ExecutionStatus,
     JobStatus,
+    Overlap,
     ScheduleStatus,
     Trigger,
 )
@@ -100,6 +103,10 @@ def _schedule() -> Schema:
             "updated_at": INSTANT,
             "completed_at": nullable(INSTANT),
             "archived_at": nullable(INSTANT),
+            "catch_up": {"enum": [c.value for c in CatchUp]},
+            "catch_up_limit": {"type": "integer", "minimum": 1, "maximum": MAX_CATCH_UP_LIMIT},
+            "overlap": {"enum": [o.value for o in Overlap]},
+            "paused_at": nullable(INSTANT),
         }
     )
     # Exactly one cadence; a pull schedule always has a handler.
@@ -114,6 +121,13 @@ def _schedule() -> Schema:
             "anyOf": [
                 {"properties": {"handler": STRING}},
                 {"properties": {"delivery": {"properties": {"type": {"const": "push"}}}}},
+            ]
+        },
+        # Paused: still `active`, with no next slot until resumed.
+        {
+            "anyOf": [
+                {"properties": {"paused_at": {"type": "null"}}},
+                {"properties": {"status": {"const": "active"}, "next_run_at": {"type": "null"}}},
             ]
         },
     ]

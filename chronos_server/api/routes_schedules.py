@@ -1,4 +1,4 @@
-"""Schedule endpoints (spec §5.2–§5.6)."""
+"""Schedule endpoints (spec §5.2–§5.6), and pause/resume (extension, README "Schedule policies")."""
 
 from __future__ import annotations
 
@@ -95,6 +95,28 @@ async def archive_schedule(call: Call) -> Reply:
     return ok(schedule_json(archived), "Schedule archived")
 
 
+async def pause_schedule(call: Call) -> Reply:
+    """Extension: stop spawning; `status` stays `active`, `paused_at` says so. Pausing a paused
+    schedule changes nothing (200), so a client may retry it freely."""
+    pipeline = call.pipeline
+    paused = await pipeline.store.pause_schedule(
+        call.account.id, call.path_id(), pipeline.clock.now_ms()
+    )
+    return ok(schedule_json(paused), "Schedule paused")
+
+
+async def resume_schedule(call: Call) -> Reply:
+    """Extension: spawn again, the slots missed while paused going by `catch_up`; resuming a
+    schedule that is not paused changes nothing (200)."""
+    pipeline = call.pipeline
+    resumed = await pipeline.store.resume_schedule(
+        call.account.id, call.path_id(), pipeline.clock.now_ms()
+    )
+    if resumed.next_run_at is not None:
+        pipeline.admit_by(resumed.next_run_at)
+    return ok(schedule_json(resumed), "Schedule resumed")
+
+
 async def run_schedule(call: Call) -> Reply:
     pipeline = call.pipeline
     job = await pipeline.store.run_schedule_now(
@@ -111,4 +133,6 @@ ROUTES: Routes = [
     ("PATCH", "/v1/schedules/{id}", Endpoint(update_schedule)),
     ("POST", "/v1/schedules/{id}/archive", Endpoint(archive_schedule)),
     ("POST", "/v1/schedules/{id}/run", Endpoint(run_schedule)),
+    ("POST", "/v1/schedules/{id}/pause", Endpoint(pause_schedule)),
+    ("POST", "/v1/schedules/{id}/resume", Endpoint(resume_schedule)),
 ]

@@ -276,6 +276,33 @@ def _timezone_doc(schema: dict[str, Any]) -> None:
 _TIMEZONE = Annotated[Text, Field(json_schema_extra=_timezone_doc)]
 
 
+# Schedule policies (extension; README "Schedule policies"); the defaults are the spec's G-27/G-28.
+CatchUpIn = Annotated[
+    Literal["latest", "none", "all"],
+    Field(
+        description="Extension. Missed slots (downtime, a pause): `latest` spawns the most "
+        "recent one (the default, spec G-27), `none` none of them (a slot up to 60 s late is "
+        "not missed; on resume every slot until then is), `all` up to `catch_up_limit` of the "
+        "most recent, oldest first."
+    ),
+]
+CatchUpLimit = Annotated[
+    StrictInt,
+    Field(ge=1, le=1000, description="Extension. Missed slots `catch_up: all` spawns at most."),
+    Whole,
+]
+OverlapIn = Annotated[
+    Literal["allow", "skip", "queue", "cancel_previous"],
+    Field(
+        description="Extension. A slot while an earlier job of the schedule is unfinished: "
+        "`allow` spawns anyway (the default, spec G-28), `skip` spawns nothing (not counted "
+        "toward `runs`), `queue` spawns a job that stays `pending` until the earlier ones "
+        "finished, `cancel_previous` cancels the earlier ones not yet running (a running one "
+        "finishes its attempt, without a retry)."
+    ),
+]
+
+
 class ScheduleCreate(_Strict):
     model_config = ConfigDict(json_schema_extra=_rules(_CRON_OR_INTERVAL, _HANDLER_FOR_PULL))
     name: Name
@@ -290,11 +317,26 @@ class ScheduleCreate(_Strict):
     payload: JsonObject | None = None
     timeout: Timeout = 30
     max_retries: MaxRetries = 3
+    catch_up: CatchUpIn = "latest"
+    catch_up_limit: CatchUpLimit = 10
+    overlap: OverlapIn = "allow"
+
+
+# PATCH: these fields cannot be cleared, so null is not allowed for them (G-31).
+NOT_NULL_ON_PATCH = (
+    "name",
+    "timeout",
+    "max_retries",
+    "delivery",
+    "timezone",
+    "catch_up",
+    "catch_up_limit",
+    "overlap",
+)
 
 
 def _patch_doc(schema: dict[str, Any]) -> None:
-    """PATCH: these fields cannot be cleared, so null is not allowed for them (G-31)."""
-    for name in ("name", "timeout", "max_retries", "delivery", "timezone"):
+    for name in NOT_NULL_ON_PATCH:
         prop = schema["properties"][name]
         prop.pop("default", None)
         (kept,) = [b for b in prop.pop("anyOf") if b.get("type") != "null"]
@@ -332,6 +374,9 @@ class SchedulePatch(_Strict):
     payload: JsonObject | None = None
     timeout: Timeout | None = None
     max_retries: MaxRetries | None = None
+    catch_up: CatchUpIn | None = None
+    catch_up_limit: CatchUpLimit | None = None
+    overlap: OverlapIn | None = None
 
 
 class JobCreate(_Strict):

@@ -31,6 +31,11 @@ def schedule_json(s: Schedule) -> dict[str, Any]:
         "updated_at": iso(s.updated_at),
         "completed_at": iso(s.completed_at),
         "archived_at": iso(s.archived_at),
+        # Extensions (README "Schedule policies").
+        "catch_up": s.catch_up.value,
+        "catch_up_limit": s.catch_up_limit,
+        "overlap": s.overlap.value,
+        "paused_at": iso(s.paused_at),
     }
 
 

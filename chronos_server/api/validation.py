@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from chronos_server.api.schemas import (
+    NOT_NULL_ON_PATCH,
     DeliveryIn,
     IntervalIn,
     JobCreate,
@@ -19,9 +20,10 @@ from chronos_server.api.schemas import (
 )
 from chronos_server.api.text import dotted
 from chronos_server.api.timefmt import parse_instant
-from chronos_server.core import slots, targets
+from chronos_server.core import policies, slots, targets
 from chronos_server.core.models import (
     PULL,
+    CatchUp,
     Delivery,
     DeliveryType,
     HttpTarget,
@@ -29,6 +31,7 @@ from chronos_server.core.models import (
     IntervalUnit,
     Job,
     JobStatus,
+    Overlap,
     Schedule,
     ScheduleStatus,
     Trigger,
@@ -211,16 +214,20 @@ def build_schedule(
         anchor_at=anchor,
         created_at=now,
         updated_at=now,
+        catch_up=CatchUp(body.catch_up),
+        catch_up_limit=body.catch_up_limit,
+        overlap=Overlap(body.overlap),
     )
 
 
 def patch_schedule(
     current: Schedule, body: SchedulePatch, *, now: int, policy: TargetPolicy
 ) -> Schedule:
-    """Apply a PATCH (G-31): absent = unchanged, null clears, cadence changes recompute."""
+    """Apply a PATCH (G-31): absent = unchanged, null clears, cadence changes recompute. A paused
+    schedule stays paused (its kept-aside next slot is the one recomputed)."""
     sent = body.model_fields_set
     errs = _Errors()
-    for field in ("name", "timeout", "max_retries", "delivery", "timezone"):
+    for field in NOT_NULL_ON_PATCH:
         if field in sent and getattr(body, field) is None:
             errs.add(field, "must not be null")
     errs.raise_if_any()
@@ -261,19 +268,20 @@ def patch_schedule(
         payload=payload,
         timeout=body.timeout if body.timeout is not None else current.timeout,
         max_retries=body.max_retries if body.max_retries is not None else current.max_retries,
-        updated_at=max(now, current.updated_at + 1),
+        catch_up=CatchUp(body.catch_up) if body.catch_up is not None else current.catch_up,
+        catch_up_limit=body.catch_up_limit or current.catch_up_limit,
+        overlap=Overlap(body.overlap) if body.overlap is not None else current.overlap,
+        updated_at=policies.bump(current, now),
     )
     if {"cron", "interval", "timezone"} & sent:
         anchor, next_run = slots.recompute_next_run(
             cron, interval.ms if interval else None, tz, current.anchor_at, current.last_run_at, now
         )
-        updated = replace(updated, anchor_at=anchor, next_run_at=next_run)
+        updated = policies.with_pending_slot(replace(updated, anchor_at=anchor), next_run)
     if slots.completes_before(
-        updated.next_run_at, updated.runs, updated.run_count, updated.stop_at
+        updated.pending_slot, updated.runs, updated.run_count, updated.stop_at
     ):
-        updated = replace(
-            updated, status=ScheduleStatus.COMPLETED, completed_at=now, next_run_at=None
-        )
+        updated = policies.complete(updated, now)
     return updated
 
 

@@ -19,6 +19,29 @@ class ScheduleStatus(StrEnum):
     ARCHIVED = "archived"
 
 
+class CatchUp(StrEnum):
+    """What a schedule spawns for slots it missed (downtime, or a pause): extension, README
+    "Schedule policies". `latest` is the spec's G-27."""
+
+    LATEST = "latest"
+    NONE = "none"
+    ALL = "all"
+
+
+class Overlap(StrEnum):
+    """What a slot does while an earlier job of its schedule is unfinished: extension, README
+    "Schedule policies". `allow` is the spec's G-28."""
+
+    ALLOW = "allow"
+    SKIP = "skip"
+    QUEUE = "queue"
+    CANCEL_PREVIOUS = "cancel_previous"
+
+
+DEFAULT_CATCH_UP_LIMIT = 10
+MAX_CATCH_UP_LIMIT = 1_000
+
+
 class JobStatus(StrEnum):
     PENDING = "pending"
     ADMITTING = "admitting"
@@ -162,6 +185,18 @@ class Schedule:
     updated_at: int
     completed_at: int | None = None
     archived_at: int | None = None
+    catch_up: CatchUp = CatchUp.LATEST
+    catch_up_limit: int = DEFAULT_CATCH_UP_LIMIT
+    overlap: Overlap = Overlap.ALLOW
+    # Paused (an active schedule that spawns nothing): when, and the slot it had not spawned yet
+    # then (`next_run_at` is None meanwhile). Both None unless paused.
+    paused_at: int | None = None
+    paused_next_run_at: int | None = None
+
+    @property
+    def pending_slot(self) -> int | None:
+        """The first slot not spawned yet, paused or not (`next_run_at` is None while paused)."""
+        return self.paused_next_run_at if self.paused_at is not None else self.next_run_at
 
 
 @dataclass(frozen=True)
@@ -186,6 +221,9 @@ class Job:
     created_at: int
     updated_at: int
     finished_at: int | None = None
+    # A `pending` job of an `overlap: queue` schedule that waits for the earlier jobs of its
+    # schedule to finish before admission may take it (stored with status `held`).
+    held: bool = False
 
 
 @dataclass(frozen=True)

@@ -28,11 +28,16 @@ does; as in Vixie cron (and cronsim), a field counts as unrestricted when it *st
 from __future__ import annotations
 
 import re
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from cronsim import CronSim, CronSimError
+
+from chronos_server.core.models import CatchUp
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -178,6 +183,141 @@ def latest_due_slot(
     if latest is None or latest < next_run_ms:
         return next_run_ms, following
     return latest, following
+
+
+# `catch_up: none`: a slot spawned at most this late is on time, not missed — an admission pass
+# under load or a quick restart (the spec's own example spawns 3 s late) must not drop it.
+MISFIRE_GRACE_MS = 60_000
+
+
+@dataclass(frozen=True)
+class SpawnPlan:
+    """What one look at a due schedule spawns: `slots`, ascending (possibly none), and the first
+    slot strictly after now, where the schedule continues."""
+
+    slots: tuple[int, ...]
+    following: int
+
+
+def plan_spawn(
+    cron: str | None,
+    interval_ms: int | None,
+    tz: str,
+    anchor_ms: int,
+    next_run_ms: int,
+    now_ms: int,
+    *,
+    stop_at_ms: int | None = None,
+    catch_up: CatchUp = CatchUp.LATEST,
+    limit: int = 1,
+    grace_ms: int = MISFIRE_GRACE_MS,
+) -> SpawnPlan:
+    """The slots a schedule due at `next_run_ms` spawns at `now_ms` under its `catch_up` policy.
+
+    The due slots are those in `[next_run_ms, min(now_ms, stop_at_ms)]` (the stored
+    `next_run_ms` itself when none lies there, as in `latest_due_slot`). `latest` spawns the last
+    of them (G-27); `all` the last `limit`, oldest first (so `latest` is `all` with limit 1);
+    `none` the last one only if it is at most `grace_ms` old, else nothing: it was missed.
+    """
+    if next_run_ms > now_ms:
+        raise ValueError("schedule is not due: next_run_ms is after now_ms")
+    if limit < 1:
+        raise ValueError(f"limit must be at least 1, got {limit}")
+    following = _first_after(cron, interval_ms, tz, anchor_ms, now_ms)
+    until = now_ms if stop_at_ms is None else min(now_ms, stop_at_ms)
+    if next_run_ms > until:  # only past stop_at: nothing is left to spawn
+        return SpawnPlan((), following)
+    count = limit if catch_up is CatchUp.ALL else 1
+    due = _last_slots(cron, interval_ms, tz, anchor_ms, next_run_ms, until, count)
+    if catch_up is CatchUp.NONE and now_ms - due[-1] > grace_ms:
+        due = []
+    return SpawnPlan(tuple(due), following)
+
+
+def resume_next_run(
+    catch_up: CatchUp,
+    cron: str | None,
+    interval_ms: int | None,
+    tz: str,
+    anchor_ms: int,
+    pending_ms: int,
+    now_ms: int,
+) -> int:
+    """`next_run_at` of a schedule resumed at `now_ms` whose first unspawned slot is `pending_ms`.
+
+    `latest` and `all` keep `pending_ms`, so the slots missed while paused are caught up by the
+    next admission pass exactly as after downtime; `none` skips every slot up to now (no grace:
+    a pause is deliberate, not lateness) and continues at the first slot after it.
+    """
+    if catch_up is not CatchUp.NONE or pending_ms > now_ms:
+        return pending_ms
+    return _first_after(cron, interval_ms, tz, anchor_ms, now_ms)
+
+
+def _first_after(
+    cron: str | None, interval_ms: int | None, tz: str, anchor_ms: int, after_ms: int
+) -> int:
+    interval = _check_cadence(cron, interval_ms)
+    if cron is not None:
+        return next_cron_slot(cron, tz, after_ms)
+    return next_interval_slot(anchor_ms, interval, after_ms)
+
+
+def _last_slots(
+    cron: str | None,
+    interval_ms: int | None,
+    tz: str,
+    anchor_ms: int,
+    since_ms: int,
+    until_ms: int,
+    count: int,
+) -> list[int]:
+    """The last `count` slots in `[since_ms, until_ms]`, ascending; `[since_ms]` if none."""
+    interval = _check_cadence(cron, interval_ms)
+    if cron is not None:
+        found = _last_cron_slots(cron, tz, since_ms, until_ms, count)
+    else:
+        hi = (until_ms - anchor_ms) // interval
+        lo = max(1, -((anchor_ms - since_ms) // interval), hi - count + 1)  # ceil division
+        found = [anchor_ms + k * interval for k in range(lo, hi + 1)]
+    return found or [since_ms]
+
+
+def _last_cron_slots(cron: str, tz: str, since_ms: int, until_ms: int, count: int) -> list[int]:
+    """The last `count` cron slots in `[since_ms, until_ms]`, ascending.
+
+    Walking forward from `since_ms` could cost a month of minutely slots; instead the walk
+    starts `count` periods (the gap after the latest slot) before the latest and, while that
+    window holds too few, twice as far back, never before `since_ms`.
+    """
+    latest = _latest_cron_slot(cron, tz, since_ms, until_ms)
+    if latest is None:
+        return []
+    if count == 1:
+        return [latest]
+    width = max(next_cron_slot(cron, tz, latest) - latest, 60_000) * count
+    while True:
+        start = max(latest - width, since_ms - 1)
+        found = deque(cron_slots_between(cron, tz, start, until_ms), maxlen=count)
+        if len(found) == count or start == since_ms - 1:
+            return list(found)
+        width *= 2
+
+
+def cron_slots_between(expr: str, tz: str, after_ms: int, until_ms: int) -> Iterator[int]:
+    """Every slot of `expr` in `(after_ms, until_ms]`, ascending: the sequence `next_cron_slot`
+    gives step by step, from one cronsim walk (several wall times mapping to one instant, as
+    in a spring-forward gap, fire once)."""
+    zone = ZoneInfo(tz)
+    local = _to_utc(after_ms).astimezone(zone).replace(tzinfo=None)
+    last = after_ms
+    for wall in CronSim(validate_cron(expr), local):
+        slot = _wall_to_ms(wall, zone)
+        if slot > until_ms:
+            return
+        if slot > last:
+            yield slot
+            last = slot
 
 
 def _latest_cron_slot(cron: str, tz: str, since_ms: int, now_ms: int) -> int | None:

@@ -34,7 +34,8 @@ JOB_TRANSITIONS: Mapping[JobStatus, frozenset[JobStatus]] = MappingProxyType(
         _J.ADMITTING: frozenset({_J.QUEUED, _J.CANCELLED, _J.PENDING}),
         _J.QUEUED: frozenset({_J.READY, _J.RUNNING, _J.CANCELLED}),
         _J.READY: frozenset({_J.RUNNING, _J.CANCELLED}),
-        # running -> cancelled: the schedule was archived and the attempt failed retryably (G-30).
+        # running -> cancelled: the schedule was archived (G-30) or the job was replaced under
+        # `overlap: cancel_previous`, and the attempt failed retryably.
         _J.RUNNING: frozenset({_J.COMPLETED, _J.RETRYING, _J.FAILED, _J.CANCELLED}),
         _J.COMPLETED: frozenset(),
         _J.FAILED: frozenset(),
@@ -62,18 +63,20 @@ def decide_after_failure(
     attempt: int,
     max_retries: int,
     retryable: bool,
-    schedule_archived: bool,
+    retry_withdrawn: bool,
     now_ms: int,
     rng: random.Random,
 ) -> FailureDecision:
     """Decide the job's next state after attempt number `attempt` (1-based) failed.
 
-    Total attempts are 1 + max_retries (§8.1). A terminal failure or exhausted retries is FAILED
-    even when the schedule was archived (G-30 only replaces a *retry* by CANCELLED).
+    Total attempts are 1 + max_retries (§8.1). `retry_withdrawn`: no retry may follow — the
+    schedule was archived (G-30), or, under `overlap: cancel_previous`, a newer job of the
+    schedule replaced this one. A terminal failure or exhausted retries is FAILED even then (only
+    a *retry* is replaced by CANCELLED).
     """
     if not retryable or attempt > max_retries:
         return FailureDecision(JobStatus.FAILED, None)
-    if schedule_archived:
+    if retry_withdrawn:
         return FailureDecision(JobStatus.CANCELLED, None)
     return FailureDecision(JobStatus.RETRYING, now_ms + retry_delay_ms(attempt, rng))
 

@@ -50,6 +50,7 @@ class Admitted:
     queued_push: int
     taken: int  # due jobs moved on (ready, queued or cancelled)
     next_wakeup: int | None
+    released: int = 0  # held jobs (`overlap: queue`) whose turn came: now `pending`, due
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,13 @@ class Store(Protocol):
     async def run_schedule_now(
         self, account_id: str, schedule_id: str, job_id: str, now: int
     ) -> Job: ...
+    async def pause_schedule(self, account_id: str, schedule_id: str, now: int) -> Schedule:
+        """Stop spawning (no-op if paused already); 404/409 as archive for missing or ended."""
+        ...
+
+    async def resume_schedule(self, account_id: str, schedule_id: str, now: int) -> Schedule:
+        """Spawn again, the missed slots caught up by `catch_up` (no-op if not paused)."""
+        ...
 
     # jobs
     async def insert_job(self, job: Job) -> None: ...

@@ -364,18 +364,27 @@ class PostgresStore(SqlStore):
 
     async def admit_due(self, now: int, limit: int) -> Admitted:
         """The pass as ONE statement (`admit_pass`: jobs moved, NOTIFY, next due times), plus a
-        spawning transaction only when a schedule slot is due; the spawned jobs are admitted
-        by the next pass, which the caller runs at once (`spawned` > 0)."""
+        spawning transaction only when a schedule slot is due or a job is held (`overlap:
+        queue`: it releases the held jobs whose turn came); the jobs it spawned or released are
+        admitted by the next pass, which the caller runs at once (`spawned` > 0, or a wake-up
+        of now)."""
         rows = await self._query(
             "admit_pass", now=now, limit=limit, channel=pg_listen.CHANNEL, origin=self._origin
         )
         moved = [row for row in rows if row["status"] != "next"]
         [following] = [row for row in rows if row["status"] == "next"]
         next_schedule = following["next_schedule"]
-        spawned = 0
-        if next_schedule is not None and next_schedule <= now:
-            spawned = await self._tx(lambda tx: t.spawn_due_schedules(tx, now, limit))
+        held = bool(following["held"])
+        spawned = released = 0
+        if held or (next_schedule is not None and next_schedule <= now):
+
+            def spawn(tx: Tx) -> tuple[int, int]:
+                return t.release_held_jobs(tx, now, limit), t.spawn_due_schedules(tx, now, limit)
+
+            released, spawned = await self._tx(spawn)
         wakes = [w for w in (following["n"], next_schedule) if w is not None]
+        if released:
+            wakes.append(now)
         return Admitted(
             spawned=spawned,
             ready=[
@@ -385,7 +394,8 @@ class PostgresStore(SqlStore):
             ],
             queued_push=sum(int(r["n"]) for r in moved if r["status"] == "queued"),
             taken=sum(int(r["n"]) for r in moved),
-            next_wakeup=min(wakes) if wakes else None,
+            next_wakeup=t.held_recheck(min(wakes) if wakes else None, held, now),
+            released=released,
         )
 
     def _notify_ready(self, tx: Tx, batches: list[ReadyBatch]) -> None:

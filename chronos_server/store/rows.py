@@ -10,6 +10,7 @@ from typing import Any
 from chronos_server.core.models import (
     JSON,
     Account,
+    CatchUp,
     Delivery,
     Execution,
     ExecutionError,
@@ -18,6 +19,7 @@ from chronos_server.core.models import (
     IntervalUnit,
     Job,
     JobStatus,
+    Overlap,
     Schedule,
     ScheduleStatus,
     Trigger,
@@ -25,6 +27,9 @@ from chronos_server.core.models import (
 from chronos_server.core.slots import spawn_key
 
 Row = Mapping[str, Any]
+# The stored status of a `pending` job held behind an earlier job of its `overlap: queue`
+# schedule (`Job.held`): no due scan looks at it (0004_schedule_policies.sql).
+HELD = "held"
 
 
 def dump_json(value: JSON) -> str | None:
@@ -81,6 +86,11 @@ def schedule_params(s: Schedule) -> dict[str, Any]:
         "updated_at": s.updated_at,
         "completed_at": s.completed_at,
         "archived_at": s.archived_at,
+        "catch_up": s.catch_up.value,
+        "catch_up_limit": s.catch_up_limit,
+        "overlap": s.overlap.value,
+        "paused_at": s.paused_at,
+        "paused_next_run_at": s.paused_next_run_at,
     }
 
 
@@ -112,6 +122,11 @@ def schedule_from_row(r: Row) -> Schedule:
         updated_at=r["updated_at"],
         completed_at=r["completed_at"],
         archived_at=r["archived_at"],
+        catch_up=CatchUp(r["catch_up"]),
+        catch_up_limit=r["catch_up_limit"],
+        overlap=Overlap(r["overlap"]),
+        paused_at=r["paused_at"],
+        paused_next_run_at=r["paused_next_run_at"],
     )
 
 
@@ -129,7 +144,7 @@ def job_params(j: Job) -> dict[str, Any]:
         "timeout": j.timeout,
         "max_retries": j.max_retries,
         "idempotency_key": j.idempotency_key,
-        "status": j.status.value,
+        "status": HELD if j.held else j.status.value,
         "scheduled_for": j.scheduled_for,
         "run_at": j.run_at,
         "attempt_count": j.attempt_count,
@@ -156,7 +171,7 @@ def job_from_row(r: Row, **changes: Any) -> Job:
         "timeout": r["timeout"],
         "max_retries": r["max_retries"],
         "idempotency_key": _idempotency_key(r),
-        "status": JobStatus(r["status"]),
+        "status": JobStatus.PENDING if r["status"] == HELD else JobStatus(r["status"]),
         "scheduled_for": r["scheduled_for"],
         "run_at": r["run_at"],
         "attempt_count": r["attempt_count"],
@@ -165,6 +180,7 @@ def job_from_row(r: Row, **changes: Any) -> Job:
         "created_at": r["created_at"],
         "updated_at": r["updated_at"],
         "finished_at": r["finished_at"],
+        "held": r["status"] == HELD,
     }
     fields.update(changes)
     return Job(**fields)

@@ -31,6 +31,7 @@ from chronos_server.errors import ChronosError
 from chronos_server.store import transactions as t
 from chronos_server.store.base import Admitted, ReadyBatch, Stats, SweepResult, WakeBoard
 from chronos_server.store.rows import (
+    HELD,
     Row,
     account_from_row,
     execution_from_row,
@@ -46,6 +47,14 @@ R = TypeVar("R")
 def _status_list(statuses: Collection[StrEnum] | None) -> str | None:
     """A status filter as a JSON array (SQLite reads it with json_each; PostgreSQL may too)."""
     return None if statuses is None else json.dumps(sorted(s.value for s in statuses))
+
+
+def _job_status_list(statuses: Collection[JobStatus] | None) -> str | None:
+    """As `_status_list`; `pending` takes in the jobs stored `held` (pending to clients)."""
+    if statuses is None:
+        return None
+    values = {s.value for s in statuses} | ({HELD} if JobStatus.PENDING in statuses else set())
+    return json.dumps(sorted(values))
 
 
 class SqlStore:
@@ -170,6 +179,12 @@ class SqlStore:
             lambda tx: t.run_schedule_now(tx, account_id, schedule_id, job_id, now)
         )
 
+    async def pause_schedule(self, account_id: str, schedule_id: str, now: int) -> Schedule:
+        return await self._tx(lambda tx: t.pause_schedule(tx, account_id, schedule_id, now))
+
+    async def resume_schedule(self, account_id: str, schedule_id: str, now: int) -> Schedule:
+        return await self._tx(lambda tx: t.resume_schedule(tx, account_id, schedule_id, now))
+
     # jobs -------------------------------------------------------------------------------
 
     async def insert_job(self, job: Job) -> None:
@@ -192,7 +207,7 @@ class SqlStore:
     ) -> Page[Job]:
         filters: dict[str, Any] = {
             "account_id": account_id,
-            "statuses": _status_list(statuses),
+            "statuses": _job_status_list(statuses),
             "schedule_id": schedule_id,
             "handler": handler,
             "since": since,

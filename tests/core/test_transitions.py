@@ -96,7 +96,7 @@ def decide(
         attempt=attempt,
         max_retries=max_retries,
         retryable=retryable,
-        schedule_archived=archived,
+        retry_withdrawn=archived,
         now_ms=NOW,
         rng=_MaxJitter(),
     )
@@ -135,7 +135,7 @@ def test_retry_delay_uses_the_injected_rng() -> None:
             attempt=1,
             max_retries=3,
             retryable=True,
-            schedule_archived=False,
+            retry_withdrawn=False,
             now_ms=NOW,
             rng=random.Random(seed),
         ).run_at

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from chronos_server import errors
-from chronos_server.core.models import ScheduleStatus, Trigger
+from chronos_server.core.models import Schedule, ScheduleStatus, Trigger
 from chronos_server.store import postgres as pg_store
 from chronos_server.store import sqlite as sqlite_store
 from chronos_server.store.base import Store
@@ -36,33 +36,51 @@ SLOT1, SLOT2 = T0 + MINUTE, T0 + 2 * MINUTE
 
 @dataclass
 class OldDatabase:
-    """A database at schema version 2: `run` executes one named query of the dialect, `execute`
-    and `rows` plain SQL; `migrate` upgrades it; `open` opens a store on it."""
+    """A database at an older schema version: `run` executes one named query of the dialect,
+    `run_sql` one statement with `:name` parameters, `execute` and `rows` plain SQL; `migrate`
+    upgrades it; `open` opens a store on it."""
 
     dialect: str
+    version: int
     run: Callable[[str, dict[str, Any]], object]
+    run_sql: Callable[[str, dict[str, Any]], object]
     execute: Callable[[str], object]
     rows: Callable[[str], list[tuple[Any, ...]]]
     migrate: Callable[[], list[str]]
     open: Callable[[], AbstractAsyncContextManager[Store]]
 
+    def insert_schedule(self, schedule: Schedule) -> None:
+        """As the code of that version wrote one: the columns of 0004 did not exist."""
+        params = {k: v for k, v in schedule_params(schedule).items() if k not in POLICY_COLUMNS}
+        columns = ", ".join(params)
+        values = ", ".join(f":{name}" for name in params)
+        self.run_sql(f"INSERT INTO schedules ({columns}) VALUES ({values})", params)
 
-def _old_migrations(dialect: str) -> list[tuple[int, str, str]]:
-    return [m for m in migrations(dialect) if m[0] <= OLD_VERSION]
+
+# Added by 0004_schedule_policies.
+POLICY_COLUMNS = ("catch_up", "catch_up_limit", "overlap", "paused_at", "paused_next_run_at")
+
+
+def _migrations_up_to(version: int) -> Callable[[str], list[tuple[int, str, str]]]:
+    return lambda dialect: [m for m in migrations(dialect) if m[0] <= version]
 
 
 @contextmanager
-def old_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OldDatabase]:
+def old_sqlite(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, version: int = OLD_VERSION
+) -> Iterator[OldDatabase]:
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path, isolation_level=None)
     with monkeypatch.context() as m:
-        m.setattr(sqlite_store, "migrations", _old_migrations)
-        assert len(sqlite_store.migrate(conn)) == OLD_VERSION
+        m.setattr(sqlite_store, "migrations", _migrations_up_to(version))
+        assert len(sqlite_store.migrate(conn)) == version
     queries = load_queries("sqlite")
     try:
         yield OldDatabase(
             dialect="sqlite",
+            version=version,
             run=lambda name, params: conn.execute(queries[name], params),
+            run_sql=conn.execute,
             execute=conn.execute,
             rows=lambda sql: conn.execute(sql).fetchall(),
             migrate=lambda: sqlite_store.migrate(conn),
@@ -73,12 +91,14 @@ def old_sqlite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[OldD
 
 
 @contextmanager
-def old_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[OldDatabase]:
+def old_postgres(
+    monkeypatch: pytest.MonkeyPatch, version: int = OLD_VERSION
+) -> Iterator[OldDatabase]:
     url = pg.new_schema_url()
     with pg.connect(url) as conn:
         with monkeypatch.context() as m:
-            m.setattr(pg_store, "migrations", _old_migrations)
-            assert len(pg_store.migrate(conn)) == OLD_VERSION
+            m.setattr(pg_store, "migrations", _migrations_up_to(version))
+            assert len(pg_store.migrate(conn)) == version
         queries = load_queries("postgres")
 
         @asynccontextmanager
@@ -88,7 +108,9 @@ def old_postgres(monkeypatch: pytest.MonkeyPatch) -> Iterator[OldDatabase]:
 
         yield OldDatabase(
             dialect="postgres",
+            version=version,
             run=lambda name, params: conn.execute(pg_store.pyformat(queries[name]), params),
+            run_sql=lambda sql, params: conn.execute(pg_store.pyformat(sql), params),
             execute=conn.execute,
             rows=lambda sql: conn.execute(sql).fetchall(),
             migrate=lambda: pg_store.migrate(conn),
@@ -115,7 +137,7 @@ async def test_upgrade_moves_spawned_jobs_to_the_spawn_namespace(old_db: OldData
     schedule = replace(
         make_schedule("acc-1"), run_count=1, last_run_at=SLOT1, next_run_at=SLOT2, updated_at=SLOT1
     )
-    old_db.run("insert_schedule", schedule_params(schedule))
+    old_db.insert_schedule(schedule)
     spawned = make_job(
         "acc-1",
         schedule_id=schedule.id,
@@ -129,7 +151,7 @@ async def test_upgrade_moves_spawned_jobs_to_the_spawn_namespace(old_db: OldData
     for job in (spawned, client, squatter):
         old_db.run("insert_job", job_params(job))
 
-    new = [name for version, name, _ in migrations(old_db.dialect) if version > OLD_VERSION]
+    new = [name for version, name, _ in migrations(old_db.dialect) if version > old_db.version]
     assert old_db.migrate() == new
     assert sorted(old_db.rows("SELECT id, idempotency_key, spawn_slot FROM jobs")) == sorted(
         [
@@ -175,7 +197,7 @@ def test_the_database_keeps_a_row_out_of_both_namespaces(old_db: OldDatabase) ->
     old_db.migrate()
     old_db.run("insert_account", {"id": "acc-1", "name": "acme", "signing_secret": None, "now": T0})
     schedule = make_schedule("acc-1")
-    old_db.run("insert_schedule", schedule_params(schedule))
+    old_db.insert_schedule(schedule)
     keyed = make_job("acc-1", schedule_id=schedule.id, idempotency_key="k", run_at=SLOT1)
     old_db.run("insert_job", job_params(keyed))
     orphan = make_job("acc-1", run_at=SLOT1)

@@ -15,6 +15,7 @@ from chronos_server.core.models import (
     JobStatus,
     ObservedOutcome,
     Outcome,
+    Overlap,
     ScheduleStatus,
 )
 from chronos_server.core.transitions import decide_after_failure
@@ -162,7 +163,7 @@ def _apply_outcome(
             attempt=execution.attempt,
             max_retries=job.max_retries,
             retryable=outcome.retryable,
-            schedule_archived=_schedule_archived(tx, job),
+            retry_withdrawn=_retry_withdrawn(tx, job),
             now_ms=end,
             rng=rng,
         )
@@ -182,11 +183,20 @@ def _apply_outcome(
     )
 
 
-def _schedule_archived(tx: Tx, job: Job) -> bool:
+def _retry_withdrawn(tx: Tx, job: Job) -> bool:
+    """No retry may follow a failure of this job: its schedule was archived (G-30), or, under
+    `overlap: cancel_previous`, a later slot of it spawned (this job was replaced)."""
     if job.schedule_id is None:
         return False
     row = tx.one("get_schedule_any", id=job.schedule_id)
-    return row is not None and row["status"] == ScheduleStatus.ARCHIVED.value
+    if row is None:
+        return False
+    if row["status"] == ScheduleStatus.ARCHIVED.value:
+        return True
+    return row["overlap"] == Overlap.CANCEL_PREVIOUS.value and (
+        tx.one("newer_spawned_job", schedule_id=job.schedule_id, scheduled_for=job.scheduled_for)
+        is not None
+    )
 
 
 def sweep(

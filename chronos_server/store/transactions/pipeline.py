@@ -13,11 +13,17 @@ from chronos_server.store.rows import Row, job_from_row
 from chronos_server.store.transactions.schedules import spawn_due_schedules
 from chronos_server.store.transactions.tx import Tx, new_id
 
+# While any job is held behind an earlier one of its schedule (`overlap: queue`), admission looks
+# again this often (the spec's scheduler tick, G-45) to release it once that one has finished:
+# no finishing statement (a report, the sweep, a cancel) has to know about held jobs.
+HELD_RECHECK_MS = 1_000
+
 
 def admit_due(tx: Tx, now: int, limit: int) -> Admitted:
-    """One admission pass: due schedule slots spawned, then due jobs past admission in one
-    statement (pull `ready`, push `queued`, archived schedule's `cancelled`), then the next due
-    time — one transaction, whatever it finds."""
+    """One admission pass: held jobs whose turn came released, due schedule slots spawned, then
+    due jobs past admission in one statement (pull `ready`, push `queued`, archived schedule's
+    `cancelled`), then the next due time — one transaction, whatever it finds."""
+    released = release_held_jobs(tx, now, limit)
     spawned = spawn_due_schedules(tx, now, limit)
     rows = tx.all("admit_due_jobs", now=now, limit=limit)
     ready = Counter((r["account_id"], r["handler"]) for r in rows if r["status"] == "ready")
@@ -28,8 +34,27 @@ def admit_due(tx: Tx, now: int, limit: int) -> Admitted:
         ready=[ReadyBatch(account, handler, n) for (account, handler), n in ready.items()],
         queued_push=queued,
         taken=len(rows),
-        next_wakeup=row["t"] if row is not None else None,
+        next_wakeup=held_recheck(row["t"] if row is not None else None, any_held(tx), now),
+        released=released,
     )
+
+
+def release_held_jobs(tx: Tx, now: int, limit: int) -> int:
+    """`overlap: queue`: each schedule's oldest held job whose earlier jobs all finished becomes
+    `pending` (due now); returns how many."""
+    return len(tx.all("release_held_jobs", now=now, limit=limit))
+
+
+def any_held(tx: Tx) -> bool:
+    return tx.one("any_held_job") is not None
+
+
+def held_recheck(next_wakeup: int | None, held: bool, now: int) -> int | None:
+    """The next due time, no later than one tick from now while jobs are held."""
+    if not held:
+        return next_wakeup
+    recheck = now + HELD_RECHECK_MS
+    return recheck if next_wakeup is None else min(next_wakeup, recheck)
 
 
 def take_due_jobs(tx: Tx, now: int, limit: int) -> list[str]:

@@ -57,7 +57,9 @@ WHERE e.account_id = :account_id AND NOT EXISTS (SELECT 1 FROM done d WHERE d.id
 -- `admit_due_jobs` does, a NOTIFY per 20 (account, handler) pairs made ready (the payload
 -- `pg_listen.decode_ready` reads; delivered on commit), and the next due times. Rows: one per
 -- (account, handler, status) moved with its count, then one `next` row whose `n` is the next due
--- job (not counting the ones just moved) and `next_schedule` the next schedule slot.
+-- job (not counting the ones just moved), `next_schedule` the next schedule slot and `held`
+-- whether any job waits behind another of its schedule (`overlap: queue`; a probe of the
+-- almost always empty `jobs_held` index).
 WITH due AS (
     SELECT id FROM jobs WHERE status IN ('pending', 'retrying') AND run_at <= :now
     ORDER BY run_at LIMIT :limit
@@ -86,10 +88,12 @@ WITH due AS (
         'o', :origin::text, 'r', json_agg(json_build_array(account_id, handler, n)))::text)
     FROM ready GROUP BY chunk
 )
-SELECT account_id, handler, status, n, NULL::bigint AS next_schedule FROM counts
+SELECT account_id, handler, status, n, NULL::bigint AS next_schedule, NULL::boolean AS held
+FROM counts
 UNION ALL
 SELECT NULL, NULL, 'next',
     (SELECT min(run_at) FROM jobs
      WHERE status IN ('pending', 'retrying') AND id NOT IN (SELECT id FROM due)),
-    (SELECT min(next_run_at) FROM schedules WHERE status = 'active')
+    (SELECT min(next_run_at) FROM schedules WHERE status = 'active'),
+    EXISTS (SELECT 1 FROM jobs WHERE status = 'held')
 WHERE (SELECT count(*) FROM notified) >= 0;

@@ -39,11 +39,12 @@ WHERE k.key_hash = :key_hash AND k.revoked_at IS NULL;
 INSERT INTO schedules (id, account_id, name, description, handler, cron, interval_value,
     interval_unit, timezone, runs, stop_at, delivery, payload, timeout, max_retries, status,
     run_count, next_run_at, last_run_at, anchor_at, created_at, updated_at, completed_at,
-    archived_at)
+    archived_at, catch_up, catch_up_limit, overlap, paused_at, paused_next_run_at)
 VALUES (:id, :account_id, :name, :description, :handler, :cron, :interval_value,
     :interval_unit, :timezone, :runs, :stop_at, :delivery, :payload, :timeout, :max_retries,
     :status, :run_count, :next_run_at, :last_run_at, :anchor_at, :created_at, :updated_at,
-    :completed_at, :archived_at);
+    :completed_at, :archived_at, :catch_up, :catch_up_limit, :overlap, :paused_at,
+    :paused_next_run_at);
 
 -- name: replace_schedule
 UPDATE schedules SET name = :name, description = :description, handler = :handler,
@@ -52,7 +53,8 @@ UPDATE schedules SET name = :name, description = :description, handler = :handle
     payload = :payload, timeout = :timeout, max_retries = :max_retries, status = :status,
     run_count = :run_count, next_run_at = :next_run_at, last_run_at = :last_run_at,
     anchor_at = :anchor_at, updated_at = :updated_at, completed_at = :completed_at,
-    archived_at = :archived_at
+    archived_at = :archived_at, catch_up = :catch_up, catch_up_limit = :catch_up_limit,
+    overlap = :overlap, paused_at = :paused_at, paused_next_run_at = :paused_next_run_at
 WHERE id = :id AND account_id = :account_id AND status = :expected_status
   AND updated_at = :expected_updated_at;
 
@@ -83,13 +85,13 @@ FOR UPDATE SKIP LOCKED;
 
 -- name: archive_schedule
 UPDATE schedules SET status = 'archived', archived_at = :now, updated_at = :now,
-    next_run_at = NULL
+    next_run_at = NULL, paused_at = NULL, paused_next_run_at = NULL
 WHERE id = :id AND status = 'active';
 
 -- name: cancel_schedule_jobs
 UPDATE jobs SET status = 'cancelled', finished_at = :now, updated_at = :now
 WHERE schedule_id = :schedule_id
-  AND status IN ('pending', 'admitting', 'queued', 'ready', 'retrying');
+  AND status IN ('pending', 'held', 'admitting', 'queued', 'ready', 'retrying');
 
 -- name: insert_job
 -- Jobs of clients (with their idempotency key) and manual runs; never a spawn_slot.
@@ -145,7 +147,7 @@ WHERE account_id = :account_id
 -- name: cancel_job
 UPDATE jobs SET status = 'cancelled', finished_at = :now, updated_at = :now
 WHERE id = :id AND account_id = :account_id
-  AND status IN ('pending', 'admitting', 'queued', 'ready', 'retrying');
+  AND status IN ('pending', 'held', 'admitting', 'queued', 'ready', 'retrying');
 
 -- name: take_due_jobs
 WITH due AS (
@@ -290,10 +292,12 @@ SELECT id FROM executions WHERE status = 'running' AND lease_expires_at IS NULL
 LIMIT :limit;
 
 -- name: stats_open_counts
-SELECT handler, status, count(*) AS n FROM jobs
+-- A `held` job is `pending` to the API.
+SELECT handler, CASE WHEN status = 'held' THEN 'pending' ELSE status END AS status,
+    count(*) AS n FROM jobs
 WHERE account_id = :account_id
-  AND status IN ('pending', 'admitting', 'queued', 'ready', 'running', 'retrying')
-GROUP BY handler, status;
+  AND status IN ('pending', 'held', 'admitting', 'queued', 'ready', 'running', 'retrying')
+GROUP BY 1, 2;
 
 -- name: stats_finished_counts
 SELECT handler, status, count(*) AS n FROM jobs
@@ -336,3 +340,54 @@ RETURNING jobs.account_id, jobs.handler, jobs.status;
 SELECT least(
     (SELECT min(run_at) FROM jobs WHERE status IN ('pending', 'retrying')),
     (SELECT min(next_run_at) FROM schedules WHERE status = 'active')) AS t;
+
+-- --- schedule policies (README "Schedule policies") ---------------------------------------------
+
+-- name: get_schedule_for_update
+-- Pause and resume: the row to change, locked until commit (an admission pass spawning
+-- it holds the same lock, so the two never interleave).
+SELECT * FROM schedules WHERE id = :id AND account_id = :account_id
+FOR UPDATE;
+
+-- name: schedule_has_unfinished_job
+-- `overlap` skip/queue: does any job of the schedule (spawned or run by hand) still wait or run?
+SELECT 1 AS found FROM jobs
+WHERE schedule_id = :schedule_id
+  AND status IN ('pending', 'held', 'admitting', 'queued', 'ready', 'running', 'retrying')
+LIMIT 1;
+
+-- name: cancel_previous_jobs
+-- `overlap: cancel_previous`: the schedule's earlier jobs with no attempt in flight are cancelled
+-- when a later slot spawns (a running one finishes its attempt, see `newer_spawned_job`).
+UPDATE jobs SET status = 'cancelled', finished_at = :now, updated_at = :now
+WHERE schedule_id = :schedule_id AND scheduled_for < :before
+  AND status IN ('pending', 'held', 'admitting', 'queued', 'ready', 'retrying');
+
+-- name: newer_spawned_job
+-- `overlap: cancel_previous`: has a later slot of the schedule spawned since this job's? Then a
+-- retryable failure of this job is not retried: it was replaced.
+SELECT 1 AS found FROM jobs
+WHERE schedule_id = :schedule_id AND spawn_slot > :scheduled_for
+LIMIT 1;
+
+-- name: any_held_job
+SELECT 1 AS found FROM jobs WHERE status = 'held' LIMIT 1;
+
+-- name: release_held_jobs
+-- `overlap: queue`: per schedule, its oldest held job becomes `pending` (due at once) when no
+-- other job of the schedule waits or runs; the next one then waits for that one. A plain
+-- compare-and-set on 'held': two passes at once release a job once (on PostgreSQL the
+-- second waits on the row lock and then finds it moved).
+UPDATE jobs SET status = 'pending', run_at = GREATEST(run_at, :now), updated_at = :now
+WHERE status = 'held' AND id IN (
+    SELECT h.id FROM jobs h
+    WHERE h.status = 'held'
+      AND NOT EXISTS (
+        SELECT 1 FROM jobs p WHERE p.schedule_id = h.schedule_id
+          AND p.status IN ('pending', 'admitting', 'queued', 'ready', 'running', 'retrying'))
+      AND NOT EXISTS (
+        SELECT 1 FROM jobs o WHERE o.schedule_id = h.schedule_id AND o.status = 'held'
+          AND (o.scheduled_for < h.scheduled_for
+               OR (o.scheduled_for = h.scheduled_for AND o.id < h.id)))
+    LIMIT :limit)
+RETURNING id;
