@@ -3,6 +3,8 @@
 chronos serve [--host H] [--port P] [--database-url URL] [--workers N]
 chronos keys create [--database-url URL] [--account NAME]   (new key = last stdout line)
 chronos keys revoke KEY_OR_PREFIX [--database-url URL]
+chronos secrets show [--database-url URL] [--account NAME]   (current secret = the only stdout line)
+chronos secrets rotate [--database-url URL] [--account NAME] [--overlap 24h]
 chronos migrate [--database-url URL]
 """
 
@@ -11,14 +13,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import trio
 
 from chronos_server import runtime, supervisor
 from chronos_server.api.auth import display_prefix, hash_key, new_api_key
+from chronos_server.api.timefmt import iso
 from chronos_server.clock import SystemClock
 from chronos_server.errors import StoreUnavailable
 from chronos_server.settings import (
@@ -27,6 +31,7 @@ from chronos_server.settings import (
     SettingsError,
     settings_from,
 )
+from chronos_server.store.base import SigningSecrets
 from chronos_server.store.open import open_store
 
 
@@ -59,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     secrets.add_argument("action", choices=["show", "rotate"])
     secrets.add_argument("--database-url", default=None)
     secrets.add_argument("--account", default=runtime.DEFAULT_ACCOUNT)
+    secrets.add_argument(
+        "--overlap",
+        type=parse_overlap,
+        default=None,
+        help="rotate only: how long the previous secret keeps signing deliveries next to the "
+        "new one, as N followed by s, m, h or d (at most 30d; 0 switches at once) [24h]",
+    )
 
     migrate = sub.add_parser("migrate", help="apply pending schema migrations and exit")
     migrate.add_argument("--database-url", default=None)
@@ -121,19 +133,120 @@ async def _keys_revoke(database_url: str, key: str) -> int:
         return await store.revoke_api_key(target, SystemClock().now_ms())
 
 
-async def _secret(database_url: str, account_name: str, rotate: bool) -> str | None:
+DEFAULT_OVERLAP_MS = 24 * 3_600_000
+MAX_OVERLAP_MS = 30 * 86_400_000
+_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_OVERLAP = re.compile(r"([0-9]{1,9})([smhd])")
+
+
+def parse_overlap(text: str) -> int:
+    """`--overlap`: `30m`, `24h`, `7d`... (or `0`) → milliseconds."""
+    if text.strip() == "0":
+        return 0
+    found = _OVERLAP.fullmatch(text.strip())
+    if found is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration: a whole number followed by s, m, h or d (e.g. 24h)"
+        )
+    ms = int(found.group(1)) * _UNIT_MS[found.group(2)]
+    if ms > MAX_OVERLAP_MS:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than the maximum, 30d")
+    return ms
+
+
+def _span(ms: int) -> str:
+    """`45s`, `12m 05s`, `47h 59m`, `6d 23h`: how far away an overlap's end is, for people."""
+    seconds = max(0, ms) // 1000
+    if seconds >= 2 * 86_400:
+        days, rest = divmod(seconds, 86_400)
+        return f"{days}d {rest // 3600}h"
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
+
+
+@dataclass(frozen=True)
+class SecretsReport:
+    """What `chronos secrets` found (and did), with the instant it did it, for printing."""
+
+    now: int
+    secrets: SigningSecrets
+    cut_short: SigningSecrets | None = None  # rotate: an overlap in progress that was ended
+
+
+async def _secrets_show(database_url: str, account_name: str) -> SecretsReport:
     async with open_store(database_url) as store:
-        account, _ = await store.ensure_account(account_name, SystemClock().now_ms())
-        secret = account.signing_secret
-        if rotate or secret is None:
-            secret = runtime.new_signing_secret()
-            await store.set_signing_secret(account.id, secret)
-        return secret
+        now = SystemClock().now_ms()
+        account, _ = await store.ensure_account(account_name, now)
+        if account.signing_secret is None:
+            await store.set_signing_secret(account.id, runtime.new_signing_secret())
+        await store.drop_expired_signing_secrets(now)  # the lazy clean-up of ended overlaps
+        found = await store.get_signing_secrets(account.id)
+        assert found is not None
+        return SecretsReport(now, found)
+
+
+async def _secrets_rotate(database_url: str, account_name: str, overlap_ms: int) -> SecretsReport:
+    async with open_store(database_url) as store:
+        now = SystemClock().now_ms()
+        account, _ = await store.ensure_account(account_name, now)
+        before = await store.get_signing_secrets(account.id)
+        until = now + overlap_ms if overlap_ms > 0 else None
+        rotated = await store.rotate_signing_secret(
+            account.id, runtime.new_signing_secret(), previous_until=until
+        )
+        assert rotated is not None
+        cut_short = before if before and before.rotating_until(now) is not None else None
+        return SecretsReport(now, rotated, cut_short)
+
+
+def _print_show(account: str, report: SecretsReport) -> None:
+    print(report.secrets.current)
+    until = report.secrets.rotating_until(report.now)
+    if until is not None:  # stderr: stdout stays the current secret alone, for scripts
+        print(
+            f"Rotation in progress for account {account!r}: the previous secret still signs "
+            f"deliveries next to this one until {iso(until)} (in {_span(until - report.now)}):\n"
+            f"{report.secrets.previous}",
+            file=sys.stderr,
+        )
+
+
+def _print_rotate(account: str, report: SecretsReport) -> None:
+    if report.cut_short is not None and report.cut_short.previous_until is not None:
+        print(
+            f"chronos: the secret before the last rotation was to be sent until "
+            f"{iso(report.cut_short.previous_until)}; it is no longer sent",
+            file=sys.stderr,
+        )
+    until = report.secrets.rotating_until(report.now)
+    if until is None:
+        print(f"Rotated the signing secret of account {account!r}; deliveries sent")
+        print("from now on are signed with:")
+    else:
+        print(f"Rotated the signing secret of account {account!r}. Until {iso(until)}")
+        print(f"(in {_span(until - report.now)}) deliveries carry signatures by both the previous")
+        print("secret and the new one, then by the new one only. New secret:")
+    print(report.secrets.current)
 
 
 async def _migrate(database_url: str) -> None:
     async with open_store(database_url):
         pass
+
+
+def _secrets(args: argparse.Namespace) -> None:
+    database_url = _database_url(args.database_url)
+    if args.action == "show":
+        if args.overlap is not None:
+            raise ValueError("--overlap applies to `secrets rotate` only")
+        _print_show(args.account, trio.run(_secrets_show, database_url, args.account))
+    else:
+        overlap = DEFAULT_OVERLAP_MS if args.overlap is None else args.overlap
+        report = trio.run(_secrets_rotate, database_url, args.account, overlap)
+        _print_rotate(args.account, report)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -154,12 +267,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(f"Revoked {count} key(s)")
             sys.exit(0 if count else 4)
         elif args.command == "secrets":
-            rotate = args.action == "rotate"
-            secret = trio.run(_secret, _database_url(args.database_url), args.account, rotate)
-            if rotate:
-                print(f"Rotated the signing secret of account {args.account!r}; deliveries sent")
-                print("from now on are signed with:")
-            print(secret)
+            _secrets(args)
         elif args.command == "migrate":
             trio.run(_migrate, _database_url(args.database_url))
             print("Migrations applied")

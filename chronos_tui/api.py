@@ -24,7 +24,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from chronos_tui.models import Execution, Job, Page, Schedule, Stats
+from chronos_tui.models import Account, Execution, Job, Page, Schedule, Stats
 
 USER_AGENT = "chronos-tui/0.1"
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -67,6 +67,8 @@ class DashboardAPI(Protocol):
     def base_url(self) -> str: ...
 
     async def stats(self, window_minutes: int = 60) -> Stats: ...
+
+    async def account(self) -> Account: ...
 
     async def list_schedules(
         self, *, status: str | None = None, handler: str | None = None, size: int = 50
@@ -157,6 +159,9 @@ class ChronosAPI:
     async def stats(self, window_minutes: int = 60) -> Stats:
         data = await self._data("GET", "/v1/stats", params={"window_minutes": window_minutes})
         return _validate(Stats, data)
+
+    async def account(self) -> Account:
+        return _validate(Account, await self._data("GET", "/v1/account"))
 
     async def list_schedules(
         self, *, status: str | None = None, handler: str | None = None, size: int = 50

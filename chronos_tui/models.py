@@ -164,6 +164,26 @@ class Stats(_Model):
     throughput: list[MinuteThroughput]
 
 
+class SigningSecretState(_Model):
+    """Whether a signing-secret rotation is in progress: until `previous_sent_until`, deliveries
+    are signed by the previous secret too (the API never shows the secrets themselves)."""
+
+    rotating: bool = False
+    previous_sent_until: datetime | None = None
+
+    def rotating_at(self, now: datetime) -> bool:
+        return self.previous_sent_until is not None and now < self.previous_sent_until
+
+
+class Account(_Model):
+    """`GET /v1/account` (extension): the API key's account."""
+
+    id: str
+    name: str
+    timezone: str = "UTC"
+    signing_secret: SigningSecretState = SigningSecretState()
+
+
 T = TypeVar("T")
 
 

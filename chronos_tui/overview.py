@@ -1,22 +1,28 @@
 """The home screen: live queues per handler, throughput sparklines, the newest executions.
 
 One tick = two requests (`GET /v1/stats` and the first page of `GET /v1/executions`), made
-concurrently; Enter on a handler opens its jobs, Enter on an execution opens its detail.
+concurrently, plus `GET /v1/account` every `ACCOUNT_REFRESH_SECONDS` (the rate limit is per key,
+shared with workers, and a rotation is rare and long); Enter on a handler opens its jobs, Enter
+on an execution opens its detail. During a signing-secret rotation the status line says until
+when the previous secret is still sent (counted down between account reads).
 """
 
 from __future__ import annotations
 
 import asyncio
+from time import monotonic
 
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Footer, Header, Label, Sparkline
 
+from chronos_tui.api import RequestFailed
 from chronos_tui.base import LiveScreen
 from chronos_tui.details import ExecutionDetail
+from chronos_tui.format import clock, relative
 from chronos_tui.lists import JobsScreen
-from chronos_tui.models import Execution, Stats
+from chronos_tui.models import Account, Execution, Stats
 from chronos_tui.rows import (
     EXECUTION_COLUMNS,
     NO_HANDLER,
@@ -30,10 +36,13 @@ from chronos_tui.widgets import LiveTable
 
 WINDOW_MINUTES = 60
 FEED_SIZE = 30
+ACCOUNT_REFRESH_SECONDS = 30.0
 
 
 class OverviewScreen(LiveScreen):
     _handlers = 0
+    _account: Account | None = None
+    _account_due = 0.0  # monotonic time of the next `GET /v1/account`
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -54,8 +63,10 @@ class OverviewScreen(LiveScreen):
         yield Footer(compact=True, show_command_palette=False)
 
     async def load(self) -> None:
-        stats, feed = await asyncio.gather(
-            self.api.stats(WINDOW_MINUTES), self.api.list_executions(size=FEED_SIZE)
+        stats, feed, _ = await asyncio.gather(
+            self.api.stats(WINDOW_MINUTES),
+            self.api.list_executions(size=FEED_SIZE),
+            self._refresh_account(),
         )
         self.show_stats(stats)
         self.show_feed(feed.items)
@@ -81,9 +92,31 @@ class OverviewScreen(LiveScreen):
         width = table.free_width()
         table.sync([execution_row(e, now, tz, width) for e in executions])
 
+    async def _refresh_account(self) -> None:
+        if monotonic() < self._account_due:
+            return
+        try:
+            self._account = await self.api.account()
+        except RequestFailed as exc:
+            if exc.status != 404:  # 404: a server without the extension, nothing to show
+                raise
+        self._account_due = monotonic() + ACCOUNT_REFRESH_SECONDS
+
+    def rotation_note(self) -> str | None:
+        """`secret rotation: previous one sent until 11:00:00 (in 2h 00m)` while one runs."""
+        state = self._account.signing_secret if self._account else None
+        now = self.env.now()
+        if state is None or not state.rotating_at(now):
+            return None
+        until = state.previous_sent_until
+        when = f"{clock(until, self.env.tz, now)} ({relative(until, now)})"
+        return f"secret rotation: previous one sent until {when}"
+
     def describe(self) -> str:
         pace = f"every {self.env.refresh_seconds:g} s"
-        return f"live · {self.api.base_url} · {self._handlers} handler(s) · {pace}"
+        rotation = self.rotation_note()
+        live = f"live · {rotation}" if rotation else "live"
+        return f"{live} · {self.api.base_url} · {self._handlers} handler(s) · {pace}"
 
     @on(DataTable.RowSelected, "#queues")
     def _open_handler(self, event: DataTable.RowSelected) -> None:

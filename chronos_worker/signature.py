@@ -10,6 +10,12 @@
 (`webhook-id`, `webhook-timestamp`, `webhook-signature`) the server sends alongside. Both need the
 raw body bytes exactly as received, never re-serialised JSON. Standard library only; this module
 never imports `chronos_server`.
+
+Secret rotation (`chronos secrets rotate --overlap 24h`): for the overlap, deliveries are signed
+by the new secret AND the previous one, so a receiver given either secret accepts them and can be
+redeployed with the new one at any time in the overlap. The Chronos signature by the previous
+secret comes in `X-Chronos-Signature-Previous` (`X-Chronos-Signature` always holds the new one);
+the Standard Webhooks one is a second entry in `webhook-signature`.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ from collections.abc import Mapping
 __all__ = ["verify_signature", "verify_standard_webhook"]
 
 SIGNATURE_PREFIX = "sha256="
+SIGNATURE_HEADER = "X-Chronos-Signature"
+PREVIOUS_SIGNATURE_HEADER = "X-Chronos-Signature-Previous"
 SECRET_PREFIX = "whsec_"
 DEFAULT_TOLERANCE = 300
 
@@ -57,12 +65,14 @@ def verify_signature(
     *,
     now: float | None = None,
 ) -> bool:
-    """True when the Chronos signature is valid and its timestamp within `tolerance` seconds.
+    """True when a Chronos signature is valid and its timestamp within `tolerance` seconds.
 
     All three headers are required; the HMAC-SHA256 key is the secret string as displayed
-    (`whsec_...` included); the comparison is constant-time. `now` (Unix seconds) is for tests.
+    (`whsec_...` included); the comparison is constant-time. During a rotation's overlap the
+    signature by the previous secret in `X-Chronos-Signature-Previous` is accepted too, so
+    either secret verifies. `now` (Unix seconds) is for tests.
     """
-    signature = _header(headers, "X-Chronos-Signature")
+    signature = _header(headers, SIGNATURE_HEADER)
     timestamp = _header(headers, "X-Chronos-Timestamp")
     delivery_id = _header(headers, "X-Chronos-Delivery-Id")
     if not (signature.startswith(SIGNATURE_PREFIX) and delivery_id):
@@ -70,8 +80,13 @@ def verify_signature(
     if not _fresh(timestamp, tolerance, now):
         return False
     content = _signed_content(delivery_id, timestamp, raw_body)
-    expected = hmac.new(secret.encode(), content, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(signature[len(SIGNATURE_PREFIX) :].encode(), expected.encode())
+    expected = hmac.new(secret.encode(), content, hashlib.sha256).hexdigest().encode()
+    found = False
+    for candidate in (signature, _header(headers, PREVIOUS_SIGNATURE_HEADER)):
+        if candidate.startswith(SIGNATURE_PREFIX):
+            value = candidate[len(SIGNATURE_PREFIX) :].encode()
+            found |= hmac.compare_digest(value, expected)  # both compared, whichever matches
+    return found
 
 
 def verify_standard_webhook(
@@ -84,7 +99,8 @@ def verify_standard_webhook(
 ) -> bool:
     """The same check over the Standard Webhooks headers: the key is the base64-decoded part of
     the secret after `whsec_`, and `webhook-signature` may list several space-separated
-    `v1,<base64>` signatures (any one matching is enough)."""
+    `v1,<base64>` signatures (any one matching is enough: during a rotation's overlap the server
+    sends the new secret's and the previous one's)."""
     message_id = _header(headers, "webhook-id")
     timestamp = _header(headers, "webhook-timestamp")
     signatures = _header(headers, "webhook-signature")

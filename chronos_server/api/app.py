@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from chronos_server.api import (
+    routes_account,
     routes_jobs,
     routes_schedules,
     routes_stats,
@@ -171,4 +172,5 @@ ROUTES: Routes = [
     *routes_worker.ROUTES,
     *routes_stream.ROUTES,
     *routes_stats.ROUTES,
+    *routes_account.ROUTES,
 ]

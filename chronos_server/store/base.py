@@ -68,6 +68,33 @@ class Stats:
     per_minute: dict[tuple[int, JobStatus], int]
 
 
+@dataclass(frozen=True)
+class SigningSecrets:
+    """An account's push signing secrets. `current` signs every delivery; after a rotation with
+    an overlap, `previous` signs them too until `previous_until` (Unix ms, exclusive).
+
+    The one decision here (is the previous secret still sent at `now`?) is made by the sender at
+    send time with its injected clock, so nothing has to run when the overlap ends; the store
+    clears an expired previous secret lazily (`drop_expired_signing_secrets`). It lives beside
+    the store rather than on `core.models.Account` so that reading an account (every
+    authenticated request, through the key cache) never carries the secrets around.
+    """
+
+    current: str | None
+    previous: str | None = None
+    previous_until: int | None = None
+
+    def previous_at(self, now: int) -> str | None:
+        """The previous secret if a delivery sent at `now` still carries its signature."""
+        if self.previous is None or self.previous_until is None or now >= self.previous_until:
+            return None
+        return self.previous
+
+    def rotating_until(self, now: int) -> int | None:
+        """When the previous secret stops being sent, if it is still sent at `now`."""
+        return self.previous_until if self.previous_at(now) is not None else None
+
+
 class WakeBoard(Protocol):
     """Where a store delivers wake-ups that come from other server processes (the ClaimBoard)."""
 
@@ -103,7 +130,22 @@ class Store(Protocol):
     async def add_api_key(self, account_id: str, key_hash: str, prefix: str, now: int) -> None: ...
     async def revoke_api_key(self, key_or_prefix: str, now: int) -> int: ...
     async def account_for_key(self, key_hash: str) -> Account | None: ...
-    async def set_signing_secret(self, account_id: str, secret: str) -> None: ...
+    async def set_signing_secret(self, account_id: str, secret: str) -> None:
+        """Set the secret as is; a rotation's overlap is kept only if `secret` is unchanged."""
+        ...
+
+    async def get_signing_secrets(self, account_id: str) -> SigningSecrets | None: ...
+    async def rotate_signing_secret(
+        self, account_id: str, secret: str, *, previous_until: int | None
+    ) -> SigningSecrets | None:
+        """Put `secret` in force. With `previous_until`, the secret in force so far is kept as
+        the previous one until then (an older previous one is dropped); without, it is dropped
+        at once. Returns the new state (None: no such account)."""
+        ...
+
+    async def drop_expired_signing_secrets(self, now: int) -> int:
+        """Forget previous secrets whose overlap ended at or before `now`; returns how many."""
+        ...
 
     # schedules
     async def insert_schedule(self, schedule: Schedule) -> None: ...

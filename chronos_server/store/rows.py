@@ -25,6 +25,7 @@ from chronos_server.core.models import (
     Trigger,
 )
 from chronos_server.core.slots import spawn_key
+from chronos_server.store.base import SigningSecrets
 
 Row = Mapping[str, Any]
 # The stored status of a `pending` job held behind an earlier job of its `overlap: queue`
@@ -57,6 +58,14 @@ def account_from_row(r: Row) -> Account:
         timezone=r["timezone"],
         signing_secret=r["signing_secret"],
         created_at=r["created_at"],
+    )
+
+
+def signing_secrets_from_row(r: Row) -> SigningSecrets:
+    return SigningSecrets(
+        current=r["signing_secret"],
+        previous=r["signing_secret_previous"],
+        previous_until=r["signing_secret_previous_until"],
     )
 
 

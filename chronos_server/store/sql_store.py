@@ -29,7 +29,14 @@ from chronos_server.core.models import (
 )
 from chronos_server.errors import ChronosError
 from chronos_server.store import transactions as t
-from chronos_server.store.base import Admitted, ReadyBatch, Stats, SweepResult, WakeBoard
+from chronos_server.store.base import (
+    Admitted,
+    ReadyBatch,
+    SigningSecrets,
+    Stats,
+    SweepResult,
+    WakeBoard,
+)
 from chronos_server.store.rows import (
     HELD,
     Row,
@@ -38,6 +45,7 @@ from chronos_server.store.rows import (
     job_from_row,
     schedule_from_row,
     schedule_params,
+    signing_secrets_from_row,
 )
 from chronos_server.store.transactions import Tx
 
@@ -130,6 +138,31 @@ class SqlStore:
 
     async def set_signing_secret(self, account_id: str, secret: str) -> None:
         await self._tx(lambda tx: tx.run("set_signing_secret", id=account_id, secret=secret))
+
+    async def get_signing_secrets(self, account_id: str) -> SigningSecrets | None:
+        row = await self._read(lambda tx: tx.one("signing_secrets", id=account_id))
+        return signing_secrets_from_row(row) if row else None
+
+    async def rotate_signing_secret(
+        self, account_id: str, secret: str, *, previous_until: int | None
+    ) -> SigningSecrets | None:
+        def fn(tx: Tx) -> SigningSecrets | None:
+            if previous_until is None:
+                tx.run("rotate_signing_secret_at_once", id=account_id, secret=secret)
+            else:
+                tx.run(
+                    "rotate_signing_secret_with_overlap",
+                    id=account_id,
+                    secret=secret,
+                    until=previous_until,
+                )
+            row = tx.one("signing_secrets", id=account_id)
+            return signing_secrets_from_row(row) if row else None
+
+        return await self._tx(fn)
+
+    async def drop_expired_signing_secrets(self, now: int) -> int:
+        return await self._tx(lambda tx: tx.run("drop_expired_signing_secrets", now=now))
 
     # schedules --------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from chronos_server.delivery.push import (
     PushSettings,
     new_push_transport,
 )
+from chronos_worker import verify_signature, verify_standard_webhook
 from tests.delivery.fakes import ORIGIN_MS, PUBLIC_IP, SECRET, FakeResolver, World, open_world
 
 Handler = Callable[[httpx.Request], Any]
@@ -277,6 +278,46 @@ async def test_rotated_secret_signs_the_next_delivery(rig: Rig) -> None:
     signed = f"{claimed.execution.id}.{ORIGIN_MS // 1000}.".encode() + request.content
     expected = hmac.new(new_secret.encode(), signed, hashlib.sha256).hexdigest()
     assert request.headers["x-chronos-signature"] == f"sha256={expected}"
+
+
+async def test_during_an_overlap_deliveries_verify_with_either_secret_and_after_it_new_only(
+    rig: Rig, autojump_clock: trio.testing.MockClock
+) -> None:
+    """`chronos secrets rotate --overlap 60s`: both signatures until the overlap ends by the
+    pipeline's clock, decided when each request is signed (here the secrets were read before
+    the end, as a dispatch batch reads them, and the request is signed after it)."""
+    store, account_id = rig.world.p.store, rig.world.account_id
+    new_secret = "whsec_" + base64.b64encode(b"\x07" * 32).decode()
+    await store.rotate_signing_secret(account_id, new_secret, previous_until=ORIGIN_MS + 60_000)
+
+    def verified_by(request: httpx.Request) -> set[str]:
+        now = int(request.headers["x-chronos-timestamp"])
+        return {
+            name
+            for name, secret in (("old", SECRET), ("new", new_secret))
+            if verify_signature(secret, request.headers, request.content, now=now)
+            and verify_standard_webhook(secret, request.headers, request.content, now=now)
+        }
+
+    await rig.attempt()
+    await trio.sleep(59.999)
+    await rig.attempt()
+    read_in_time = await store.get_signing_secrets(account_id)
+    assert read_in_time is not None and read_in_time.previous == SECRET
+    await trio.sleep(0.001)
+    claimed = await rig.world.start_one(url=HOOK)
+    await rig.sender.attempt(claimed, read_in_time)
+    await trio.sleep(3600)
+    await rig.attempt()
+    assert [verified_by(r) for r in rig.endpoint.requests] == [
+        {"old", "new"},
+        {"old", "new"},
+        {"new"},
+        {"new"},
+    ]
+    for request in rig.endpoint.requests[2:]:
+        assert "x-chronos-signature-previous" not in request.headers
+        assert len(request.headers["webhook-signature"].split()) == 1
 
 
 async def test_timeout_after_exactly_the_jobs_timeout(

@@ -15,14 +15,14 @@ import pytest
 import trio
 import trio.testing
 
-from chronos_server.core.models import PULL, Account, ExecutionStatus, JobStatus
+from chronos_server.core.models import PULL, ExecutionStatus, JobStatus
 from chronos_server.delivery.push import START_CHUNK, PushSender, PushSettings
 from chronos_server.errors import StoreUnavailable
 from chronos_server.loops.admission import run_admission
 from chronos_server.loops.dispatch import run_dispatch
 from chronos_server.loops.sweeper import run_sweeper
 from chronos_server.pipeline.services import LoopSettings
-from chronos_server.store.base import Store
+from chronos_server.store.base import SigningSecrets, Store
 from chronos_server.store.transactions import new_id
 from chronos_worker import verify_signature
 from tests.delivery.fakes import PUBLIC_IP, SECRET, FakeResolver, World, open_world
@@ -174,13 +174,13 @@ async def test_one_secret_read_per_batch_and_every_request_verifies(
 ) -> None:
     reads: list[str] = []
     store: Store = rig.world.p.store
-    get_account = store.get_account
+    get_signing_secrets = store.get_signing_secrets
 
-    async def counting_get_account(account_id: str) -> Account | None:
+    async def counting_get_signing_secrets(account_id: str) -> SigningSecrets | None:
         reads.append(account_id)
-        return await get_account(account_id)
+        return await get_signing_secrets(account_id)
 
-    monkeypatch.setattr(store, "get_account", counting_get_account)
+    monkeypatch.setattr(store, "get_signing_secrets", counting_get_signing_secrets)
     with trio.fail_after(60):
         for _ in range(LIMIT):
             await rig.world.add_push_job(status=JobStatus.PENDING, timeout=3600)
@@ -223,15 +223,15 @@ async def test_store_failure_reading_the_secret_is_recovered_by_the_sweeper(
     settings = LoopSettings(idle_seconds=3600.0, lease_grace_ms=1_000)
     async with open_world(settings) as world:
         store: Store = world.p.store
-        get_account = store.get_account
+        get_signing_secrets = store.get_signing_secrets
         failures = [StoreUnavailable("SQLite: database is locked")]
 
-        async def flaky_get_account(account_id: str) -> Account | None:
+        async def flaky_get_signing_secrets(account_id: str) -> SigningSecrets | None:
             if failures:
                 raise failures.pop()
-            return await get_account(account_id)
+            return await get_signing_secrets(account_id)
 
-        monkeypatch.setattr(store, "get_account", flaky_get_account)
+        monkeypatch.setattr(store, "get_signing_secrets", flaky_get_signing_secrets)
         transport = httpx.MockTransport(lambda _request: httpx.Response(200))
         async with pipeline_running(world, transport):
             with trio.fail_after(120):

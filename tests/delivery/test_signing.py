@@ -123,3 +123,45 @@ def test_standardwebhooks_library_accepts_our_headers() -> None:
     other = "whsec_" + base64.b64encode(b"\x01" * 32).decode()
     with pytest.raises(WebhookVerificationError):
         Webhook(other).verify(body, headers)
+
+
+# --- rotation: the previous secret signs too during an overlap ---------------------------------
+
+OLD = "whsec_" + base64.b64encode(b"\x02" * 32).decode()
+
+
+def test_overlap_adds_the_previous_signatures_and_keeps_the_new_ones_as_they_were() -> None:
+    alone = signature_headers(SECRET, EXECUTION_ID, TIMESTAMP, BODY)
+    both = signature_headers(SECRET, EXECUTION_ID, TIMESTAMP, BODY, previous=OLD)
+    # X-Chronos-Signature is untouched: one `sha256=<hex>` by the secret in force.
+    extended = {"X-Chronos-Signature-Previous", "webhook-signature"}
+    assert {k: v for k, v in both.items() if k not in extended} == {
+        k: v for k, v in alone.items() if k not in extended
+    }
+    assert both["X-Chronos-Signature"] == f"sha256={EXPECTED_HEX}"
+    assert both["X-Chronos-Signature-Previous"] == chronos_signature(
+        OLD, EXECUTION_ID, TIMESTAMP, BODY
+    )
+    old_b64 = standard_webhooks_signature(OLD, EXECUTION_ID, TIMESTAMP, BODY)
+    assert both["webhook-signature"] == f"v1,{EXPECTED_B64} {old_b64}"
+    assert "X-Chronos-Signature-Previous" not in alone
+
+
+def test_a_previous_secret_equal_to_the_current_one_adds_nothing() -> None:
+    same = signature_headers(SECRET, EXECUTION_ID, TIMESTAMP, BODY, previous=SECRET)
+    assert same == signature_headers(SECRET, EXECUTION_ID, TIMESTAMP, BODY)
+
+
+def test_standardwebhooks_library_accepts_either_secret_during_the_overlap_only() -> None:
+    now = int(time.time())  # the library checks the timestamp against its own clock
+    body = body_for("msg_rot")
+    during = signature_headers(SECRET, "msg_rot", now, body, previous=OLD)
+    assert Webhook(SECRET).verify(body, during)["execution_id"] == "msg_rot"
+    assert Webhook(OLD).verify(body, during)["execution_id"] == "msg_rot"
+    stranger = "whsec_" + base64.b64encode(b"\x03" * 32).decode()
+    with pytest.raises(WebhookVerificationError):
+        Webhook(stranger).verify(body, during)
+    after = signature_headers(SECRET, "msg_rot", now, body)
+    Webhook(SECRET).verify(body, after)
+    with pytest.raises(WebhookVerificationError):
+        Webhook(OLD).verify(body, after)

@@ -13,6 +13,7 @@ import trio
 from chronos_server.api.auth import hash_key
 from chronos_server.core.models import ExecutionStatus, JobStatus
 from chronos_server.store.open import open_store
+from chronos_worker import verify_signature
 from tests.conftest import API_KEY, SIGNING_SECRET, RunningServer, make_settings, start_server
 from tests.receiver import Receiver, start_receiver
 
@@ -151,3 +152,40 @@ async def test_graceful_stop_finishes_the_push_in_flight_and_starts_no_other(
         assert not_sent is not None
         assert not_sent.status in (JobStatus.PENDING, JobStatus.QUEUED)
         assert not_sent.attempt_count == 0
+
+
+async def test_secret_rotation_with_an_overlap_keeps_old_and_new_receivers_working(
+    push_server: RunningServer,
+) -> None:
+    """`chronos secrets rotate --overlap`: while it lasts, a receiver still holding the old secret
+    accepts deliveries (Standard Webhooks library, or the SDK's `verify_signature`) and one
+    already given the new secret accepts them with its unchanged single-signature code; after
+    it (here: a rotation at once, since the test runs on real time), only the new one does."""
+    new_secret = "whsec_" + "bmV3LXNlY3JldC1uZXctc2VjcmV0LW5ldy1zZWNyZXQtMTI="
+    pipeline = push_server.handle.services.pipeline
+    account, _ = await pipeline.store.ensure_account("default", pipeline.clock.now_ms())
+
+    async def deliver(old: Receiver, new: Receiver) -> None:
+        for receiver in (old, new):
+            created = await push_server.client.post("/v1/jobs", json=push_job(receiver.url))
+            await wait_job(push_server, created.json()["data"]["id"], "completed")
+
+    async with trio.open_nursery() as nursery:
+        old = await start_receiver(nursery, Receiver(SIGNING_SECRET))
+        new = await start_receiver(nursery, Receiver(new_secret))
+        until = pipeline.clock.now_ms() + 3_600_000
+        await pipeline.store.rotate_signing_secret(account.id, new_secret, previous_until=until)
+        await deliver(old, new)
+        await pipeline.store.rotate_signing_secret(account.id, new_secret, previous_until=None)
+        await deliver(old, new)
+        nursery.cancel_scope.cancel()
+
+    def verdicts(receiver: Receiver, secret: str) -> list[tuple[bool, bool, bool]]:
+        return [
+            (d.chronos_ok, d.standard_ok, verify_signature(secret, d.headers, d.body))
+            for d in receiver.deliveries
+        ]
+
+    # (single-signature code, standardwebhooks library, SDK) per delivery: overlap, then after.
+    assert verdicts(old, SIGNING_SECRET) == [(False, True, True), (False, False, False)]
+    assert verdicts(new, new_secret) == [(True, True, True), (True, True, True)]

@@ -16,6 +16,7 @@ from typing import Any
 from chronos_tui.api import RequestFailed, ServerUnreachable
 from chronos_tui.models import (
     CANCELLABLE_STATES,
+    Account,
     Execution,
     ExecutionError,
     ExecutionStatus,
@@ -145,6 +146,10 @@ class FakeAPI:
     down: bool = False
     limited: bool = False  # answer `stats` with HTTP 429, Retry-After 30 s
     stats_calls: int = 0
+    account_doc: Account = field(
+        default_factory=lambda: Account(id=str(uuid.uuid5(uuid.NAMESPACE_URL, "a")), name="default")
+    )
+    account_calls: int = 0
     calls: list[tuple[str, str]] = field(default_factory=list)
     created: dict[str, Any] = field(default_factory=dict)  # the last `create_job` body
     closed: bool = False
@@ -166,6 +171,11 @@ class FakeAPI:
         if self.limited:
             raise RequestFailed("Rate limit exceeded (HTTP 429)", 429, "rate_limit_exceeded", 30.0)
         return self.stats_doc
+
+    async def account(self) -> Account:
+        self._check()
+        self.account_calls += 1
+        return self.account_doc
 
     async def list_schedules(
         self, *, status: str | None = None, handler: str | None = None, size: int = 50

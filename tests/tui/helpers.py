@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Awaitable, Callable
-from datetime import UTC
+from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.text import Text
@@ -32,12 +32,14 @@ def drive(
     size: tuple[int, int] = (100, 30),
     refresh_seconds: float = 60.0,
     fixed_clock: bool = True,
+    clock: Callable[[], datetime] | None = None,
 ) -> None:
-    """Run `scenario` against a `ChronosApp` over `api`; a long refresh keeps the fake quiet."""
+    """Run `scenario` against a `ChronosApp` over `api`; a long refresh keeps the fake quiet.
+    The app's clock is the fakes' fixed instant, the real one, or `clock` when given."""
 
     async def main() -> None:
-        clock = fixed_now if fixed_clock else utc_now
-        app = ChronosApp(api, refresh_seconds=refresh_seconds, now=clock, tz=UTC)
+        now = clock or (fixed_now if fixed_clock else utc_now)
+        app = ChronosApp(api, refresh_seconds=refresh_seconds, now=now, tz=UTC)
         async with app.run_test(size=size) as pilot:
             await settle(pilot)
             await scenario(app, pilot)

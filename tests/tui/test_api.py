@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import httpx
@@ -181,3 +182,17 @@ def test_rerun_body_copies_the_settings_and_nothing_else() -> None:
         "max_retries": 3,
     }
     json.dumps(rerun_body(job))  # plain JSON
+
+
+def test_account_reads_the_rotation_state() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        state = {"rotating": True, "previous_sent_until": "2026-01-15T11:00:00.000Z"}
+        return ok({"id": "a-1", "name": "default", "timezone": "UTC", "signing_secret": state})
+
+    account = call(handler, lambda api: api.account())
+    assert seen == ["/v1/account"]
+    assert account.name == "default" and account.signing_secret.rotating
+    assert account.signing_secret.previous_sent_until == datetime(2026, 1, 15, 11, tzinfo=UTC)

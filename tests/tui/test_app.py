@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
 from textual import events
 from textual.pilot import Pilot
 
+from chronos_tui import overview
+from chronos_tui.api import RequestFailed
 from chronos_tui.app import ChronosApp
 from chronos_tui.base import LiveScreen
 from chronos_tui.details import ExecutionDetail, JobDetail, ScheduleDetail
 from chronos_tui.lists import ExecutionsScreen, JobsScreen, SchedulesScreen
-from chronos_tui.models import JobStatus
+from chronos_tui.models import Account, JobStatus, SigningSecretState
 from chronos_tui.overview import OverviewScreen
 from chronos_tui.rows import TOTAL_KEY
 from chronos_tui.widgets import ConfirmScreen, FilterBar, HelpScreen, LiveTable
+from tests.tui import fakes
 from tests.tui.fakes import FakeAPI, demo_api
 from tests.tui.helpers import (
     cell,
@@ -310,4 +316,57 @@ def test_clicking_the_highlighted_row_opens_it() -> None:
         assert isinstance(app.screen, JobDetail) and app.screen.item_id == api.jobs[1].id
 
     api = demo_api()
+    drive(api, scenario)
+
+
+def test_overview_status_line_shows_a_signing_secret_rotation_until_it_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`GET /v1/account` says a rotation runs until 11:00 (NOW is 09:00): the status line says
+    so; the account is read again only every 30 s (monotonic), not on every tick, and the note
+    goes at 11:00 by the dashboard's clock even without a new read."""
+    now = [fakes.NOW]
+    seconds = [1000.0]
+    monkeypatch.setattr(overview, "monotonic", lambda: seconds[0])
+
+    async def tick(app: ChronosApp, pilot: Pilot[None], at: float) -> None:
+        seconds[0] = at
+        reload(app)
+        await settle(pilot)
+
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        assert status_line(app) == (
+            "● 09:00:00  live · secret rotation: previous one sent until 11:00:00 (in 2h 00m) · "
+            "http://chronos.test · 2 handler(s) · every 60 s"
+        )
+        await tick(app, pilot, 1029.9)
+        assert (api.account_calls, api.stats_calls) == (1, 2)
+        await tick(app, pilot, 1030.0)
+        assert (api.account_calls, api.stats_calls) == (2, 3)
+        now[0] = fakes.NOW + timedelta(hours=2)
+        await tick(app, pilot, 1031.0)
+        assert api.account_calls == 2
+        assert status_line(app) == (
+            "● 11:00:00  live · http://chronos.test · 2 handler(s) · every 60 s"
+        )
+
+    api = demo_api()
+    until = fakes.NOW + timedelta(hours=2)
+    state = SigningSecretState(rotating=True, previous_sent_until=until)
+    api.account_doc = api.account_doc.model_copy(update={"signing_secret": state})
+    drive(api, scenario, clock=lambda: now[0])
+
+
+def test_overview_without_the_account_endpoint_shows_no_rotation() -> None:
+    """A server without `GET /v1/account` (404): the overview works as before."""
+
+    async def missing() -> Account:
+        raise RequestFailed("Route not found (HTTP 404)", 404, "not_found")
+
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        assert status_line(app).endswith("live · http://chronos.test · 2 handler(s) · every 60 s")
+        assert table(app, "#queues").row_count == 3
+
+    api = demo_api()
+    api.account = missing  # type: ignore[method-assign]
     drive(api, scenario)

@@ -168,6 +168,62 @@ def test_standard_webhook_refuses_a_secret_that_is_not_base64() -> None:
     assert not verify_standard_webhook("whsec_not*base64", server_headers(), BODY, now=NOW)
 
 
+# --- rotation: during an overlap the server signs with the new and the previous secret -------
+
+OLD = "whsec_" + base64.b64encode(b"the-previous-signing-secret-32b!").decode()
+
+
+def overlap_headers(timestamp: int = NOW) -> dict[str, str]:
+    return signature_headers(SECRET, EXEC_ID, timestamp, BODY, previous=OLD)
+
+
+def spec_verifier(secret: str, headers: dict[str, str], raw_body: bytes) -> bool:
+    """Spec §9.5's receiver code as a receiver copied it before rotations had an overlap: one
+    `sha256=<hex>` in `X-Chronos-Signature`, nothing else read (clock check left out)."""
+    sig = headers.get("X-Chronos-Signature", "")
+    ts = headers.get("X-Chronos-Timestamp", "")
+    exec_id = headers.get("X-Chronos-Delivery-Id", "")
+    msg = exec_id.encode() + b"." + ts.encode() + b"." + raw_body
+    expected = hmac.new(secret.encode(), msg, hashlib.sha256).hexdigest()
+    return sig.startswith("sha256=") and hmac.compare_digest(sig[len("sha256=") :], expected)
+
+
+def test_either_secret_verifies_a_delivery_sent_during_the_overlap() -> None:
+    for secret in (SECRET, OLD):
+        assert verify_signature(secret, overlap_headers(), BODY, now=NOW), secret
+        assert verify_standard_webhook(secret, overlap_headers(), BODY, now=NOW), secret
+    stranger = "whsec_" + base64.b64encode(b"s" * 32).decode()
+    assert not verify_signature(stranger, overlap_headers(), BODY, now=NOW)
+    assert not verify_standard_webhook(stranger, overlap_headers(), BODY, now=NOW)
+
+
+def test_only_the_new_secret_verifies_once_the_overlap_is_over() -> None:
+    after = server_headers()  # the server no longer passes `previous`
+    assert verify_signature(SECRET, after, BODY, now=NOW)
+    assert verify_standard_webhook(SECRET, after, BODY, now=NOW)
+    assert not verify_signature(OLD, after, BODY, now=NOW)
+    assert not verify_standard_webhook(OLD, after, BODY, now=NOW)
+
+
+def test_a_single_signature_verifier_keeps_working_with_the_new_secret() -> None:
+    """Why the previous signature has a header of its own: `X-Chronos-Signature` keeps its one
+    documented form, so code written against it needs only the new secret, never new code."""
+    assert spec_verifier(SECRET, overlap_headers(), BODY)
+    assert spec_verifier(SECRET, server_headers(), BODY)
+
+
+def test_the_previous_signature_needs_the_rest_of_the_delivery_to_be_genuine() -> None:
+    tampered = BODY.replace(b"pdf", b"csv")
+    assert not verify_signature(OLD, overlap_headers(), tampered, now=NOW)
+    late = overlap_headers(NOW - 301)
+    assert not verify_signature(OLD, late, BODY, now=NOW)
+    alone = {k: v for k, v in overlap_headers().items() if k != "X-Chronos-Signature"}
+    assert not verify_signature(OLD, alone, BODY, now=NOW)  # the main header is required
+    moved = overlap_headers()
+    moved["X-Chronos-Signature-Previous"] = moved["X-Chronos-Signature-Previous"][7:]
+    assert not verify_signature(OLD, moved, BODY, now=NOW)  # `sha256=` required there too
+
+
 def test_worker_package_does_not_import_the_server() -> None:
     code = (
         "import sys, chronos_worker, chronos_worker.signature\n"

@@ -20,7 +20,38 @@ SELECT * FROM accounts WHERE id = :id;
 SELECT count(*) AS n FROM accounts;
 
 -- name: set_signing_secret
-UPDATE accounts SET signing_secret = :secret WHERE id = :id;
+-- A secret set as is (bootstrap, first key). The overlap of a rotation survives only if the
+-- secret is the one already in force (a restart with CHRONOS_BOOTSTRAP_SIGNING_SECRET unchanged).
+UPDATE accounts SET
+    signing_secret_previous = CASE WHEN signing_secret = :secret
+        THEN signing_secret_previous END,
+    signing_secret_previous_until = CASE WHEN signing_secret = :secret
+        THEN signing_secret_previous_until END,
+    signing_secret = :secret
+WHERE id = :id;
+
+-- name: signing_secrets
+SELECT signing_secret, signing_secret_previous, signing_secret_previous_until
+FROM accounts WHERE id = :id;
+
+-- name: rotate_signing_secret_at_once
+UPDATE accounts SET signing_secret = :secret, signing_secret_previous = NULL,
+    signing_secret_previous_until = NULL
+WHERE id = :id;
+
+-- name: rotate_signing_secret_with_overlap
+-- The secret in force becomes the previous one (an older previous one is dropped); an account
+-- that had no secret yet has nothing to keep.
+UPDATE accounts SET
+    signing_secret_previous = signing_secret,
+    signing_secret_previous_until =
+        CASE WHEN signing_secret IS NOT NULL THEN CAST(:until AS BIGINT) END,
+    signing_secret = :secret
+WHERE id = :id;
+
+-- name: drop_expired_signing_secrets
+UPDATE accounts SET signing_secret_previous = NULL, signing_secret_previous_until = NULL
+WHERE signing_secret_previous_until <= :now;
 
 -- name: insert_api_key
 INSERT INTO api_keys (id, account_id, key_hash, prefix, created_at)
