@@ -12,7 +12,10 @@ envelope and validated into `chronos_tui.models` at once; every failure is mappe
 Screens depend on the `DashboardAPI` protocol, so tests inject a fake. Status filters take a
 sequence: one status is one request; several are sent as `status=a,b` if the server accepts
 lists, otherwise as one request per status merged newest first (`ChronosAPI` learns which on the
-first try and remembers).
+first try and remembers). Lists page with `page` (from 1) and `size` (at most 100).
+
+`GET /v1/workers` is an extension: against a server without it (HTTP 404) `workers()` returns
+None, and `ChronosAPI` remembers that and does not ask again.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, Protocol, TypeVar
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from chronos_tui.models import Account, Execution, Job, Page, Schedule, Stats
+from chronos_tui.models import Account, Execution, Job, Page, Schedule, Stats, Workers
 
 USER_AGENT = "chronos-tui/0.1"
 REQUEST_TIMEOUT_SECONDS = 10.0
@@ -69,9 +72,15 @@ class DashboardAPI(Protocol):
     async def stats(self, window_minutes: int = 60) -> Stats: ...
 
     async def account(self) -> Account: ...
+    async def workers(self) -> Workers | None: ...
 
     async def list_schedules(
-        self, *, status: str | None = None, handler: str | None = None, size: int = 50
+        self,
+        *,
+        status: str | None = None,
+        handler: str | None = None,
+        size: int = 50,
+        page: int = 1,
     ) -> Page[Schedule]: ...
 
     async def get_schedule(self, schedule_id: str) -> Schedule: ...
@@ -87,6 +96,7 @@ class DashboardAPI(Protocol):
         handler: str | None = None,
         schedule_id: str | None = None,
         size: int = 50,
+        page: int = 1,
     ) -> Page[Job]: ...
 
     async def get_job(self, job_id: str) -> Job: ...
@@ -96,7 +106,12 @@ class DashboardAPI(Protocol):
     async def create_job(self, body: Mapping[str, Any]) -> Job: ...
 
     async def list_executions(
-        self, *, job_id: str | None = None, statuses: Sequence[str] = (), size: int = 50
+        self,
+        *,
+        job_id: str | None = None,
+        statuses: Sequence[str] = (),
+        size: int = 50,
+        page: int = 1,
     ) -> Page[Execution]: ...
 
     async def get_execution(self, execution_id: str) -> Execution: ...
@@ -144,6 +159,8 @@ class ChronosAPI:
         )
         # None until the first multi-status request tells us whether `status=a,b` is accepted.
         self.status_lists: bool | None = None
+        # None until the first `GET /v1/workers` tells us whether the server has it.
+        self.workers_endpoint: bool | None = None
 
     @property
     def base_url(self) -> str:
@@ -163,10 +180,29 @@ class ChronosAPI:
     async def account(self) -> Account:
         return _validate(Account, await self._data("GET", "/v1/account"))
 
+    async def workers(self) -> Workers | None:
+        if self.workers_endpoint is False:
+            return None
+        try:
+            data = await self._data("GET", "/v1/workers")
+        except RequestFailed as exc:
+            if exc.status != 404:
+                raise
+            self.workers_endpoint = False  # an older server: never ask again
+            return None
+        self.workers_endpoint = True
+        return _validate(Workers, data)
+
     async def list_schedules(
-        self, *, status: str | None = None, handler: str | None = None, size: int = 50
+        self,
+        *,
+        status: str | None = None,
+        handler: str | None = None,
+        size: int = 50,
+        page: int = 1,
     ) -> Page[Schedule]:
         params = _params(status=status, handler=handler, size=min(size, MAX_PAGE_SIZE))
+        params |= _page_param(page)
         return await self._page("/v1/schedules", params, Schedule)
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
@@ -186,9 +222,10 @@ class ChronosAPI:
         handler: str | None = None,
         schedule_id: str | None = None,
         size: int = 50,
+        page: int = 1,
     ) -> Page[Job]:
         params = _params(handler=handler, schedule_id=schedule_id, size=min(size, MAX_PAGE_SIZE))
-        return await self._filtered("/v1/jobs", params, statuses, Job, _job_order)
+        return await self._filtered("/v1/jobs", params, page, statuses, Job, _job_order)
 
     async def get_job(self, job_id: str) -> Job:
         return _validate(Job, await self._data("GET", f"/v1/jobs/{job_id}"))
@@ -200,10 +237,17 @@ class ChronosAPI:
         return _validate(Job, await self._data("POST", "/v1/jobs", json=dict(body)))
 
     async def list_executions(
-        self, *, job_id: str | None = None, statuses: Sequence[str] = (), size: int = 50
+        self,
+        *,
+        job_id: str | None = None,
+        statuses: Sequence[str] = (),
+        size: int = 50,
+        page: int = 1,
     ) -> Page[Execution]:
         params = _params(job_id=job_id, size=min(size, MAX_PAGE_SIZE))
-        return await self._filtered("/v1/executions", params, statuses, Execution, _exec_order)
+        return await self._filtered(
+            "/v1/executions", params, page, statuses, Execution, _exec_order
+        )
 
     async def get_execution(self, execution_id: str) -> Execution:
         return _validate(Execution, await self._data("GET", f"/v1/executions/{execution_id}"))
@@ -212,28 +256,51 @@ class ChronosAPI:
         self,
         path: str,
         params: dict[str, str],
+        page: int,
         statuses: Sequence[str],
         model: type[M],
         order: Callable[[M], tuple[datetime, str]],
     ) -> Page[M]:
-        """Newest first, restricted to `statuses` (any status when empty)."""
+        """Page `page` (from 1), newest first, restricted to `statuses` (any status when empty)."""
+        paged = params | _page_param(page)
         if len(statuses) <= 1:
-            return await self._page(
-                path, _params(status=next(iter(statuses), None)) | params, model
-            )
+            return await self._page(path, _params(status=next(iter(statuses), None)) | paged, model)
         if self.status_lists is not False:
             try:
-                page = await self._page(path, {"status": ",".join(statuses)} | params, model)
+                found = await self._page(path, {"status": ",".join(statuses)} | paged, model)
             except RequestFailed as exc:
                 if exc.status != 422:
                     raise
                 self.status_lists = False
             else:
                 self.status_lists = True
-                return page
-        pages = [await self._page(path, {"status": s} | params, model) for s in statuses]
-        merged = sorted((i for p in pages for i in p.items), key=order, reverse=True)
-        return Page(tuple(merged[: int(params["size"])]), sum(p.total for p in pages))
+                return found
+        return await self._merged(path, params, page, statuses, model, order)
+
+    async def _merged(
+        self,
+        path: str,
+        params: dict[str, str],
+        page: int,
+        statuses: Sequence[str],
+        model: type[M],
+        order: Callable[[M], tuple[datetime, str]],
+    ) -> Page[M]:
+        """Page `page` of several statuses merged newest first, one status per request (for a
+        server without status lists): the newest `page * size` of the merge are among the newest
+        `page * size` of each status, so pages 1..`page` of each are enough."""
+        size = int(params["size"])
+        items: list[M] = []
+        total = 0
+        for status in statuses:
+            for n in range(1, page + 1):
+                found = await self._page(path, {"status": status} | params | _page_param(n), model)
+                items.extend(found.items)
+                if len(found.items) < size:
+                    break
+            total += found.total
+        merged = sorted(items, key=order, reverse=True)
+        return Page(tuple(merged[(page - 1) * size : page * size]), total)
 
     async def _page(self, path: str, params: Mapping[str, str], model: type[M]) -> Page[M]:
         envelope = await self._request("GET", path, params=params)
@@ -311,6 +378,11 @@ def _validate(model: type[M], data: Any) -> M:
 
 def _params(**values: str | int | None) -> dict[str, str]:
     return {k: str(v) for k, v in values.items() if v is not None and v != ""}
+
+
+def _page_param(page: int) -> dict[str, str]:
+    """`page` only past the first, so a first page is asked for as before paging existed."""
+    return {"page": str(page)} if page > 1 else {}
 
 
 def _job_order(job: Job) -> tuple[datetime, str]:

@@ -66,7 +66,14 @@ class ChronosApp(App[None]):
         await self.env.api.aclose()
 
     def action_show(self, mode: str) -> None:
-        if mode in MODES and mode != self.current_mode:
+        """A screen key always shows that screen's list (or the overview itself): the details
+        opened from the screen being left are closed first, so coming back later does not land
+        on an old detail, and the key of the mode on view goes back to its list."""
+        if mode not in MODES:
+            return
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        if mode != self.current_mode:
             self.switch_mode(mode)
 
     def action_help(self) -> None:

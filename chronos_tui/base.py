@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import ClassVar
 
@@ -25,17 +25,20 @@ from textual.widgets import Static
 
 from chronos_tui.api import APIError, DashboardAPI, RequestFailed
 from chronos_tui.format import Filter, parse_filter
+from chronos_tui.names import ScheduleNames
 from chronos_tui.widgets import ConfirmScreen, FilterBar
 
 
 @dataclass(frozen=True)
 class Env:
-    """What screens are built with: the API, the clock and timezone used for display, the pace."""
+    """What screens are built with: the API, the clock and timezone used for display, the pace,
+    and what the screens share (schedule names)."""
 
     api: DashboardAPI
     now: Callable[[], datetime]
     tz: tzinfo | None
     refresh_seconds: float
+    schedule_names: ScheduleNames = field(default_factory=ScheduleNames)
 
 
 class LiveScreen(Screen[None]):

@@ -139,6 +139,7 @@ class ScheduleDetail(DetailScreen):
             self.api.list_jobs(schedule_id=self.item_id, size=50),
         )
         self.schedule = schedule
+        self.env.schedule_names.remember([schedule])
         now, tz = self.env.now(), self.env.tz
         s = schedule
         self.show_fields(
@@ -194,6 +195,7 @@ class JobDetail(DetailScreen):
             self.api.list_executions(job_id=self.item_id, size=100),
         )
         self.job = job
+        schedule = await self.schedule_text(job)
         now, tz = self.env.now(), self.env.tz
         self.show_fields(
             f"Job “{job.name}”",
@@ -201,7 +203,7 @@ class JobDetail(DetailScreen):
                 ("id", job.id),
                 ("status", fmt.status(job.status.value)),
                 ("handler", job.handler),
-                ("schedule", job.schedule_id or "one-off"),
+                ("schedule", schedule),
                 ("description", job.description),
                 (
                     "attempts",
@@ -218,6 +220,15 @@ class JobDetail(DetailScreen):
         table = self.query_one("#related", LiveTable)
         width = table.free_width()
         table.sync([execution_row(e, now, tz, width) for e in executions.items])
+
+    async def schedule_text(self, job: Job) -> str:
+        """The schedule's name and short id (fetched once per schedule), or `one-off`."""
+        if job.schedule_id is None:
+            return "one-off"
+        name = await self.env.schedule_names.name(self.api, job.schedule_id)
+        if name is None:
+            return f"{job.schedule_id} (not found)"
+        return f"{name} ({fmt.short_id(job.schedule_id)})"
 
     def action_cancel(self) -> None:
         if self.job is not None:

@@ -115,6 +115,18 @@ def oldest_ready(age_ms: int | None) -> Text:
     return Text(span(age_ms), justify="right")
 
 
+def workers(n: int) -> Text:
+    """Open worker channels serving a handler."""
+    return Text(str(n), style="green", justify="right")
+
+
+def credits(n: int) -> Text:
+    """The free credits of a handler's channels: `0` means every one of them is busy."""
+    if n == 0:
+        return Text("0", style="bold yellow", justify="right")
+    return Text(str(n), justify="right")
+
+
 def short_id(value: str | None) -> str:
     return value[:8] if value else "—"
 

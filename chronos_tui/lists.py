@@ -2,11 +2,18 @@
 
 Each keeps the items of its last fetch by id, so an action key works on the highlighted row
 without another request, and Enter opens that row's detail.
+
+Paging: a list starts with the newest page (`LIST_SIZE` rows); when the highlight reaches the last
+loaded row (arrow keys, PgDn, End, a click) and the server has more, the next page is fetched and
+appended. Every refresh fetches all the pages loaded (concurrently, one request each), so each
+row stays live; Home (back to the first row) and a new filter drop back to the first page.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Iterable
 from typing import ClassVar, Generic, TypeVar
 
 from textual import on
@@ -25,7 +32,15 @@ from chronos_tui.details import (
     run_schedule,
 )
 from chronos_tui.format import Filter
-from chronos_tui.models import Execution, ExecutionStatus, Job, JobStatus, Schedule, ScheduleStatus
+from chronos_tui.models import (
+    Execution,
+    ExecutionStatus,
+    Job,
+    JobStatus,
+    Page,
+    Schedule,
+    ScheduleStatus,
+)
 from chronos_tui.rows import (
     EXECUTION_COLUMNS,
     JOB_COLUMNS,
@@ -42,13 +57,14 @@ Item = TypeVar("Item", Schedule, Job, Execution)
 
 
 class ResourceList(ListScreen, Generic[Item]):
-    """A title, the filter bar and one `LiveTable` of `Item`s."""
+    """A title, the filter bar and one `LiveTable` of `Item`s, loaded a page at a time."""
 
     NAME: ClassVar[str] = ""
     COLUMNS: ClassVar[list[Column]] = []
-
     items: dict[str, Item]
     total = 0
+    pages = 1  # pages loaded and refreshed
+    more = False  # the server has rows past the pages loaded
 
     def compose(self) -> ComposeResult:
         self.items = {}
@@ -60,6 +76,25 @@ class ResourceList(ListScreen, Generic[Item]):
         yield from self.status_line()
         yield Footer(compact=True, show_command_palette=False)
 
+    async def fetch(self, page: int) -> Page[Item]:
+        """Page `page` (from 1) of this list under the current filter."""
+        raise NotImplementedError
+
+    def rows(self, items: Iterable[Item]) -> list[Row]:
+        raise NotImplementedError
+
+    def keep(self, item: Item) -> bool:
+        """Whether a fetched item matches the filter (for filters the server cannot apply)."""
+        return True
+
+    async def load(self) -> None:
+        pages = self.pages
+        found = await asyncio.gather(*(self.fetch(n) for n in range(1, pages + 1)))
+        # Rows that moved from one page to the next between two requests come twice: keep one.
+        items = {i.id: i for p in found for i in p.items if self.keep(i)}
+        self.more = pages * LIST_SIZE < found[-1].total
+        self.show(tuple(items.values()), found[-1].total, self.rows(items.values()))
+
     def show(self, items: tuple[Item, ...], total: int, rows: list[Row]) -> None:
         self.items = {item.id: item for item in items}
         self.total = total
@@ -67,6 +102,23 @@ class ResourceList(ListScreen, Generic[Item]):
         table.border_title = f"{self.NAME} · {self.filter.describe(self.REST_LABEL)}"
         table.border_subtitle = f"{len(items)} of {total}"
         table.sync(rows)
+
+    @on(DataTable.RowHighlighted, "#list")
+    def _next_page(self, event: DataTable.RowHighlighted) -> None:
+        if self.more and event.cursor_row >= event.data_table.row_count - 1:
+            self.more = False  # one page at a time, however often the last row is highlighted
+            self.pages += 1
+            self.reload()
+
+    @on(LiveTable.WentHome, "#list")
+    def _first_page(self) -> None:
+        if self.pages > 1:  # back at the top: stop refreshing the pages below
+            self.pages = 1
+            self.reload()
+
+    def check_filter(self, wanted: Filter) -> Filter:
+        self.pages = 1
+        return wanted
 
     def selected(self) -> Item | None:
         key = self.query_one("#list", LiveTable).selected_key
@@ -82,15 +134,21 @@ class SchedulesScreen(ResourceList[Schedule]):
     STATUSES = tuple(s.value for s in ScheduleStatus)
     BINDINGS = [Binding("a", "archive", "Archive"), Binding("r", "run", "Run now")]
 
-    async def load(self) -> None:
+    async def fetch(self, page: int) -> Page[Schedule]:
         wanted = self.filter.statuses
         one = wanted[0] if len(wanted) == 1 else None
-        page = await self.api.list_schedules(
-            status=one, handler=self.filter.handler, size=LIST_SIZE
+        found = await self.api.list_schedules(
+            status=one, handler=self.filter.handler, size=LIST_SIZE, page=page
         )
-        items = tuple(s for s in page.items if not wanted or s.status in wanted)
+        self.env.schedule_names.remember(found.items)
+        return found
+
+    def keep(self, item: Schedule) -> bool:
+        return not self.filter.statuses or item.status in self.filter.statuses
+
+    def rows(self, items: Iterable[Schedule]) -> list[Row]:
         now = self.env.now()
-        self.show(items, page.total, [schedule_row(s, now) for s in items])
+        return [schedule_row(s, now) for s in items]
 
     def action_archive(self) -> None:
         if (schedule := self.selected()) is not None:
@@ -111,12 +169,14 @@ class JobsScreen(ResourceList[Job]):
     STATUSES = tuple(s.value for s in JobStatus)
     BINDINGS = [Binding("c", "cancel", "Cancel job"), Binding("r", "rerun", "Re-run")]
 
-    async def load(self) -> None:
-        page = await self.api.list_jobs(
-            statuses=self.filter.statuses, handler=self.filter.handler, size=LIST_SIZE
+    async def fetch(self, page: int) -> Page[Job]:
+        return await self.api.list_jobs(
+            statuses=self.filter.statuses, handler=self.filter.handler, size=LIST_SIZE, page=page
         )
+
+    def rows(self, items: Iterable[Job]) -> list[Row]:
         now, tz = self.env.now(), self.env.tz
-        self.show(page.items, page.total, [job_row(j, now, tz) for j in page.items])
+        return [job_row(j, now, tz) for j in items]
 
     def action_cancel(self) -> None:
         if (job := self.selected()) is not None:
@@ -140,6 +200,7 @@ class ExecutionsScreen(ResourceList[Execution]):
     REST_LABEL = "job"
 
     def check_filter(self, wanted: Filter) -> Filter:
+        wanted = super().check_filter(wanted)
         if wanted.handler is not None and not UUID.match(wanted.handler):
             self.notify(
                 f"“{wanted.handler}” is neither an execution status nor a job id",
@@ -149,14 +210,15 @@ class ExecutionsScreen(ResourceList[Execution]):
             return Filter(wanted.statuses)
         return wanted
 
-    async def load(self) -> None:
-        page = await self.api.list_executions(
-            job_id=self.filter.handler, statuses=self.filter.statuses, size=LIST_SIZE
+    async def fetch(self, page: int) -> Page[Execution]:
+        return await self.api.list_executions(
+            job_id=self.filter.handler, statuses=self.filter.statuses, size=LIST_SIZE, page=page
         )
+
+    def rows(self, items: Iterable[Execution]) -> list[Row]:
         now, tz = self.env.now(), self.env.tz
         width = self.query_one("#list", LiveTable).free_width()
-        rows = [execution_row(e, now, tz, width) for e in page.items]
-        self.show(page.items, page.total, rows)
+        return [execution_row(e, now, tz, width) for e in items]
 
     @on(DataTable.RowSelected, "#list")
     def _open(self, event: DataTable.RowSelected) -> None:

@@ -193,3 +193,34 @@ class Page(Generic[T]):
 
     items: tuple[T, ...]
     total: int
+
+
+class WorkerChannel(_Model):
+    """One open worker channel (`GET /v1/worker/stream`) on the server process that answered."""
+
+    worker: str | None = None
+    handlers: list[str]
+    credits: int
+    connected_at: datetime
+
+
+class HandlerWorkers(_Model):
+    """Per handler: how many open channels serve it and their free credits (summed)."""
+
+    handler: str
+    channels: int
+    credits: int
+
+
+class Workers(_Model):
+    """`GET /v1/workers` (an extension): the caller's open worker channels, on one process."""
+
+    channels: list[WorkerChannel]
+    handlers: list[HandlerWorkers]
+
+    def for_handler(self, handler: str | None) -> HandlerWorkers | None:
+        return next((h for h in self.handlers if h.handler == handler), None)
+
+    @property
+    def credits(self) -> int:
+        return sum(c.credits for c in self.channels)

@@ -1,10 +1,12 @@
 """The home screen: live queues per handler, throughput sparklines, the newest executions.
 
-One tick = two requests (`GET /v1/stats` and the first page of `GET /v1/executions`), made
-concurrently, plus `GET /v1/account` every `ACCOUNT_REFRESH_SECONDS` (the rate limit is per key,
-shared with workers, and a rotation is rare and long); Enter on a handler opens its jobs, Enter
-on an execution opens its detail. During a signing-secret rotation the status line says until
-when the previous secret is still sent (counted down between account reads).
+One tick = three requests made concurrently: `GET /v1/stats`, the first page of
+`GET /v1/executions` and `GET /v1/workers` (the worker channels per handler; against a server
+without it the client stops asking and the worker columns stay hidden). The queue panel ranks
+handlers busiest first (see `rows.activity_rank`) and scrolls. Enter on a handler opens its jobs,
+Enter on an execution opens its detail. Plus `GET /v1/account` every `ACCOUNT_REFRESH_SECONDS`
+(the rate limit is per key, shared with workers, and a rotation is rare and long): during a
+signing-secret rotation the status line says until when the previous secret is still sent.
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ from chronos_tui.base import LiveScreen
 from chronos_tui.details import ExecutionDetail
 from chronos_tui.format import clock, relative
 from chronos_tui.lists import JobsScreen
-from chronos_tui.models import Account, Execution, Stats
+from chronos_tui.models import Account, Execution, Stats, Workers
 from chronos_tui.rows import (
     EXECUTION_COLUMNS,
     NO_HANDLER,
     QUEUE_COLUMNS,
     QUEUE_COMPACT_BELOW,
     TOTAL_KEY,
+    WORKER_COLUMNS,
     execution_row,
     queue_rows,
 )
@@ -47,7 +50,12 @@ class OverviewScreen(LiveScreen):
     def compose(self) -> ComposeResult:
         yield Header()
         with Vertical(id="overview"):
-            queues = LiveTable(QUEUE_COLUMNS, id="queues", compact_below=QUEUE_COMPACT_BELOW)
+            queues = LiveTable(
+                QUEUE_COLUMNS,
+                id="queues",
+                compact_below=QUEUE_COMPACT_BELOW,
+                hidden=WORKER_COLUMNS,  # until the server says it has `GET /v1/workers`
+            )
             queues.border_title = f"Queues · finished: last {WINDOW_MINUTES} min"
             yield queues
             with Horizontal(id="throughput") as throughput:
@@ -63,17 +71,22 @@ class OverviewScreen(LiveScreen):
         yield Footer(compact=True, show_command_palette=False)
 
     async def load(self) -> None:
-        stats, feed, _ = await asyncio.gather(
+        stats, feed, workers, _ = await asyncio.gather(
             self.api.stats(WINDOW_MINUTES),
             self.api.list_executions(size=FEED_SIZE),
+            self.api.workers(),
             self._refresh_account(),
         )
-        self.show_stats(stats)
+        self.show_stats(stats, workers)
         self.show_feed(feed.items)
-        self._handlers = len(stats.handlers)
 
-    def show_stats(self, stats: Stats) -> None:
-        self.query_one("#queues", LiveTable).sync(queue_rows(stats))
+    def show_stats(self, stats: Stats, workers: Workers | None = None) -> None:
+        queues = self.query_one("#queues", LiveTable)
+        queues.hide(WORKER_COLUMNS if workers is None else ())
+        rows = queue_rows(stats, workers)
+        queues.sync(rows)
+        self._handlers = len([key for key, _ in rows if key != TOTAL_KEY])
+        queues.border_subtitle = "busiest first" if self._handlers > 1 else ""
         for kind in ("completed", "failed"):
             series = [float(getattr(m, kind)) for m in stats.throughput]
             self.query_one(f"#{kind}-spark", Sparkline).data = series

@@ -20,6 +20,7 @@ from chronos_tui.models import (
     JobStatus,
     Schedule,
     Stats,
+    Workers,
 )
 from chronos_tui.widgets import Cell, Column, Row
 
@@ -37,14 +38,38 @@ SHORT = {
     JobStatus.FAILED: "fail",
     JobStatus.CANCELLED: "canc",
 }
-# Fixed, right-aligned count columns so all nine states fit 80 columns (the table drops its cell
-# padding below 100 columns; the labels are at most 5 wide, so a space always separates them).
+# Fixed, right-aligned count columns (the labels are at most 5 wide, so a space always separates
+# them). The table drops its cell padding below 120 columns, and below 90 it leaves out the two
+# least telling states — `admitting` lasts one transaction, `cancelled` is the operator's own
+# doing — so that 80 columns hold the handler, seven states, `oldest` and the two worker columns.
+QUEUE_NARROW = 90
 QUEUE_COLUMNS = [
     Column("handler", "handler"),
-    *(Column(s.value, SHORT[s], width=6, justify="right") for s in QUEUE_STATES),
+    *(
+        Column(
+            s.value,
+            SHORT[s],
+            width=6,
+            justify="right",
+            min_width=QUEUE_NARROW if s in (JobStatus.ADMITTING, JobStatus.CANCELLED) else 0,
+        )
+        for s in QUEUE_STATES
+    ),
     Column("oldest", "oldest", width=10, justify="right"),
+    Column("workers", "wkrs", width=5, justify="right"),
+    Column("credits", "free", width=5, justify="right"),
 ]
-QUEUE_COMPACT_BELOW = 100
+WORKER_COLUMNS = ("workers", "credits")
+QUEUE_COMPACT_BELOW = 120
+# Activity, the queue panel's order: work due or in flight now, plus failures in the window.
+ACTIVE_STATES = (
+    JobStatus.ADMITTING,
+    JobStatus.QUEUED,
+    JobStatus.READY,
+    JobStatus.RUNNING,
+    JobStatus.RETRYING,
+    JobStatus.FAILED,
+)
 EXECUTION_COLUMNS = [
     Column("started", "started", width=8),
     Column("job", "job", width=8),
@@ -79,22 +104,60 @@ def clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def queue_rows(stats: Stats) -> list[Row]:
-    """One row per handler, plus an `all handlers` row when there are several."""
-    rows: list[Row] = [(h.handler or NO_HANDLER, _queue_cells(h)) for h in stats.handlers]
-    if len(stats.handlers) > 1:
-        cells = _queue_cells(HandlerStats(handler=None, counts=stats.totals))
-        ages = [h.oldest_ready_age_ms for h in stats.handlers if h.oldest_ready_age_ms is not None]
+def activity_rank(h: HandlerStats) -> tuple[int, int, bool, str]:
+    """Sort key, busiest first: jobs admitting, queued, ready, running or retrying plus those
+    failed in the window; then completed in the window; then by name (no handler last)."""
+    busy = sum(h.count(s) for s in ACTIVE_STATES)
+    return (-busy, -h.count(JobStatus.COMPLETED), h.handler is None, h.handler or "")
+
+
+def queue_rows(stats: Stats, workers: Workers | None = None) -> list[Row]:
+    """One row per handler, busiest first, plus an `all` row when there are several.
+
+    With `workers` (the server has `GET /v1/workers`), a handler that has worker channels but no
+    jobs gets a row too, so a connected worker is seen before its first job.
+    """
+    handlers = list(stats.handlers)
+    if workers is not None:
+        known = {h.handler for h in handlers}
+        handlers += [
+            HandlerStats(handler=w.handler, counts={})
+            for w in workers.handlers
+            if w.handler not in known
+        ]
+    handlers.sort(key=activity_rank)
+    rows: list[Row] = [
+        (h.handler or NO_HANDLER, _queue_cells(h, _worker_cells(h.handler, workers)))
+        for h in handlers
+    ]
+    if len(handlers) > 1:
+        ages = [h.oldest_ready_age_ms for h in handlers if h.oldest_ready_age_ms is not None]
+        total = HandlerStats(
+            handler=None, counts=stats.totals, oldest_ready_age_ms=max(ages) if ages else None
+        )
+        cells = _queue_cells(total, _all_worker_cells(workers))
         cells[0] = Text("all", style="italic")
-        cells[-1] = fmt.oldest_ready(max(ages) if ages else None)
         rows.append((TOTAL_KEY, cells))
     return rows
 
 
-def _queue_cells(h: HandlerStats) -> list[Cell]:
+def _queue_cells(h: HandlerStats, worker_cells: list[Cell]) -> list[Cell]:
     name = Text(h.handler or NO_HANDLER, style="bold")
     counts = [fmt.count(h.count(s), s.value) for s in QUEUE_STATES]
-    return [name, *counts, fmt.oldest_ready(h.oldest_ready_age_ms)]
+    return [name, *counts, fmt.oldest_ready(h.oldest_ready_age_ms), *worker_cells]
+
+
+def _worker_cells(handler: str | None, workers: Workers | None) -> list[Cell]:
+    found = None if workers is None or handler is None else workers.for_handler(handler)
+    if found is None:
+        return [fmt.count(0, ""), Text("—", style="grey35", justify="right")]
+    return [fmt.workers(found.channels), fmt.credits(found.credits)]
+
+
+def _all_worker_cells(workers: Workers | None) -> list[Cell]:
+    if workers is None or not workers.channels:
+        return [fmt.count(0, ""), Text("—", style="grey35", justify="right")]
+    return [fmt.workers(len(workers.channels)), fmt.credits(workers.credits)]
 
 
 def execution_row(e: Execution, now: datetime, tz: tzinfo | None, outcome_width: int) -> Row:

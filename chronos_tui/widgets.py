@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from rich.console import JustifyMethod
@@ -11,7 +11,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Grid, Vertical
+from textual.containers import Grid, VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Static
@@ -43,7 +43,27 @@ class LiveTable(DataTable[Cell]):
 
     Narrow terminals: columns with a `min_width` above the table's width are left out (the table
     is rebuilt only when that set changes), and below `compact_below` cells lose their padding.
+    `hide()` leaves columns out whatever the width (data the server does not provide).
+
+    Home and End move the highlight to the first and last row (DataTable's own Home/End scroll
+    sideways in a row-cursor table, leaving the highlight where it was).
     """
+
+    BINDINGS = [
+        Binding("home", "first_row", "First row", show=False),
+        Binding("end", "scroll_bottom", "Last row", show=False),
+    ]
+
+    class WentHome(Message):
+        """Home was pressed (the highlight is on the first row)."""
+
+        def __init__(self, table: LiveTable) -> None:
+            super().__init__()
+            self.table = table
+
+        @property
+        def control(self) -> LiveTable:
+            return self.table
 
     def __init__(
         self,
@@ -52,11 +72,13 @@ class LiveTable(DataTable[Cell]):
         id: str | None = None,
         compact_below: int = 0,
         stick_to_top: bool = False,
+        hidden: Collection[str] = (),
     ) -> None:
         super().__init__(id=id, cursor_type="row", zebra_stripes=True)
         self._stick_to_top = stick_to_top
         self._specs = tuple(columns)
-        self._shown = tuple(range(len(columns)))
+        self._hidden = frozenset(hidden)
+        self._shown = tuple(i for i, c in enumerate(columns) if c.key not in self._hidden)
         self._rows: list[Row] = []
         self._compact_below = compact_below
         self._changed = False
@@ -64,10 +86,26 @@ class LiveTable(DataTable[Cell]):
     def on_mount(self) -> None:
         self._add_columns()
 
+    def action_first_row(self) -> None:
+        self.action_scroll_top()
+        self.post_message(self.WentHome(self))
+
     def on_resize(self) -> None:
+        self.cell_padding = 0 if self.size.width < self._compact_below else 1
+        self._show_columns()
+
+    def hide(self, keys: Collection[str]) -> None:
+        """Leave out the columns named by `keys` (and show again any hidden before and not now)."""
+        self._hidden = frozenset(keys)
+        self._show_columns()
+
+    def _show_columns(self) -> None:
         width = self.size.width
-        self.cell_padding = 0 if width < self._compact_below else 1
-        shown = tuple(i for i, c in enumerate(self._specs) if width >= c.min_width)
+        shown = tuple(
+            i
+            for i, c in enumerate(self._specs)
+            if width >= c.min_width and c.key not in self._hidden
+        )
         if shown != self._shown:
             self._shown = shown
             selected = self.selected_key
@@ -223,9 +261,14 @@ HELP_ROWS = (
     (
         "Screens",
         "[b]1[/b]/[b]o[/b] overview  [b]2[/b]/[b]s[/b] schedules  [b]3[/b]/[b]j[/b] jobs  "
-        "[b]4[/b]/[b]e[/b] executions",
+        "[b]4[/b]/[b]e[/b] executions: always the list, never an old detail",
     ),
-    ("Move", "↑ ↓ PgUp PgDn Home End; Tab moves to the next table"),
+    ("Move", "↑ ↓ PgUp PgDn; Home / End first / last row; Tab: the next table"),
+    (
+        "Lists",
+        "100 rows a page; reaching the last loaded row (End) loads the next page, Home goes "
+        "back to the first",
+    ),
     ("Open", "Enter (or a click on the highlighted row) opens the detail; Esc goes back"),
     (
         "Filter",
@@ -238,9 +281,14 @@ HELP_ROWS = (
     ("Other", "[b]S[/b] save an SVG screenshot   [b]?[/b] this help   [b]q[/b] quit"),
     (
         "Queues",
-        "counts per handler; done/fail/canc over the last 60 min. [b]oldest[/b] is "
-        "the age of the oldest ready job: yellow after 10 s, red after a minute — nothing "
-        "claims it (is a worker running for that handler?)",
+        "busiest first: admitting + queued + ready + running + retrying + failed, then done. "
+        "done/fail/canc: last 60 min (admit, canc hidden below 90 columns). [b]oldest[/b] "
+        "ready job: yellow after 10 s, red after 1 min — nothing claims it",
+    ),
+    (
+        "Workers",
+        "[b]wkrs[/b] worker channels for the handler on the server process that answered "
+        "(long-polls not counted); [b]free[/b] their free credits, a yellow [b]0[/b]: all busy",
     ),
 )
 
@@ -258,7 +306,7 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "close", "Close")]
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help"):
+        with VerticalScroll(id="help"):
             yield Static(HELP_TITLE, id="help-title")
             yield Static(help_table())
             yield Static("[dim]Esc closes[/dim]", id="help-close")

@@ -1,8 +1,9 @@
 """An in-memory `DashboardAPI` with fixed data and a fixed clock, for Pilot tests and snapshots.
 
 It keeps the server's observable rules that the screens rely on (newest first, cancel only from
-open states, archive cancels open jobs, run-now and create add a pending job) and records every
-mutating call in `calls`.
+open states, archive cancels open jobs, run-now and create add a pending job, pages of `size`)
+and records every mutating call in `calls`. `workers_doc` answers `GET /v1/workers`; None plays
+a server without it, as `ChronosAPI` reports one (after its one 404).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from chronos_tui.api import RequestFailed, ServerUnreachable
 from chronos_tui.models import (
@@ -29,9 +30,11 @@ from chronos_tui.models import (
     Schedule,
     ScheduleStatus,
     Stats,
+    Workers,
 )
 
 NOW = datetime(2026, 1, 15, 9, 0, 0, tzinfo=UTC)
+T = TypeVar("T")
 
 
 def fixed_now() -> datetime:
@@ -135,6 +138,32 @@ def fixed_stats() -> Stats:
     )
 
 
+def fixed_workers() -> Workers:
+    """Two channels serve demo.tick (5 credits free); send-report has none; a worker for
+    send-mail is saturated (no credit left)."""
+    return Workers.model_validate(
+        {
+            "channels": [
+                {"worker": "tick-1:11", "handlers": ["demo.tick"], "credits": 3,
+                 "connected_at": ago(600)},
+                {"worker": "tick-2:12", "handlers": ["demo.tick"], "credits": 2,
+                 "connected_at": ago(300)},
+                {"worker": "mail:13", "handlers": ["send-mail"], "credits": 0,
+                 "connected_at": ago(60)},
+            ],
+            "handlers": [
+                {"handler": "demo.tick", "channels": 2, "credits": 5},
+                {"handler": "send-mail", "channels": 1, "credits": 0},
+            ],
+        }
+    )  # fmt: skip
+
+
+def window(items: Sequence[T], size: int, page: int) -> Page[T]:
+    """Page `page` (from 1) of `items`, as the server cuts them."""
+    return Page(tuple(items[(page - 1) * size : page * size]), len(items))
+
+
 @dataclass
 class FakeAPI:
     """`DashboardAPI` over lists held in memory; set `down` to simulate an unreachable server."""
@@ -143,6 +172,7 @@ class FakeAPI:
     jobs: list[Job] = field(default_factory=list)
     executions: list[Execution] = field(default_factory=list)
     stats_doc: Stats = field(default_factory=fixed_stats)
+    workers_doc: Workers | None = field(default_factory=fixed_workers)
     down: bool = False
     limited: bool = False  # answer `stats` with HTTP 429, Retry-After 30 s
     stats_calls: int = 0
@@ -150,6 +180,8 @@ class FakeAPI:
         default_factory=lambda: Account(id=str(uuid.uuid5(uuid.NAMESPACE_URL, "a")), name="default")
     )
     account_calls: int = 0
+    workers_calls: int = 0
+    schedule_gets: int = 0
     calls: list[tuple[str, str]] = field(default_factory=list)
     created: dict[str, Any] = field(default_factory=dict)  # the last `create_job` body
     closed: bool = False
@@ -177,8 +209,18 @@ class FakeAPI:
         self.account_calls += 1
         return self.account_doc
 
+    async def workers(self) -> Workers | None:
+        self._check()
+        self.workers_calls += 1
+        return self.workers_doc
+
     async def list_schedules(
-        self, *, status: str | None = None, handler: str | None = None, size: int = 50
+        self,
+        *,
+        status: str | None = None,
+        handler: str | None = None,
+        size: int = 50,
+        page: int = 1,
     ) -> Page[Schedule]:
         self._check()
         found = [
@@ -186,10 +228,11 @@ class FakeAPI:
             for s in self.schedules
             if (status is None or s.status == status) and (handler is None or s.handler == handler)
         ]
-        return Page(tuple(found[:size]), len(found))
+        return window(found, size, page)
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
         self._check()
+        self.schedule_gets += 1
         return self._schedule(schedule_id)
 
     async def archive_schedule(self, schedule_id: str) -> Schedule:
@@ -219,6 +262,7 @@ class FakeAPI:
         handler: str | None = None,
         schedule_id: str | None = None,
         size: int = 50,
+        page: int = 1,
     ) -> Page[Job]:
         self._check()
         found = [
@@ -228,7 +272,7 @@ class FakeAPI:
             and (handler is None or j.handler == handler)
             and (schedule_id is None or j.schedule_id == schedule_id)
         ]
-        return Page(tuple(found[:size]), len(found))
+        return window(found, size, page)
 
     async def get_job(self, job_id: str) -> Job:
         self._check()
@@ -255,7 +299,12 @@ class FakeAPI:
         return job
 
     async def list_executions(
-        self, *, job_id: str | None = None, statuses: Sequence[str] = (), size: int = 50
+        self,
+        *,
+        job_id: str | None = None,
+        statuses: Sequence[str] = (),
+        size: int = 50,
+        page: int = 1,
     ) -> Page[Execution]:
         self._check()
         found = [
@@ -263,7 +312,7 @@ class FakeAPI:
             for e in self.executions
             if (job_id is None or e.job_id == job_id) and (not statuses or e.status in statuses)
         ]
-        return Page(tuple(found[:size]), len(found))
+        return window(found, size, page)
 
     async def get_execution(self, execution_id: str) -> Execution:
         self._check()

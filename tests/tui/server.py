@@ -6,6 +6,7 @@ two meet only over HTTP on 127.0.0.1 (port 0), as in production.
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import trio
+from trio_websocket import open_websocket_url
 
 from chronos_server.pipeline.services import LoopSettings
 from chronos_server.runtime import ServerHandle
@@ -64,3 +66,44 @@ def thread_server(tmp_path: Path) -> Iterator[ThreadServer]:
         trio.from_thread.run_sync(handle.stop, trio_token=token)
         thread.join(timeout=START_TIMEOUT_SECONDS)
         assert not thread.is_alive(), "the test server did not stop"
+
+
+@contextmanager
+def worker_channel(
+    server: ThreadServer, handlers: list[str], credits: int, worker: str
+) -> Iterator[None]:
+    """A worker channel (`GET /v1/worker/stream`) open with `hello` until the block ends, from a
+    Trio thread of its own (trio-websocket plays the worker)."""
+    opened: queue.Queue[BaseException | None] = queue.Queue()
+    done = threading.Event()
+    url = server.url.replace("http://", "ws://") + "/v1/worker/stream"
+    headers = [(b"authorization", f"Bearer {server.api_key}".encode())]
+    hello = {"type": "hello", "handlers": handlers, "credits": credits, "worker": worker}
+
+    async def main() -> None:
+        async with open_websocket_url(
+            url, extra_headers=headers, connect_timeout=START_TIMEOUT_SECONDS
+        ) as ws:
+            with trio.fail_after(START_TIMEOUT_SECONDS):
+                await ws.send_message(json.dumps(hello))
+                welcome = json.loads(await ws.get_message())
+            assert welcome["type"] == "welcome", welcome
+            opened.put(None)
+            await trio.to_thread.run_sync(done.wait)
+
+    def run() -> None:
+        try:
+            trio.run(main)
+        except BaseException as exc:  # reported to the test thread
+            opened.put(exc)
+
+    thread = threading.Thread(target=run, name="chronos-test-worker", daemon=True)
+    thread.start()
+    failure = opened.get(timeout=START_TIMEOUT_SECONDS)
+    if failure is not None:
+        raise RuntimeError("the worker channel did not open") from failure
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join(timeout=START_TIMEOUT_SECONDS)

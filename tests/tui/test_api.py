@@ -19,7 +19,7 @@ from chronos_tui.api import (
     rerun_body,
 )
 from chronos_tui.models import ExecutionStatus, JobStatus
-from tests.tui.fakes import demo_api, make_execution, make_job
+from tests.tui.fakes import NOW, demo_api, make_execution, make_job
 
 T = TypeVar("T")
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -196,3 +196,88 @@ def test_account_reads_the_rotation_state() -> None:
     assert seen == ["/v1/account"]
     assert account.name == "default" and account.signing_secret.rotating
     assert account.signing_secret.previous_sent_until == datetime(2026, 1, 15, 11, tzinfo=UTC)
+
+
+def test_workers_are_parsed_and_a_404_is_remembered() -> None:
+    seen: list[str] = []
+    doc = {
+        "channels": [
+            {
+                "worker": None,
+                "handlers": ["h"],
+                "credits": 0,
+                "connected_at": "2026-01-15T09:00:00Z",
+            }
+        ],
+        "handlers": [{"handler": "h", "channels": 1, "credits": 0}],
+    }
+
+    def new_server(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return ok(doc)
+
+    workers = call(new_server, lambda api: api.workers())
+    assert workers is not None and workers.for_handler("h") is not None
+    assert workers.channels[0].worker is None and workers.credits == 0
+
+    def old_server(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        return error(404, "not_found", "Not found")
+
+    async def three_times(api: ChronosAPI) -> list[object]:
+        return [await api.workers() for _ in range(3)]
+
+    seen.clear()
+    assert call(old_server, three_times) == [None, None, None]
+    assert seen == ["/v1/workers"]  # asked once, then remembered
+
+
+def test_workers_other_failures_are_reported_not_remembered() -> None:
+    def broken(request: httpx.Request) -> httpx.Response:
+        return error(500, "internal_error", "Internal error")
+
+    with pytest.raises(RequestFailed):
+        call(broken, lambda api: api.workers())
+
+
+def test_pages_past_the_first_send_page() -> None:
+    seen: list[dict[str, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(dict(request.url.params))
+        return ok([], total=0)
+
+    async def pages(api: ChronosAPI) -> None:
+        await api.list_jobs(size=100, page=3)
+        await api.list_schedules(size=100, page=2)
+        await api.list_executions(statuses=["failed"], size=100, page=1)
+
+    call(handler, pages)
+    assert seen == [
+        {"size": "100", "page": "3"},
+        {"size": "100", "page": "2"},
+        {"status": "failed", "size": "100"},
+    ]
+
+
+def test_merged_statuses_page_through_the_merge() -> None:
+    job = make_job("a", "alpha", JobStatus.FAILED, 100)
+    by_status = {  # ages interleave: failed 1,3,5,… timeout 2,4,6,…
+        "failed": [make_execution(job, FAILED, 2 * i + 1) for i in range(5)],
+        "timeout": [make_execution(job, ExecutionStatus.TIMEOUT, 2 * i + 2) for i in range(5)],
+    }
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status = request.url.params.get("status", "")
+        if "," in status:
+            return error(422, "validation_error", "Validation failed")
+        size, page = int(request.url.params["size"]), int(request.url.params.get("page", "1"))
+        items = by_status[status][(page - 1) * size : page * size]
+        return ok([e.model_dump(mode="json") for e in items], total=5)
+
+    async def second_page(api: ChronosAPI) -> list[int]:
+        page = await api.list_executions(statuses=["failed", "timeout"], size=3, page=2)
+        assert page.total == 10
+        return [round((NOW - e.started_at).total_seconds()) for e in page.items]
+
+    assert call(handler, second_page) == [4, 5, 6]

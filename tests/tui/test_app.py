@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
+import httpx
 import pytest
 from textual import events
 from textual.pilot import Pilot
 
 from chronos_tui import overview
-from chronos_tui.api import RequestFailed
+from chronos_tui.api import ChronosAPI, RequestFailed
 from chronos_tui.app import ChronosApp
 from chronos_tui.base import LiveScreen
 from chronos_tui.details import ExecutionDetail, JobDetail, ScheduleDetail
 from chronos_tui.lists import ExecutionsScreen, JobsScreen, SchedulesScreen
-from chronos_tui.models import Account, JobStatus, SigningSecretState
+from chronos_tui.models import Account, HandlerStats, JobStatus, SigningSecretState
 from chronos_tui.overview import OverviewScreen
 from chronos_tui.rows import TOTAL_KEY
 from chronos_tui.widgets import ConfirmScreen, FilterBar, HelpScreen, LiveTable
 from tests.tui import fakes
-from tests.tui.fakes import FakeAPI, demo_api
+from tests.tui.fakes import FakeAPI, demo_api, make_job
 from tests.tui.helpers import (
     cell,
     column,
@@ -41,7 +43,9 @@ def reload(app: ChronosApp) -> None:
 def test_overview_shows_queues_per_handler_and_flags_unclaimed_ready_jobs() -> None:
     async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
         assert isinstance(app.screen, OverviewScreen)
-        assert table(app, "#queues").keys == ["demo.tick", "send-report", TOTAL_KEY]
+        # busiest first: send-report has 6 jobs ready or retrying, demo.tick 1 running and 3
+        # failed; send-mail has no job, only a worker channel
+        assert table(app, "#queues").keys == ["send-report", "demo.tick", "send-mail", TOTAL_KEY]
         assert cell(app, "#queues", "send-report", "ready") == "4"
         assert cell(app, "#queues", "send-report", "retrying") == "2"
         assert cell(app, "#queues", "demo.tick", "completed") == "1700"
@@ -234,7 +238,8 @@ def test_feed_enter_opens_execution_detail_and_j_its_job() -> None:
 
 def test_handler_row_opens_its_jobs() -> None:
     async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
-        table(app, "#queues").move_cursor(row=1)
+        queues = table(app, "#queues")
+        queues.move_cursor(row=queues.keys.index("send-report"))
         await press(pilot, "enter")
         assert isinstance(app.screen, JobsScreen)
         assert set(column(app, "#list", "handler")) == {"send-report"}
@@ -337,7 +342,7 @@ def test_overview_status_line_shows_a_signing_secret_rotation_until_it_ends(
     async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
         assert status_line(app) == (
             "● 09:00:00  live · secret rotation: previous one sent until 11:00:00 (in 2h 00m) · "
-            "http://chronos.test · 2 handler(s) · every 60 s"
+            "http://chronos.test · 3 handler(s) · every 60 s"
         )
         await tick(app, pilot, 1029.9)
         assert (api.account_calls, api.stats_calls) == (1, 2)
@@ -347,7 +352,7 @@ def test_overview_status_line_shows_a_signing_secret_rotation_until_it_ends(
         await tick(app, pilot, 1031.0)
         assert api.account_calls == 2
         assert status_line(app) == (
-            "● 11:00:00  live · http://chronos.test · 2 handler(s) · every 60 s"
+            "● 11:00:00  live · http://chronos.test · 3 handler(s) · every 60 s"
         )
 
     api = demo_api()
@@ -364,9 +369,160 @@ def test_overview_without_the_account_endpoint_shows_no_rotation() -> None:
         raise RequestFailed("Route not found (HTTP 404)", 404, "not_found")
 
     async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
-        assert status_line(app).endswith("live · http://chronos.test · 2 handler(s) · every 60 s")
+        assert status_line(app).endswith("live · http://chronos.test · 3 handler(s) · every 60 s")
         assert table(app, "#queues").row_count == 3
 
     api = demo_api()
     api.account = missing  # type: ignore[method-assign]
+
+
+def many_handlers() -> FakeAPI:
+    """15 handlers, the alphabetically last one by far the busiest."""
+    api = demo_api()
+    quiet = [HandlerStats(handler=f"h{i:02d}", counts={JobStatus.COMPLETED: i}) for i in range(14)]
+    busy = HandlerStats(handler="zz-busy", counts={JobStatus.RUNNING: 50, JobStatus.READY: 900})
+    api.stats_doc = api.stats_doc.model_copy(update={"handlers": [*quiet, busy]})
+    api.workers_doc = None
+    return api
+
+
+def test_queue_panel_ranks_the_busiest_first_and_scrolls() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        queues = table(app, "#queues")
+        assert queues.keys[0] == "zz-busy"  # on top, not below the fold
+        assert queues.keys[1:4] == ["h13", "h12", "h11"]  # then by jobs done in the window
+        assert queues.keys[-1] == TOTAL_KEY
+        assert queues.scroll_y == 0 and queues.max_scroll_y > 0  # more rows than room
+        await press(pilot, "end")
+        assert queues.selected_key == TOTAL_KEY
+        assert queues.scroll_y == queues.max_scroll_y  # scrolled to show the last row
+
+    drive(many_handlers(), scenario, size=(80, 24))
+
+
+def test_worker_columns_show_channels_and_free_credits_per_handler() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        assert cell(app, "#queues", "demo.tick", "workers") == "2"
+        assert cell(app, "#queues", "demo.tick", "credits") == "5"
+        assert cell(app, "#queues", "send-mail", "credits") == "0"  # saturated
+        assert cell(app, "#queues", "send-report", "workers") == "·"  # no channel
+        assert cell(app, "#queues", "send-report", "credits") == "—"
+        assert cell(app, "#queues", TOTAL_KEY, "workers") == "3"
+        labels = [str(c.label) for c in table(app, "#queues").columns.values()]
+        assert labels[-2:] == ["wkrs", "free"]
+
+    drive(demo_api(), scenario)
+
+
+def test_end_and_home_move_the_highlight_and_the_next_action_hits_that_row() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "3")
+        jobs = table(app, "#list")
+        await press(pilot, "end")
+        assert jobs.selected_key == api.jobs[-1].id
+        await press(pilot, "c", "y")  # the last job is a ready one
+        assert api.calls == [("cancel", api.jobs[-1].id)]
+        await press(pilot, "home")
+        assert jobs.cursor_row == 0
+        await press(pilot, "c")  # the first job is running: refused without a question
+        assert api.calls == [("cancel", api.jobs[-1].id)]
+
+    api = demo_api()
+    api.jobs.append(make_job("oldest", "send-report", JobStatus.READY, 5000))
+    drive(api, scenario)
+
+
+def paged_api(n: int = 250) -> FakeAPI:
+    api = demo_api()
+    api.jobs = [make_job(f"job {i}", "bulk", JobStatus.READY, 10 + i) for i in range(n)]
+    return api
+
+
+def test_lists_load_the_next_page_when_the_highlight_reaches_the_last_row() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "3")
+        jobs = table(app, "#list")
+        assert jobs.row_count == 100 and jobs.border_subtitle == "100 of 250"
+        jobs.move_cursor(row=98)
+        await press(pilot, "down")  # onto the last loaded row
+        assert jobs.row_count == 200
+        assert jobs.selected_key == api.jobs[99].id  # the highlight stays on its row
+        await press(pilot, "end")  # the last loaded row again: one more page
+        assert jobs.keys == [j.id for j in api.jobs]
+        assert jobs.selected_key == api.jobs[199].id
+        await press(pilot, "end")
+        assert jobs.selected_key == api.jobs[-1].id and jobs.border_subtitle == "250 of 250"
+        await press(pilot, "home")  # back to the top: back to one page
+        assert jobs.row_count == 100 and jobs.cursor_row == 0
+
+    api = paged_api()
+    drive(api, scenario)
+
+
+def test_a_job_shows_its_schedule_by_name_fetched_once() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "3")
+        scheduled = next(j for j in api.jobs if j.schedule_id is not None)
+        assert scheduled.schedule_id is not None
+        jobs = table(app, "#list")
+        jobs.move_cursor(row=jobs.keys.index(scheduled.id))
+        await press(pilot, "enter")
+        assert isinstance(app.screen, JobDetail)
+        line = next(ln for ln in fields_text(app).splitlines() if ln.startswith("schedule"))
+        assert line.split(None, 1)[1].strip() == f"demo tick ({scheduled.schedule_id[:8]})"
+        reload(app)
+        await settle(pilot)
+        assert api.schedule_gets == 1  # cached
+
+    api = demo_api()
+    drive(api, scenario)
+
+
+def test_screen_keys_show_the_list_not_an_old_detail() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "3", "enter")
+        assert isinstance(app.screen, JobDetail)
+        await press(pilot, "1")
+        assert isinstance(app.screen, OverviewScreen)
+        await press(pilot, "3")
+        assert isinstance(app.screen, JobsScreen)  # was: the old JobDetail
+        await press(pilot, "enter", "3")  # the key of the screen on view: back to its list
+        assert isinstance(app.screen, JobsScreen)
+        await press(pilot, "1", "enter")  # a handler's jobs, opened from the overview
+        assert isinstance(app.screen, JobsScreen)
+        await press(pilot, "o")
+        assert isinstance(app.screen, OverviewScreen)
+
+    drive(demo_api(), scenario)
+
+
+def test_a_server_without_the_workers_endpoint_shows_no_worker_columns_and_is_asked_once() -> None:
+    demo = demo_api()
+    asked: list[str] = []
+
+    def old_server(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.path)
+        if request.url.path == "/v1/stats":
+            data: Any = demo.stats_doc.model_dump(mode="json")
+            return httpx.Response(200, json={"success": True, "data": data})
+        if request.url.path == "/v1/executions":
+            data = [e.model_dump(mode="json") for e in demo.executions]
+            paging = {"page": 1, "pages": 1, "size": 30, "total": len(data)}
+            body = {"success": True, "data": data, "meta": {"paging": paging}}
+            return httpx.Response(200, json=body)
+        missing = {"success": False, "message": "Not found", "code": "not_found", "errors": []}
+        return httpx.Response(404, json=missing)
+
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        for _ in range(3):
+            reload(app)
+            await settle(pilot)
+        labels = [str(c.label) for c in table(app, "#queues").columns.values()]
+        assert "wkrs" not in labels and "free" not in labels
+        assert table(app, "#queues").keys == ["send-report", "demo.tick", TOTAL_KEY]
+        assert "live" in status_line(app)  # no error
+        assert asked.count("/v1/stats") >= 4
+        assert asked.count("/v1/workers") == 1
+
+    api = ChronosAPI("http://chronos.test", "chrns_k", transport=httpx.MockTransport(old_server))
     drive(api, scenario)

@@ -20,8 +20,9 @@ from chronos_tui.api import ChronosAPI
 from chronos_tui.app import ChronosApp
 from chronos_tui.cli import EXIT_AUTH, EXIT_USAGE, check_server, run_cli
 from chronos_tui.lists import JobsScreen, SchedulesScreen
+from chronos_tui.names import ScheduleNames
 from tests.tui.helpers import cell, drive, press, table
-from tests.tui.server import ThreadServer, thread_server
+from tests.tui.server import ThreadServer, thread_server, worker_channel
 
 WAIT_SECONDS = 15.0
 
@@ -167,3 +168,47 @@ def test_the_dashboard_imports_neither_trio_nor_the_server(tmp_path: Path) -> No
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_overview_shows_the_worker_channels_of_a_real_server(server: ThreadServer) -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        def workers(handler: str) -> tuple[str, ...] | None:
+            if handler not in table(app, "#queues").keys:
+                return None
+            return tuple(cell(app, "#queues", handler, c) for c in ("workers", "credits"))
+
+        # no job for these handlers yet: the rows come from the channels alone
+        await until(pilot, lambda: workers("delta") == ("2", "3"), "delta's two channels")
+        assert workers("epsilon") == ("1", "0")  # saturated
+
+    with (
+        worker_channel(server, ["delta"], credits=3, worker="box-1"),
+        worker_channel(server, ["delta", "epsilon"], credits=0, worker="box-2"),
+    ):
+        api = ChronosAPI(server.url, server.api_key)
+        drive(api, scenario, size=(110, 32), refresh_seconds=0.2, fixed_clock=False)
+
+
+def test_pages_and_schedule_names_from_a_real_server(server: ThreadServer) -> None:
+    with server.client() as client:
+        for i in range(5):
+            response = client.post("/v1/jobs", json={"name": f"paged {i}", "handler": "zeta"})
+            assert response.status_code == 201, response.text
+        schedule = client.post(
+            "/v1/schedules",
+            json={"name": "nightly", "handler": "eta", "interval": {"value": 1, "unit": "day"}},
+        ).json()["data"]
+
+    async def main() -> None:
+        api = ChronosAPI(server.url, server.api_key)
+        try:
+            first = await api.list_jobs(handler="zeta", size=4)
+            second = await api.list_jobs(handler="zeta", size=2, page=2)
+            assert second.items == first.items[2:4] and second.total == first.total == 5
+            names = ScheduleNames()
+            assert await names.name(api, schedule["id"]) == "nightly"
+            assert await names.name(api, "00000000-0000-4000-8000-000000000000") is None
+        finally:
+            await api.aclose()
+
+    asyncio.run(main())
