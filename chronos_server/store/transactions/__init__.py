@@ -11,7 +11,13 @@ executions, the sweep). Callers use the names re-exported here (`t.<name>`).
 
 from __future__ import annotations
 
-from chronos_server.store.transactions.jobs import cancel_job, insert_job, stats
+from chronos_server.store.transactions.jobs import (
+    cancel_job,
+    insert_holder,
+    insert_job,
+    insert_jobs,
+    stats,
+)
 from chronos_server.store.transactions.outcomes import (
     finish_execution,
     finish_executions,
@@ -48,7 +54,9 @@ __all__ = [
     "claimed_from_started",
     "finish_execution",
     "finish_executions",
+    "insert_holder",
     "insert_job",
+    "insert_jobs",
     "new_id",
     "next_wakeup",
     "queue_admitted",
