@@ -252,6 +252,7 @@ async def serve(
             await nursery.start(run_admission, pipeline)
             await nursery.start(run_dispatch, pipeline, sender)
             await nursery.start(run_sweeper, pipeline)
+            await nursery.start(pipeline.job_writer.run)  # group commit of single creates
             # Other replicas' wake-ups (PostgreSQL LISTEN/NOTIFY); nothing to do on SQLite.
             await nursery.start(store.run_listener, pipeline.board)
             await nursery.start(store.run_probe)  # PostgreSQL outages: the breaker's probe

@@ -296,6 +296,15 @@ def _paths() -> dict[str, Any]:
                 ],
             ),
         },
+        "/v1/jobs/batch": {
+            "post": _op(
+                "createJobs",
+                "Extension: create up to 1,000 one-off jobs in one request and one "
+                "transaction; each item succeeds or fails on its own, in order",
+                many | {"items": ref("BatchJobResult"), "minItems": 1, "maxItems": 1000},
+                body="JobsBatchIn",
+            )
+        },
         "/v1/jobs/{id}": {"get": _op("getJob", "Get a job", job, params=[_ID])},
         "/v1/jobs/{id}/cancel": {
             "post": _op("cancelJob", "Cancel a job", job, params=[_ID], errors=("409",))

@@ -218,6 +218,27 @@ def _batch_result() -> Schema:
     }
 
 
+def _batch_job_result() -> Schema:
+    field_error = obj({"field": STRING, "message": STRING})
+    return {
+        "oneOf": [
+            obj({"success": {"const": True}, "data": ref("Job")}),
+            obj(
+                {
+                    "success": {"const": False},
+                    "code": {
+                        "enum": ["bad_request", "validation_error", "idempotency_key_conflict"]
+                    },
+                    "message": STRING,
+                    "errors": {"type": "array", "items": field_error},
+                }
+            ),
+        ],
+        "description": "What `POST /v1/jobs` would answer for the item: its job, or its error "
+        "(field names relative to the item).",
+    }
+
+
 def _stats() -> Schema:
     counts = obj({s: COUNT for s in JOB_STATES})
     handler = obj(
@@ -279,6 +300,7 @@ def response_components() -> dict[str, Schema]:
         "Execution": _execution(),
         "ClaimedJob": _claimed_job(),
         "BatchResult": _batch_result(),
+        "BatchJobResult": _batch_job_result(),
         "Stats": _stats(),
         "Workers": _workers(),
         "Error": _error(),

@@ -241,10 +241,11 @@ class Channel:
         for execution_id, checked_outcome in checked:
             result = checked_outcome if isinstance(checked_outcome, ChronosError) else next(answers)
             acks.append(_ack(execution_id, result))
-            self.outstanding.discard(execution_id)
+        await self._send({"type": "acks", "results": acks})
+        # Settled only once acknowledged: a stop waiting for these must not close first.
+        self.outstanding.difference_update(execution_id for execution_id, _ in checked)
         if not self.outstanding:
             self.settled.set()
-        await self._send({"type": "acks", "results": acks})
 
 
 def _check_item(item: dict[str, Any]) -> tuple[str, Outcome | ChronosError]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from contextlib import suppress
 from functools import cache
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar, cast
 from zoneinfo import available_timezones
 
 from pydantic import (
@@ -29,6 +29,9 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WithJsonSchema,
+    WrapValidator,
 )
 from pydantic import ValidationError as PydanticValidationError
 from pydantic_core import PydanticCustomError
@@ -41,7 +44,7 @@ from chronos_server.api.text import (
     surrogate_body_problem,
 )
 from chronos_server.core import slots
-from chronos_server.errors import BadRequest, FieldError, ValidationFailed
+from chronos_server.errors import BadRequest, ChronosError, FieldError, ValidationFailed
 
 _UNSTORABLE = "unstorable_text"
 # Every string field carries this pattern (checked natively by pydantic-core, no Python call):
@@ -445,6 +448,47 @@ class BatchResultsIn(_Strict):
     results: Annotated[list[BatchResultItem], Field(min_length=1, max_length=100)]
 
 
+MAX_BATCH_JOBS = 1000
+
+
+class JobItemInvalid:
+    """A batch item that failed its body checks, with the error a single create of it gets."""
+
+    def __init__(self, error: ChronosError) -> None:
+        self.error = error
+
+
+def _job_item(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """Validate one item exactly as a `POST /v1/jobs` body (same parser mode, same context); a
+    failure becomes that item's result instead of failing the whole request."""
+    try:
+        return handler(value)
+    except PydanticValidationError as exc:
+        if any(not e["loc"] for e in exc.errors()):
+            return JobItemInvalid(BadRequest("Job must be a JSON object"))
+        return JobItemInvalid(ValidationFailed(None, field_errors(exc)))
+
+
+_JOB_ITEM_DOC = {
+    "description": "A job, exactly as the body of `POST /v1/jobs` (`JobCreate`). One that "
+    "fails its checks fails only its own result (with the code, message and errors a single "
+    "create of it would get), so any JSON value is accepted here."
+}
+
+
+class JobsBatchIn(_Strict):
+    """Extension (batch create): up to 1,000 jobs, each judged on its own, written together."""
+
+    jobs: Annotated[
+        list[Annotated[JobCreate, WrapValidator(_job_item), WithJsonSchema(_JOB_ITEM_DOC)]],
+        Field(min_length=1, max_length=MAX_BATCH_JOBS),
+    ]
+
+    def items(self) -> list[JobCreate | JobItemInvalid]:
+        """Each item validated, or in its place why it is not (`_job_item`)."""
+        return cast(list[JobCreate | JobItemInvalid], self.jobs)
+
+
 M = TypeVar("M", bound=BaseModel)
 
 _MESSAGES = {
@@ -500,6 +544,7 @@ def openapi_components() -> dict[str, Any]:
         ClaimIn,
         ResultIn,
         BatchResultsIn,
+        JobsBatchIn,
     ]
     schemas: dict[str, Any] = {}
     for model in models:

@@ -1,5 +1,6 @@
 """`Pipeline`: what the loops, the routes and the push sender share — store, clock, randomness,
-wake-ups, the leases this process handed out, and the one stop (`Shutdown`)."""
+wake-ups, the leases this process handed out, the group commit of creates, and the one stop
+(`Shutdown`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from dataclasses import dataclass, field
 import trio
 
 from chronos_server.clock import Clock
+from chronos_server.pipeline.group_commit import JobWriter
 from chronos_server.pipeline.signals import ClaimBoard, Nudge
 from chronos_server.store.base import Store
 
@@ -98,6 +100,11 @@ class Pipeline:
     channels: dict[int, ChannelInfo] = field(default_factory=dict)  # by id(channel)
     # When the sleeping admission loop will wake on its own (ms); None while it is working.
     admission_wakes_at: int | None = None
+    # Single creates, written in groups (its `run` is a service in the root nursery).
+    job_writer: JobWriter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.job_writer = JobWriter(self.store)
 
     def admit_by(self, due_ms: int) -> None:
         """Something becomes due at `due_ms`: nudge admission unless it already wakes by then

@@ -176,6 +176,12 @@ class Store(Protocol):
 
     # jobs
     async def insert_job(self, job: Job) -> None: ...
+    async def insert_jobs(self, jobs: list[Job]) -> list[Job | ChronosError]:
+        """Several jobs in ONE transaction, in order: each is inserted (returned as given) or
+        refused with `IdempotencyKeyConflict` naming the job that holds its key, stored before
+        or earlier in `jobs` (what creating each in turn would answer). A failure writes none."""
+        ...
+
     async def get_job(self, account_id: str, job_id: str) -> Job | None: ...
     async def list_jobs(
         self,

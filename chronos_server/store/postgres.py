@@ -40,8 +40,13 @@ import trio
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from chronos_server.core.models import ClaimedJob, Execution, ExecutionStatus, Outcome
-from chronos_server.errors import ChronosError, ExecutionAlreadyFinished, StoreUnavailable
+from chronos_server.core.models import ClaimedJob, Execution, ExecutionStatus, Job, Outcome
+from chronos_server.errors import (
+    ChronosError,
+    ExecutionAlreadyFinished,
+    IdempotencyKeyConflict,
+    StoreUnavailable,
+)
 from chronos_server.store import pg_listen
 from chronos_server.store import transactions as t
 from chronos_server.store.base import Admitted, ReadyBatch, WakeBoard
@@ -49,7 +54,7 @@ from chronos_server.store.breaker import BreakerOpen, StoreBreaker
 from chronos_server.store.interruptible import run_interruptible
 from chronos_server.store.pg_native import ConnectionLost, NativePool, numbered
 from chronos_server.store.queries import load_queries, migrations
-from chronos_server.store.rows import Row, dump_json, execution_from_row
+from chronos_server.store.rows import Row, dump_json, execution_from_row, job_params, json_text
 from chronos_server.store.sql_store import SqlStore
 from chronos_server.store.transactions import Tx
 
@@ -115,6 +120,7 @@ class _Slot:
         self.cancel_sent = False
         self.epoch = 0
         self.atomic = True  # False: one autocommit statement, no transaction block
+        self.rerun_safe = False  # an autocommit statement that may run again after a loss
 
     def interrupt(self) -> bool:
         """Called from another thread when the caller is cancelled; True if a query may run."""
@@ -202,16 +208,26 @@ class PostgresStore(SqlStore):
 
     _read = _tx  # READ COMMITTED reads: each statement sees the latest commits
 
-    async def _statement(self, fn: Callable[[Tx], R]) -> R:
+    async def _statement(self, fn: Callable[[Tx], R], *, rerun_safe: bool = False) -> R:
         """`fn` runs ONE statement, on its own (autocommit: one round trip, no BEGIN/COMMIT).
-        Not run again after a lost connection: whether it committed is unknown."""
+        Not run again after a lost connection, since whether it committed is unknown, unless
+        `rerun_safe`: a statement whose second run answers as the first would have, committed
+        or not (`insert_jobs`), runs once more on a fresh connection like a transaction."""
         self.breaker.check()
-        return await self._call(fn, guarded=True, atomic=False)
+        return await self._call(fn, guarded=True, atomic=False, rerun_safe=rerun_safe)
 
-    async def _call(self, fn: Callable[[Tx], R], *, guarded: bool, atomic: bool = True) -> R:
+    async def _call(
+        self,
+        fn: Callable[[Tx], R],
+        *,
+        guarded: bool,
+        atomic: bool = True,
+        rerun_safe: bool = False,
+    ) -> R:
         generation = self.breaker.generation
         slot = _Slot()
         slot.atomic = atomic
+        slot.rerun_safe = rerun_safe
         try:
             return await run_interruptible(
                 lambda: self._run(slot, fn, guarded), slot.interrupt, limiter=self._limiter
@@ -339,7 +355,7 @@ class PostgresStore(SqlStore):
     def _in_transaction(
         self, conn: psycopg.Connection[Any], slot: _Slot, fn: Callable[[Tx], R]
     ) -> R:
-        committing = not slot.atomic
+        committing = not slot.atomic and not slot.rerun_safe
         try:
             if not slot.atomic:
                 return fn(_PgTx(conn, self._queries, slot))
@@ -448,6 +464,54 @@ class PostgresStore(SqlStore):
         ):
             return await super().finish_executions(account_id, outcomes, now, rng)
         return await self._complete_reported(account_id, outcomes, now)
+
+    async def insert_job(self, job: Job) -> None:
+        [found] = await self.insert_jobs([job])
+        if isinstance(found, ChronosError):
+            raise found
+
+    async def insert_jobs(self, jobs: list[Job]) -> list[Job | ChronosError]:
+        """All in ONE statement (`insert_jobs`), run once more on a fresh connection if its
+        connection is lost (it answers the same either way). A key given twice is sent once,
+        with its first job; the later ones are answered as a second create of it would be."""
+        if not jobs:
+            return []
+        first: dict[tuple[str, str], Job] = {}
+        sent: list[Job] = []
+        for job in jobs:
+            key = job.idempotency_key
+            if key is not None:
+                if (job.account_id, key) in first:
+                    continue
+                first[(job.account_id, key)] = job
+            sent.append(job)
+        items = json_text([job_params(job) for job in sent])
+        rows = await self._statement(lambda tx: tx.all("insert_jobs", items=items), rerun_safe=True)
+        # A job found stored under its own id was inserted by a run of this statement whose
+        # answer was lost with its connection.
+        holders: dict[str, str | None] = {
+            row["id"]: None if row["holder"] == row["id"] else row["holder"] for row in rows
+        }
+        for job in sent:
+            if job.id not in holders:  # what stopped it committed while the statement ran
+                holders[job.id] = await self._holder(job)
+        results: list[Job | ChronosError] = []
+        for job in jobs:
+            key = job.idempotency_key
+            earlier = first[(job.account_id, key)] if key is not None else job
+            holder = holders[earlier.id] if earlier is job else holders[earlier.id] or earlier.id
+            results.append(job if holder is None else IdempotencyKeyConflict(holder))
+        return results
+
+    async def _holder(self, job: Job) -> str | None:
+        """None if the job is stored (by a lost run of the statement), else who holds its key."""
+
+        def fn(tx: Tx) -> str | None:
+            if tx.one("get_job", id=job.id, account_id=job.account_id) is not None:
+                return None
+            return t.insert_holder(tx, job)
+
+        return await self._read(fn)
 
     async def _execution_row(self, account_id: str, execution_id: str) -> Row | None:
         return await self._one("get_execution", id=execution_id, account_id=account_id)

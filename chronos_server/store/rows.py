@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 from chronos_server.core.models import (
     JSON,
     Account,
@@ -34,9 +36,20 @@ HELD = "held"
 
 
 def dump_json(value: JSON) -> str | None:
+    """Compact UTF-8 JSON text, as stored; None stays NULL."""
     if value is None:
         return None
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    return json_text(value)
+
+
+def json_text(value: object) -> str:
+    """Compact JSON with non-ASCII kept (`json.dumps(..., separators=(",", ":"),
+    ensure_ascii=False)`), by orjson: some twenty times faster, which the 1,000-job batch
+    create needs. orjson refuses integers past 64 bits; the standard encoder writes them."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def load_json(text: str | None) -> JSON:

@@ -27,7 +27,7 @@ from chronos_server.core.models import (
     Schedule,
     ScheduleStatus,
 )
-from chronos_server.errors import ChronosError
+from chronos_server.errors import ChronosError, IdempotencyKeyConflict
 from chronos_server.store import transactions as t
 from chronos_server.store.base import (
     Admitted,
@@ -222,6 +222,13 @@ class SqlStore:
 
     async def insert_job(self, job: Job) -> None:
         await self._tx(lambda tx: t.insert_job(tx, job))
+
+    async def insert_jobs(self, jobs: list[Job]) -> list[Job | ChronosError]:
+        holders = await self._tx(lambda tx: t.insert_jobs(tx, jobs))
+        return [
+            job if holder is None else IdempotencyKeyConflict(holder)
+            for job, holder in zip(jobs, holders, strict=True)
+        ]
 
     async def get_job(self, account_id: str, job_id: str) -> Job | None:
         row = await self._one("get_job", id=job_id, account_id=account_id)

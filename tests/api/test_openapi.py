@@ -114,3 +114,17 @@ def _keys(node: Any) -> set[str]:
     if isinstance(node, list):
         return {k for v in node for k in _keys(v)}
     return set()
+
+
+async def test_the_batch_create_extension_is_described(server: RunningServer) -> None:
+    doc = await _document(server)
+    op = doc["paths"]["/v1/jobs/batch"]["post"]
+    body = op["requestBody"]["content"]["application/json"]["schema"]
+    assert body == {"$ref": "#/components/schemas/JobsBatchIn"}
+    jobs = doc["components"]["schemas"]["JobsBatchIn"]["properties"]["jobs"]
+    assert (jobs["minItems"], jobs["maxItems"]) == (1, 1000)
+    # Any item is answered in its own result, so the document accepts any JSON value there.
+    assert set(jobs["items"]) == {"description"}
+    data = op["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["data"]
+    assert data["items"] == {"$ref": "#/components/schemas/BatchJobResult"}
+    assert "409" not in op["responses"]

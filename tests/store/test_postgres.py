@@ -22,6 +22,7 @@ from chronos_server.core.models import ClaimedJob, JobStatus
 from chronos_server.store import postgres
 from chronos_server.store.postgres import PostgresStore, _PgTx, migrate
 from chronos_server.store.queries import migrations
+from chronos_server.store.rows import job_params
 from chronos_server.store.transactions import Tx
 from tests import pg
 
@@ -366,6 +367,60 @@ async def test_a_report_that_waited_for_a_sweep_of_its_lease_is_lease_expired(
         finally:
             await trio.to_thread.run_sync(sweeper.close)
     assert [type(e) for e in outcome] == [errors.LeaseExpired]
+
+
+async def test_inserting_jobs_survives_lost_connections_and_a_rerun_answers_the_same() -> None:
+    """The insert is one autocommit statement that may run twice: after the database dropped
+    every pooled connection it runs again on a fresh one, and a run whose jobs are already
+    stored (its first run committed, its answer lost) answers as the first did."""
+    url = await pg.new_schema_url_async()
+    async with pg.open_test_store(url) as store:
+        account, _ = await store.ensure_account("acme", T0)
+        await trio.to_thread.run_sync(pg.terminate_backends, url)
+        held = make_job(account.id, idempotency_key="held")
+        assert await store.insert_jobs([held]) == [held]
+        jobs = [make_job(account.id), make_job(account.id, idempotency_key="held")]
+        jobs.append(make_job(account.id, idempotency_key="mine"))
+        first = await store.insert_jobs(jobs)
+        again = await store.insert_jobs(jobs)
+    for results in (first, again):
+        assert results[0] == jobs[0] and results[2] == jobs[2]
+        assert isinstance(results[1], errors.IdempotencyKeyConflict)
+        assert results[1].existing_job_id == held.id
+
+
+async def test_an_insert_that_waited_for_its_key_holder_names_it() -> None:
+    """The holder committed while the insert statement waited on its row: the statement's
+    snapshot cannot see it, so the store looks it up."""
+    url = await pg.new_schema_url_async()
+    async with pg.open_test_store(url) as store:
+        account, _ = await store.ensure_account("acme", T0)
+        other: psycopg.Connection[Any] = await trio.to_thread.run_sync(psycopg.connect, url)
+        holder = make_job(account.id, idempotency_key="raced")
+        try:
+            # Another replica's create, caught before its commit.
+            params = postgres._load("queries.sql")["insert_job"]
+            other.execute(params, job_params(holder))
+            results: list[object] = []
+
+            async def insert() -> None:
+                job = make_job(account.id, idempotency_key="raced")
+                results.extend(await store.insert_jobs([job, make_job(account.id)]))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(insert)
+
+                async def waiting() -> bool:
+                    return await trio.to_thread.run_sync(count_lock_waits, url) > 0
+
+                await pg.eventually(waiting, 5)
+                await trio.to_thread.run_sync(other.commit)
+        finally:
+            await trio.to_thread.run_sync(other.close)
+    conflict, created = results
+    assert isinstance(conflict, errors.IdempotencyKeyConflict)
+    assert conflict.existing_job_id == holder.id
+    assert not isinstance(created, errors.ChronosError)
 
 
 def count_lock_waits(url: str) -> int:

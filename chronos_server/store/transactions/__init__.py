@@ -11,7 +11,13 @@ executions, the sweep). Callers use the names re-exported here (`t.<name>`).
 
 from __future__ import annotations
 
-from chronos_server.store.transactions.jobs import cancel_job, insert_job, stats
+from chronos_server.store.transactions.jobs import (
+    cancel_job,
+    insert_holder,
+    insert_job,
+    insert_jobs,
+    stats,
+)
 from chronos_server.store.transactions.outcomes import (
     finish_execution,
     finish_executions,
@@ -55,7 +61,9 @@ __all__ = [
     "finish_execution",
     "finish_executions",
     "held_recheck",
+    "insert_holder",
     "insert_job",
+    "insert_jobs",
     "new_id",
     "next_wakeup",
     "pause_schedule",

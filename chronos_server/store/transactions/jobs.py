@@ -1,4 +1,4 @@
-"""Jobs: insert (idempotency-key conflicts), cancel, and the per-account stats."""
+"""Jobs: insert, one or several (idempotency-key conflicts), cancel, and the per-account stats."""
 
 from __future__ import annotations
 
@@ -10,10 +10,27 @@ from chronos_server.store.transactions.tx import Tx
 
 
 def insert_job(tx: Tx, job: Job) -> None:
+    holder = _insert(tx, job)
+    if holder is not None:
+        raise errors.IdempotencyKeyConflict(holder)
+
+
+def insert_jobs(tx: Tx, jobs: list[Job]) -> list[str | None]:
+    """Each job inserted in turn (None), or the id of the job already holding its idempotency
+    key, stored before or one of these: what creating each in turn would answer."""
+    return [_insert(tx, job) for job in jobs]
+
+
+def _insert(tx: Tx, job: Job) -> str | None:
     if tx.run("insert_job", **job_params(job)) == 1:
-        return
+        return None
+    return insert_holder(tx, job)
+
+
+def insert_holder(tx: Tx, job: Job) -> str:
+    """The id of the job holding the key that kept `job` out."""
     row = tx.one("job_by_idempotency_key", account_id=job.account_id, key=job.idempotency_key)
-    raise errors.IdempotencyKeyConflict(row["id"] if row else "unknown")
+    return str(row["id"]) if row else "unknown"
 
 
 def cancel_job(tx: Tx, account_id: str, job_id: str, now: int) -> Job:

@@ -1,5 +1,6 @@
--- The PostgreSQL hot path: a claim and a report of completed executions as ONE statement each
--- (autocommit: one round trip, no BEGIN/COMMIT), where the shared transactions take several.
+-- The PostgreSQL hot path: a claim, a report of completed executions and the insert of one or
+-- many new jobs as ONE statement each (autocommit: one round trip, no BEGIN/COMMIT), where the
+-- shared transactions take several.
 -- The same compare-and-set as theirs: a job moves only from `ready`, an execution only from
 -- `running`; `tests/store` runs the same suite on both paths.
 
@@ -97,3 +98,39 @@ SELECT NULL, NULL, 'next',
     (SELECT min(next_run_at) FROM schedules WHERE status = 'active'),
     EXISTS (SELECT 1 FROM jobs WHERE status = 'held')
 WHERE (SELECT count(*) FROM notified) >= 0;
+
+-- name: insert_jobs
+-- Jobs (:items, a JSON array of rows as `rows.job_params` makes them; no idempotency key twice)
+-- in one statement: each inserted, or skipped if its idempotency key, or its id, is taken.
+-- Rows: every job inserted (`holder` NULL), and every skipped one with what this statement can
+-- see of the row that kept it out (`holder`: that job's id; the job's own id if it is stored
+-- already, by a run of this same statement whose answer was lost with its connection: so the
+-- statement may run again). A job kept out by a row committed after the statement began (it
+-- waited for it) is not returned: the caller looks that row up.
+WITH x AS (
+    SELECT * FROM json_to_recordset(:items::json) AS x(id TEXT, account_id TEXT,
+        schedule_id TEXT, name TEXT, description TEXT, handler TEXT, delivery_type TEXT,
+        delivery TEXT, payload TEXT, timeout INTEGER, max_retries INTEGER,
+        idempotency_key TEXT, status TEXT, scheduled_for BIGINT, run_at BIGINT,
+        attempt_count INTEGER, last_execution_id TEXT, first_trigger TEXT, created_at BIGINT,
+        updated_at BIGINT, finished_at BIGINT)
+), inserted AS (
+    INSERT INTO jobs (id, account_id, schedule_id, name, description, handler, delivery_type,
+        delivery, payload, timeout, max_retries, idempotency_key, status, scheduled_for, run_at,
+        attempt_count, last_execution_id, first_trigger, created_at, updated_at, finished_at)
+    SELECT id, account_id, schedule_id, name, description, handler, delivery_type,
+        delivery, payload, timeout, max_retries, idempotency_key, status, scheduled_for, run_at,
+        attempt_count, last_execution_id, first_trigger, created_at, updated_at, finished_at
+    FROM x
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), skipped AS (
+    SELECT * FROM x WHERE NOT EXISTS (SELECT 1 FROM inserted i WHERE i.id = x.id)
+)
+SELECT id, NULL::text AS holder FROM inserted
+UNION ALL
+SELECT s.id, j.id FROM skipped s JOIN jobs j ON j.id = s.id
+UNION ALL
+SELECT s.id, j.id FROM skipped s JOIN jobs j
+    ON j.account_id = s.account_id AND j.idempotency_key = s.idempotency_key
+WHERE s.idempotency_key IS NOT NULL;
