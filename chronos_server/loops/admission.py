@@ -18,6 +18,7 @@ from chronos_server.errors import StoreUnavailable
 from chronos_server.pipeline.services import Pipeline
 
 log = logging.getLogger("chronos.admission")
+HAND_OFF_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class AdmissionResult:
     queued: int
     more: bool
     next_wakeup: int | None = None
+    next_claimable: tuple[str, str] | None = None
 
 
 async def admission_once(p: Pipeline) -> AdmissionResult:
@@ -43,6 +45,7 @@ async def admission_once(p: Pipeline) -> AdmissionResult:
         # Slots spawned: their jobs may be due now (on PostgreSQL they are admitted next pass).
         more=admitted.spawned > 0 or admitted.taken >= batch,
         next_wakeup=admitted.next_wakeup,
+        next_claimable=admitted.next_claimable,
     )
 
 
@@ -57,6 +60,7 @@ async def run_admission(
 ) -> None:
     task_status.started()
     while True:
+        result: AdmissionResult | None = None
         try:
             result = await admission_once(p)
             if result.more:
@@ -70,6 +74,22 @@ async def run_admission(
         # the 1 ms floor keeps that from becoming a busy loop.
         delay = max(delay, 0.001)
         p.admission_wakes_at = p.clock.now_ms() + int(delay * 1000)
-        with trio.move_on_after(delay):
+        with trio.move_on_after(delay) as timer:
             await p.admission_nudge.wait()
         p.admission_wakes_at = None
+        if timer.cancelled_caught and result is not None:
+            await hand_off(p, result)
+
+
+async def hand_off(p: Pipeline, result: AdmissionResult) -> None:
+    """Woken at a due instant: if a claimer of the due pull job is parked here and the store's
+    claims take due jobs themselves, wake it first, so the job goes from `pending` to the
+    worker in one statement; the pass that follows admits the rest (and, should the claimer
+    lose the row to it, makes the job `ready` and wakes the claimer again)."""
+    key, due = result.next_claimable, result.next_wakeup
+    if key is None or due is None or p.clock.now_ms() < due:
+        return
+    for waiter in p.board.wake(key[0], key[1], 1):
+        # Let its claim run first (bounded: a claimer that vanished must not hold admission).
+        with trio.move_on_after(HAND_OFF_SECONDS):
+            await waiter.attempted.wait()

@@ -15,7 +15,7 @@ import trio
 
 from chronos_server.core.models import ClaimedJob
 from chronos_server.pipeline.services import Pipeline
-from chronos_server.pipeline.signals import Key
+from chronos_server.pipeline.signals import Key, Waiter
 
 CLAIM_SECONDS = 10.0
 UNCLAIM_SECONDS = 5.0
@@ -34,10 +34,15 @@ async def claim_jobs(
     board = p.board
     deadline = trio.current_time() + wait_seconds
     woken_by: Key | None = None  # the wake-up that ended the last wait
+    woken: Waiter | None = None
     while not p.shutdown.stopping:
         waiter = board.register(account_id, handlers)
         try:
-            claimed = await _claim_once(p, account_id, handlers, worker, limit)
+            try:
+                claimed = await _claim_once(p, account_id, handlers, worker, limit)
+            finally:
+                if woken is not None:
+                    woken.attempted.set()
             if claimed:
                 # A wake-up says "one more job for this handler": if what we took is not that
                 # job, another claimer of the handler must hear of it, or it waits out its
@@ -53,7 +58,7 @@ async def claim_jobs(
                 return []
             with trio.move_on_at(deadline):
                 await waiter.event.wait()
-            woken_by = waiter.woken_by
+            woken_by, woken = waiter.woken_by, waiter
         finally:
             board.unregister(waiter)
     return []

@@ -32,6 +32,9 @@ class Waiter:
         self.keys = keys
         self.event = trio.Event()
         self.woken_by: Key | None = None
+        # Set once the claim this wake-up led to has run (whatever it found): admission's
+        # hand-off at a due instant waits for it before its own pass.
+        self.attempted = trio.Event()
 
 
 class ClaimBoard:
@@ -81,17 +84,21 @@ class ClaimBoard:
 
     def notify(self, account_id: str, handler: str, count: int) -> int:
         """Wake up to `count` waiters of this (account, handler), oldest first."""
+        return len(self.wake(account_id, handler, count))
+
+    def wake(self, account_id: str, handler: str, count: int) -> list[Waiter]:
+        """`notify`, returning the waiters it woke."""
         key = (account_id, handler)
         self._generation[key] = self._generation.get(key, 0) + 1
         self._empty.discard(key)
-        woken = 0
+        woken: list[Waiter] = []
         queue = self._waiting.get(key)
-        while queue and woken < count:
+        while queue and len(woken) < count:
             waiter = next(iter(queue))
             self.unregister(waiter)
             waiter.woken_by = key
             waiter.event.set()
-            woken += 1
+            woken.append(waiter)
         return woken
 
     def parked_keys(self) -> list[Key]:

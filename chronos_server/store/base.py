@@ -51,6 +51,9 @@ class Admitted:
     taken: int  # due jobs moved on (ready, queued or cancelled)
     next_wakeup: int | None
     released: int = 0  # held jobs (`overlap: queue`) whose turn came: now `pending`, due
+    # The (account, handler) of the next due pull job, where the store's claims can take a due
+    # job straight from `pending` (PostgreSQL): admission wakes a claimer of it at that instant.
+    next_claimable: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

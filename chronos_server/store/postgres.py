@@ -412,6 +412,11 @@ class PostgresStore(SqlStore):
             taken=sum(int(r["n"]) for r in moved),
             next_wakeup=t.held_recheck(min(wakes) if wakes else None, held, now),
             released=released,
+            next_claimable=(
+                (following["account_id"], following["handler"])
+                if following["handler"] is not None and following["n"] == min(wakes)
+                else None
+            ),
         )
 
     def _notify_ready(self, tx: Tx, batches: list[ReadyBatch]) -> None:

@@ -17,6 +17,7 @@ import trio.testing
 from chronos_server.clock import TrioClock
 from chronos_server.core.models import (
     PULL,
+    ClaimedJob,
     ExecutionStatus,
     Interval,
     IntervalUnit,
@@ -29,6 +30,7 @@ from chronos_server.core.models import (
 from chronos_server.loops.admission import run_admission
 from chronos_server.loops.dispatch import run_dispatch
 from chronos_server.loops.sweeper import run_sweeper
+from chronos_server.pipeline.claims import claim_jobs
 from chronos_server.pipeline.services import LoopSettings, Pipeline
 from chronos_server.store.sqlite import open_sqlite_store
 from chronos_server.store.transactions import new_id
@@ -102,6 +104,31 @@ async def test_parked_claim_wakes_when_job_becomes_ready(
     assert world.now() == ORIGIN_MS + 3_000
     claimed = await world.p.store.claim_ready_job(world.account_id, ["h"], None, world.now())
     assert claimed is not None and claimed.job.id == job.id
+
+
+async def test_a_parked_claimer_takes_a_job_at_its_due_instant_without_an_admission_pass(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Admission wakes at the due instant and wakes a parked claimer of the due job first: its
+    claim takes the job from `pending` to `running` in one statement (never `ready`)."""
+    world.start_loops()
+    job = await world.add_job(run_at=ORIGIN_MS + 4_000)
+    before_claims: list[JobStatus] = []
+    real_claim = world.p.store.claim_ready_jobs
+
+    async def watching_claim(
+        account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
+    ) -> list[ClaimedJob]:
+        before_claims.append(await world.status(job.id))
+        return await real_claim(account_id, handlers, worker, now, limit)
+
+    world.p.store.claim_ready_jobs = watching_claim  # type: ignore[method-assign]
+    claimed = await claim_jobs(world.p, world.account_id, ["h"], None, 20)
+    assert [c.job.id for c in claimed] == [job.id]
+    assert world.now() == ORIGIN_MS + 4_000
+    # The claim that took it found it still `pending`: no admission pass made it `ready` first.
+    assert before_claims[-1] is JobStatus.PENDING
+    assert await world.status(job.id) is JobStatus.RUNNING
 
 
 async def test_interval_schedule_spawns_each_slot_once_on_time(

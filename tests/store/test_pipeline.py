@@ -264,9 +264,43 @@ async def test_claim_starts_an_execution(store: Store, acct: Accounts, trigger: 
 
 async def test_claim_returns_none_when_nothing_is_ready(store: Store, acct: Accounts) -> None:
     assert await store.claim_ready_job(acct.a, ["h"], None, T0) is None
-    for status in (JobStatus.PENDING, JobStatus.QUEUED, JobStatus.RETRYING):
-        await store.insert_job(make_job(acct.a, status=status, run_at=T0 - 1000))
+    for status in (JobStatus.PENDING, JobStatus.RETRYING):  # not due yet
+        await store.insert_job(make_job(acct.a, status=status, run_at=T0 + 1000))
+    await store.insert_job(make_job(acct.a, status=JobStatus.QUEUED, run_at=T0 - 1000))
     await store.insert_job(make_job(acct.a, status=JobStatus.READY, handler="x"))
+    await store.insert_job(
+        make_job(acct.a, status=JobStatus.PENDING, handler="h", delivery=PUSH, run_at=T0)
+    )
+    assert await store.claim_ready_job(acct.a, ["h"], None, T0) is None
+
+
+@pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.RETRYING])
+async def test_a_claim_starts_a_due_pull_job_without_an_admission_pass(
+    store: Store, acct: Accounts, status: JobStatus
+) -> None:
+    """At its due instant, admission wakes a parked claimer, whose claim takes the job from
+    `pending` (or `retrying`) to `running` in one statement; oldest first with ready jobs."""
+    due = make_job(acct.a, status=status, run_at=T0 - 5)
+    ready = make_job(acct.a, status=JobStatus.READY, run_at=T0 - 1)
+    later = make_job(acct.a, status=status, run_at=T0 + 1)
+    for job in (due, ready, later):
+        await store.insert_job(job)
+    first = await store.claim_ready_jobs(acct.a, ["h"], "w", T0, 5)
+    assert [c.job.id for c in first] == [due.id, ready.id]
+    assert all(c.job.status is JobStatus.RUNNING for c in first)
+    assert first[0].execution.attempt == 1 and first[0].execution.lease_expires_at == T0 + 30_000
+    assert (await must_job(store, acct.a, due.id)).status is JobStatus.RUNNING
+    assert (await must_job(store, acct.a, later.id)).status is status
+
+
+async def test_a_due_job_of_an_archived_schedule_is_not_claimed(
+    store: Store, acct: Accounts
+) -> None:
+    schedule = make_schedule(acct.a, status=ScheduleStatus.ARCHIVED)
+    await store.insert_schedule(schedule)
+    await store.insert_job(
+        make_job(acct.a, status=JobStatus.PENDING, run_at=T0 - 5, schedule_id=schedule.id)
+    )
     assert await store.claim_ready_job(acct.a, ["h"], None, T0) is None
 
 

@@ -29,13 +29,19 @@ def admit_due(tx: Tx, now: int, limit: int) -> Admitted:
     ready = Counter((r["account_id"], r["handler"]) for r in rows if r["status"] == "ready")
     queued = sum(1 for r in rows if r["status"] == "queued")
     row = tx.one("next_wakeup")
+    wake = row["t"] if row is not None else None
+    following = tx.one("next_due_pull")
+    claimable = None
+    if following is not None and following["handler"] is not None and following["run_at"] == wake:
+        claimable = (following["account_id"], following["handler"])
     return Admitted(
         spawned=spawned,
         ready=[ReadyBatch(account, handler, n) for (account, handler), n in ready.items()],
         queued_push=queued,
         taken=len(rows),
-        next_wakeup=held_recheck(row["t"] if row is not None else None, any_held(tx), now),
+        next_wakeup=held_recheck(wake, any_held(tx), now),
         released=released,
+        next_claimable=claimable,
     )
 
 
@@ -85,16 +91,22 @@ def ready_pull_jobs(tx: Tx, now: int, limit: int) -> list[ReadyBatch]:
 def claim_ready_jobs(
     tx: Tx, account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
 ) -> list[ClaimedJob]:
-    """Up to `limit` ready jobs of the named handlers, oldest `run_at` first, each started."""
-    candidates = [
-        row
-        for handler in handlers
-        for row in tx.all(
-            "oldest_ready_for_handler", account_id=account_id, handler=handler, limit=limit
-        )
-    ]
-    candidates.sort(key=lambda r: (r["run_at"], r["created_at"], r["id"]))
-    return start_executions(tx, candidates[:limit], JobStatus.READY, worker, now)
+    """Up to `limit` jobs of the named handlers, oldest `run_at` first, each started: `ready`
+    ones, and due pull jobs still `pending`/`retrying` (a claimer woken at a due instant needs
+    no admission pass first)."""
+    candidates: list[Row] = []
+    for handler in handlers:
+        key = {"account_id": account_id, "handler": handler, "limit": limit}
+        candidates += tx.all("oldest_ready_for_handler", **key)
+        candidates += tx.all("oldest_due_for_handler", now=now, **key)
+    unique = {row["id"]: row for row in candidates}.values()  # a handler may be named twice
+    chosen = sorted(unique, key=lambda r: (r["run_at"], r["created_at"], r["id"]))[:limit]
+    started: dict[str, ClaimedJob] = {}
+    for status in {row["status"] for row in chosen}:
+        group = [row for row in chosen if row["status"] == status]
+        for claimed in start_executions(tx, group, JobStatus(status), worker, now):
+            started[claimed.job.id] = claimed
+    return [started[row["id"]] for row in chosen if row["id"] in started]
 
 
 def _new_execution(

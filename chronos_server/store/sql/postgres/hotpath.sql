@@ -5,22 +5,36 @@
 -- `running`; `tests/store` runs the same suite on both paths.
 
 -- name: claim_jobs
--- Up to :limit ready jobs of the named handlers, oldest run_at first (one index range per
--- handler, `jobs_ready`), each started: job `running` with attempt + 1, a new `running`
--- execution (its trigger as `core.transitions.trigger_for_attempt`: the job's own first, then
--- `system_retry`), lease = now + timeout.
-WITH picked AS (
-    SELECT c.id FROM unnest(:handlers::text[]) AS h(name),
+-- Up to :limit jobs of the named handlers, oldest run_at first, each started: job `running`
+-- with attempt + 1, a new `running` execution (its trigger as
+-- `core.transitions.trigger_for_attempt`: the job's own first, then `system_retry`), lease =
+-- now + timeout. Taken from `ready` (index `jobs_ready`) and, so that a claimer woken at a due
+-- instant needs no admission pass first, from due `pending`/`retrying` pull jobs not under an
+-- archived schedule (index `jobs_due_pull`; the same rule admission applies, in one statement).
+WITH ready_jobs AS (
+    SELECT c.* FROM unnest(:handlers::text[]) AS h(name),
     LATERAL (
         SELECT id, run_at, created_at FROM jobs
         WHERE status = 'ready' AND account_id = :account_id AND handler = h.name
         ORDER BY run_at, created_at LIMIT :limit
         FOR UPDATE SKIP LOCKED) AS c
-    ORDER BY c.run_at, c.created_at, c.id LIMIT :limit
+), due_jobs AS (
+    SELECT c.* FROM unnest(:handlers::text[]) AS h(name),
+    LATERAL (
+        SELECT id, run_at, created_at FROM jobs j
+        WHERE status IN ('pending', 'retrying') AND delivery_type = 'pull'
+          AND account_id = :account_id AND handler = h.name AND run_at <= :now
+          AND NOT EXISTS (
+              SELECT 1 FROM schedules s WHERE s.id = j.schedule_id AND s.status = 'archived')
+        ORDER BY run_at, created_at LIMIT :limit
+        FOR UPDATE SKIP LOCKED) AS c
+), picked AS (
+    SELECT id FROM (SELECT * FROM ready_jobs UNION ALL SELECT * FROM due_jobs) AS candidates
+    ORDER BY run_at, created_at, id LIMIT :limit
 ), started AS (
     UPDATE jobs SET status = 'running', attempt_count = jobs.attempt_count + 1,
         last_execution_id = gen_random_uuid()::text, updated_at = :now
-    FROM picked WHERE jobs.id = picked.id AND jobs.status = 'ready'
+    FROM picked WHERE jobs.id = picked.id AND jobs.status IN ('ready', 'pending', 'retrying')
     RETURNING jobs.*
 ), executions_started AS (
     INSERT INTO executions (id, job_id, account_id, attempt, trigger, status, started_at,
@@ -58,7 +72,8 @@ WHERE e.account_id = :account_id AND NOT EXISTS (SELECT 1 FROM done d WHERE d.id
 -- `admit_due_jobs` does, a NOTIFY per 20 (account, handler) pairs made ready (the payload
 -- `pg_listen.decode_ready` reads; delivered on commit), and the next due times. Rows: one per
 -- (account, handler, status) moved with its count, then one `next` row whose `n` is the next due
--- job (not counting the ones just moved), `next_schedule` the next schedule slot and `held`
+-- job's run_at (not counting the ones just moved) — with its account and, for a pull job, its
+-- handler, so a claimer of it can be woken at that instant —, `next_schedule` the next schedule slot and `held`
 -- whether any job waits behind another of its schedule (`overlap: queue`; a probe of the
 -- almost always empty `jobs_held` index).
 WITH due AS (
@@ -92,11 +107,14 @@ WITH due AS (
 SELECT account_id, handler, status, n, NULL::bigint AS next_schedule, NULL::boolean AS held
 FROM counts
 UNION ALL
-SELECT NULL, NULL, 'next',
-    (SELECT min(run_at) FROM jobs
-     WHERE status IN ('pending', 'retrying') AND id NOT IN (SELECT id FROM due)),
+SELECT following.account_id, following.handler, 'next', following.run_at,
     (SELECT min(next_run_at) FROM schedules WHERE status = 'active'),
     EXISTS (SELECT 1 FROM jobs WHERE status = 'held')
+FROM (SELECT 1) AS one
+LEFT JOIN LATERAL (
+    SELECT account_id, CASE WHEN delivery_type = 'pull' THEN handler END AS handler, run_at
+    FROM jobs WHERE status IN ('pending', 'retrying') AND id NOT IN (SELECT id FROM due)
+    ORDER BY run_at LIMIT 1) AS following ON true
 WHERE (SELECT count(*) FROM notified) >= 0;
 
 -- name: insert_jobs

@@ -227,6 +227,17 @@ WHERE status = 'ready' AND account_id = :account_id AND handler = :handler
 ORDER BY run_at, created_at LIMIT :limit
 FOR UPDATE SKIP LOCKED;
 
+-- name: oldest_due_for_handler
+-- Due pull jobs a claim may start without an admission pass (the rule admission applies: not
+-- under an archived schedule).
+SELECT * FROM jobs j
+WHERE status IN ('pending', 'retrying') AND delivery_type = 'pull'
+  AND account_id = :account_id AND handler = :handler AND run_at <= :now
+  AND NOT EXISTS (
+      SELECT 1 FROM schedules s WHERE s.id = j.schedule_id AND s.status = 'archived')
+ORDER BY run_at, created_at LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
 -- name: start_jobs
 UPDATE jobs SET status = 'running', attempt_count = jobs.attempt_count + 1,
     last_execution_id = x.execution_id, updated_at = :now
@@ -422,3 +433,9 @@ WHERE status = 'held' AND id IN (
                OR (o.scheduled_for = h.scheduled_for AND o.id < h.id)))
     LIMIT :limit)
 RETURNING id;
+
+-- name: next_due_pull
+-- The next job to fall due: its time, account and, for a pull job, handler.
+SELECT run_at, account_id, CASE WHEN delivery_type = 'pull' THEN handler END AS handler
+FROM jobs WHERE status IN ('pending', 'retrying')
+ORDER BY run_at LIMIT 1;
