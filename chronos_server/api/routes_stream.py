@@ -49,6 +49,7 @@ HEARTBEAT_SECONDS = 15.0  # how often the worker should ping when it has nothing
 IDLE_SECONDS = 35.0  # nothing from the worker this long: it is gone
 PARK_SECONDS = 60.0  # a parked claim is renewed this often (no query while nothing is ready)
 MAX_CREDITS = 1000
+RESULT_MESSAGES_BUFFERED = 64
 
 
 class _Message(BaseModel):
@@ -119,6 +120,12 @@ class Channel:
         self.outstanding: set[str] = set()  # executions sent and not yet reported here
         self.settled = trio.Event()
         self.info = ChannelInfo(account_id, [], None, p.clock.now_ms())
+        # Results wait here while the previous ones are recorded: one store call then takes all
+        # that arrived meanwhile (a group commit with no timer). Bounded: a worker that sends
+        # faster than the store records waits on its socket, not in the server's memory.
+        self._results_in, self._results_out = trio.open_memory_channel[list[dict[str, Any]]](
+            RESULT_MESSAGES_BUFFERED
+        )
 
     @property
     def credits(self) -> int:
@@ -141,6 +148,7 @@ class Channel:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._read_loop, nursery.cancel_scope)
+                nursery.start_soon(self._report_loop)
                 try:
                     await self._send_loop()
                     await self._finish_at_stop()
@@ -224,11 +232,20 @@ class Channel:
             self.credits = min(MAX_CREDITS, self.credits + message.n)
             self.credit.set()
         elif isinstance(message, Results):
-            await self._on_results(message.results)
+            await self._results_in.send(message.results)
         elif isinstance(message, Ping):
             await self._send({"type": "pong"})
         else:
             raise BadMessage("hello may be sent once")
+
+    async def _report_loop(self) -> None:
+        async for items in self._results_out:
+            while True:  # every results message that came in while the last call ran
+                try:
+                    items = items + self._results_out.receive_nowait()
+                except trio.WouldBlock:
+                    break
+            await self._on_results(items)
 
     async def _on_results(self, items: list[dict[str, Any]]) -> None:
         checked = [_check_item(item) for item in items]
