@@ -7,12 +7,15 @@ from datetime import UTC, datetime
 from functools import lru_cache
 
 
-@lru_cache(maxsize=4096)  # a burst of jobs often shares one due instant
 def iso(ms: int | None) -> str | None:
     if ms is None:
         return None
-    dt = datetime.fromtimestamp(ms / 1000, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ms % 1000:03d}Z"
+    return _second(ms // 1000) + f"{ms % 1000:03d}Z"
+
+
+@lru_cache(maxsize=4096)  # the instants of one answer mostly share their second
+def _second(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.")
 
 
 # RFC 3339 (JSON Schema's `format: date-time`) also allows a lower-case `t` and `z` and a leap
