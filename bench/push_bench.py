@@ -22,7 +22,7 @@ CHRONOS_PUSH_CONCURRENCY=<c>`, one server per concurrency value. The receiver is
 thousands of sleeping requests without effort. Usage:
 
     .venv/bin/python -m bench.push_bench [--jobs 1000] [--latency 2] [--concurrency 1000 256]
-        [--lead 4] [--repeat 1] [--floor]
+        [--lead 4] [--repeat 1] [--floor] [--profile DIR]
 
 `--floor` first runs a bare trio + h11 client (its own process, no scheduler, no database) with
 the same number of requests against the same receiver: the most this machine allows.
@@ -50,6 +50,7 @@ import h11
 import httpx
 import trio
 
+from bench.hot_path import Profile
 from bench.pull_bench import cpu_seconds, create_jobs, start_server
 
 KEY = "chrns_" + "P" * 40
@@ -138,21 +139,27 @@ async def bare_request(port: int, body: bytes) -> None:
     await stream.aclose()
 
 
-async def bare_client(jobs: int, port: int) -> tuple[float, float]:
-    """(seconds, CPU seconds) for `jobs` concurrent bare requests, from the first connect to the
-    last answer."""
+async def bare_client(jobs: int, port: int, concurrency: int) -> tuple[float, float]:
+    """(seconds, CPU seconds) for `jobs` bare requests, at most `concurrency` at once, from the
+    first connect to the last answer."""
     body = b'{"job_id":"' + b"x" * 36 + b'","payload":null}'
+    slots = trio.Semaphore(concurrency)
+
+    async def one() -> None:
+        async with slots:
+            await bare_request(port, body)
+
     started, cpu = time.monotonic(), time.process_time()
     async with trio.open_nursery() as nursery:
         for _ in range(jobs):
-            nursery.start_soon(bare_request, port, body)
+            nursery.start_soon(one)
     return time.monotonic() - started, time.process_time() - cpu
 
 
-async def floor_run(args: argparse.Namespace) -> tuple[float, float]:
+async def floor_run(args: argparse.Namespace, concurrency: int) -> tuple[float, float]:
     """The bare client in its own process (as the server is), against the same receiver."""
     cmd = [sys.executable, "-m", "bench.push_bench", "--bare-client", "--jobs", str(args.jobs)]
-    cmd += ["--receiver-port", str(args.receiver_port)]
+    cmd += ["--receiver-port", str(args.receiver_port), "--concurrency", str(concurrency)]
     done = await trio.run_process(cmd, capture_stdout=True)
     seconds, cpu = done.stdout.decode().split()
     return float(seconds), float(cpu)
@@ -250,10 +257,15 @@ async def run_once(args: argparse.Namespace, concurrency: int, receiver: Receive
                     ) from None
                 await trio.sleep(max(0.0, due - 0.05 - time.time()))
                 cpu_before = cpu_seconds(proc.pid)
+                # In a thread: py-spy takes half a second to attach, and the receiver runs here.
+                profile = await trio.to_thread.run_sync(
+                    Profile, args.profile, proc.pid, f"push-c{concurrency}"
+                )
                 # Nothing finishes before due + latency; the first answers are read then.
                 await trio.sleep(max(0.0, due + args.latency + 0.5 - time.time()))
                 await wait_finished(c, args.jobs)
                 cpu_after = cpu_seconds(proc.pid)
+                await trio.to_thread.run_sync(profile.finish)
                 executions = await listed(c, "/v1/executions", args.jobs)
                 started = [epoch(e["started_at"]) for e in executions]
                 done = [epoch(e["finished_at"]) for e in executions]
@@ -320,24 +332,28 @@ async def main_async(args: argparse.Namespace) -> None:
     async with trio.open_nursery() as nursery:
         serve = partial(trio.serve_tcp, receiver.handle, args.receiver_port, host="127.0.0.1")
         await nursery.start(serve)
-        if args.floor:
-            seconds, cpu = await floor_run(args)
-            ideal = args.jobs / args.latency
-            print(
-                f"floor: a bare trio + h11 client (no scheduler, own process), {args.jobs} "
-                f"requests at once: last answer after {seconds:.3f} s → "
-                f"{args.jobs / seconds / ideal:.1%} of concurrency/latency; CPU {cpu:.2f} s = "
-                f"{cpu / args.jobs * 1e6:.0f} µs per request"
-            )
         for concurrency in args.concurrency:
             ended: list[float] = []
             written: list[float] = []
+            floors: list[float] = []
             ideal = min(concurrency, args.jobs) / args.latency
             for _ in range(args.repeat):
+                if args.floor:  # beside each Chronos run, so both see the same machine
+                    seconds, cpu = await floor_run(args, concurrency)
+                    floors.append(args.jobs / seconds / ideal)
+                    print(
+                        f"floor: a bare trio + h11 client (no scheduler, own process, a new "
+                        f"connection per request), {args.jobs} requests, {concurrency} at once: "
+                        f"last answer after {seconds:.3f} s → {floors[-1]:.1%} of "
+                        f"concurrency/latency; CPU {cpu:.2f} s = "
+                        f"{cpu / args.jobs * 1e6:.0f} µs per request"
+                    )
                 result = await run_once(args, concurrency, receiver)
                 report(result, args.jobs, args.latency)
                 ended.append(args.jobs / result.last_done / ideal)
                 written.append(args.jobs / result.last_written / ideal)
+                if args.floor:
+                    print(f"    Chronos / bare client: {ended[-1] / floors[-1]:.1%}")
             if args.repeat > 1:
                 for what, shares in (("last attempt ended", ended), ("written", written)):
                     shares.sort()
@@ -345,6 +361,13 @@ async def main_async(args: argparse.Namespace) -> None:
                         f"concurrency={concurrency}: {args.repeat} runs, {what}: share of "
                         f"concurrency/latency min {shares[0]:.1%}, "
                         f"median {statistics.median(shares):.1%}, max {shares[-1]:.1%}"
+                    )
+                if args.floor:
+                    ratios = sorted(e / f for e, f in zip(ended, floors, strict=True))
+                    print(
+                        f"concurrency={concurrency}: Chronos / bare client, run by run: min "
+                        f"{ratios[0]:.1%}, median {statistics.median(ratios):.1%}, "
+                        f"max {ratios[-1]:.1%}"
                     )
         nursery.cancel_scope.cancel()
 
@@ -359,13 +382,16 @@ def main() -> None:
     parser.add_argument(
         "--floor", action="store_true", help="first measure a bare client against the receiver"
     )
+    parser.add_argument(
+        "--profile", metavar="DIR", help="py-spy the server over each burst (bench/hot_path.py)"
+    )
     parser.add_argument("--bare-client", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=18941)
     parser.add_argument("--receiver-port", type=int, default=18942)
     args = parser.parse_args()
     raise_fd_limit()
     if args.bare_client:
-        print(*trio.run(bare_client, args.jobs, args.receiver_port))
+        print(*trio.run(bare_client, args.jobs, args.receiver_port, args.concurrency[0]))
         return
     trio.run(main_async, args)
 
