@@ -110,7 +110,7 @@ async def _serve_one(settings: Settings, lifeline: int | None) -> None:
 
         handle = await nursery.start(run)
         if handle.shown_api_key:
-            print(f"Created the default account. API key (shown once): {handle.shown_api_key}")
+            print(runtime.shown_key_line(handle.shown_api_key))
             sys.stdout.flush()
         if lifeline is not None:
             nursery.start_soon(supervisor.stop_when_supervisor_exits, lifeline, handle.stop)
@@ -260,7 +260,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             sys.exit(_serve(args))
         elif args.command == "keys" and args.action == "create":
             key = trio.run(_keys_create, _database_url(args.database_url), args.account)
-            print(f"Created an API key for account {args.account!r}:")
+            print(
+                f"Created an API key for account {args.account!r} (display prefix "
+                f"{display_prefix(key)}, which `chronos keys revoke` accepts; shown once):"
+            )
             print(key)
         elif args.command == "keys" and args.action == "revoke":
             count = trio.run(_keys_revoke, _database_url(args.database_url), args.key)

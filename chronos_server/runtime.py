@@ -58,6 +58,14 @@ def new_signing_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+def shown_key_line(key: str) -> str:
+    """What `serve` prints for the key it created on an empty database (the key is last)."""
+    return (
+        f"Created the default account (key display prefix {display_prefix(key)}, which "
+        f"`chronos keys revoke` accepts). API key (shown once): {key}"
+    )
+
+
 async def bootstrap(store: Store, settings: Settings, clock: Clock) -> str | None:
     """Make the default account usable; returns a newly created API key to show once, if any."""
     now = clock.now_ms()

@@ -59,7 +59,7 @@ async def supervise(settings: Settings, log_level: str) -> int:
     async with open_store(settings.database_url) as store:  # migrations, applied once
         shown = await runtime.bootstrap(store, settings, SystemClock())
     if shown:
-        print(f"Created the default account. API key (shown once): {shown}", flush=True)
+        print(runtime.shown_key_line(shown), flush=True)
     with await runtime.bind_socket(settings.host, settings.port, reuse_port=True) as reserved:
         url = runtime.socket_url(reserved)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

@@ -348,6 +348,14 @@ def _paths() -> dict[str, Any]:
                 ref("Workers"),
             )
         },
+        "/v1/account": {
+            "get": _op(
+                "getAccount",
+                "Extension: the API key's account, and whether a signing-secret rotation is in "
+                "progress and until when (never a secret)",
+                ref("Account"),
+            )
+        },
         "/v1/worker/jobs/claim": {
             "post": _op(
                 "claimJobs",

@@ -279,6 +279,19 @@ def _workers() -> Schema:
     )
 
 
+def _account() -> Schema:
+    rotation = obj({"rotating": {"type": "boolean"}, "previous_sent_until": nullable(INSTANT)})
+    return obj(
+        {
+            "id": UUID,
+            "name": STRING,
+            "timezone": STRING,
+            "created_at": INSTANT,
+            "signing_secret": rotation,
+        }
+    )
+
+
 def _error() -> Schema:
     field_error = obj({"field": STRING, "message": STRING})
     return obj(
@@ -303,6 +316,7 @@ def response_components() -> dict[str, Schema]:
         "BatchJobResult": _batch_job_result(),
         "Stats": _stats(),
         "Workers": _workers(),
+        "Account": _account(),
         "Error": _error(),
         "Paging": obj(
             {
