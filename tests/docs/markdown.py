@@ -78,11 +78,15 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.doc.relative_to(REPO)}:{self.line}"
+        return f"{_shown(self.doc)}:{self.line}"
 
     @property
     def runnable(self) -> bool:
         return self.lang in RUNNABLE
+
+
+def _shown(doc: Path) -> str:
+    return str(doc.relative_to(REPO)) if doc.is_relative_to(REPO) else str(doc)
 
 
 def documents() -> list[Path]:
@@ -106,7 +110,7 @@ def blocks(doc: Path) -> list[Block]:
             found.append(Block(doc, token.map[0] + 1, lang, token.content, directive))
         elif pending is not None and token.type != "html_block":
             raise DirectiveError(
-                f"{doc.relative_to(REPO)}:{pending[0]}: an example directive must come right "
+                f"{_shown(doc)}:{pending[0]}: an example directive must come right "
                 "before the code block it is about"
             )
         pending = None
@@ -116,7 +120,7 @@ def blocks(doc: Path) -> list[Block]:
 def _directive(doc: Path, line: int, comment: str) -> Directive:
     text = comment.strip().removeprefix("<!--").removesuffix("-->").strip()
     text = text.removeprefix("example").strip()
-    where = f"{doc.relative_to(REPO)}:{line}"
+    where = f"{_shown(doc)}:{line}"
     out = Directive()
     for raw in text.splitlines():
         entry = raw.strip()

@@ -103,9 +103,15 @@ class DocumentRun:
         try:
             for block in blocks:
                 if block.runnable:
+                    started = time.monotonic()
                     self.run(block)
+                    if os.environ.get("CHRONOS_EXAMPLE_TIMING"):
+                        print(f"{block.where}: {time.monotonic() - started:.2f} s")
             for name in list(self.background):
+                started = time.monotonic()
                 self.stop(name)
+                if os.environ.get("CHRONOS_EXAMPLE_TIMING"):
+                    print(f"stop {name}: {time.monotonic() - started:.2f} s")
         finally:
             for bg in self.background.values():
                 _kill(bg.proc)

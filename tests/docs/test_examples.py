@@ -23,7 +23,7 @@ import pytest
 from tests import pg
 from tests.conftest import API_KEY, SIGNING_SECRET
 from tests.docs.markdown import REPO, blocks, documents
-from tests.docs.runner import DocumentRun, Environment
+from tests.docs.runner import DocumentRun, Environment, ExampleFailed
 
 DOCS = documents()
 
@@ -45,6 +45,7 @@ def start_server(workdir: Path, database_url: str | None) -> tuple[subprocess.Po
         "CHRONOS_ALLOW_HTTP_TARGETS": "1",
         "CHRONOS_ALLOW_PRIVATE_TARGETS": "1",
         "CHRONOS_LOG_LEVEL": "WARNING",
+        "CHRONOS_SHUTDOWN_GRACE_SECONDS": "2",
     }
     cmd = [sys.executable, "-m", "chronos_server", "serve", "--port", str(port)]
     if database_url is not None:
@@ -129,3 +130,40 @@ def test_every_runnable_block_runs_or_says_why_not() -> None:
                 )
             if block.directive.skip is not None:
                 assert len(block.directive.skip) > 10, f"{block.where}: say why it is skipped"
+
+
+BROKEN = {
+    "ellipsis": """```bash
+curl -s -H "Authorization: Bearer $K" -X POST localhost:8080/v1/jobs -d '{"name":"x",
+  "delivery":{"type":"push","http":{"url":"https://app.example.com/h","method":"POST",
+  "headers":{"X-App-Token":"…"}}}}'
+```
+""",
+    "refused": """```bash
+curl -s -H "Authorization: Bearer $K" -X POST localhost:8080/v1/jobs -d '{"name":"x"}'
+```
+""",
+    "unset variable": """```bash
+curl -s -H "Authorization: Bearer $NOT_SET" localhost:8080/v1/jobs
+```
+""",
+    "python error": """```python
+import chronos_worker.no_such_module
+```
+""",
+    "unknown placeholder": """```bash
+curl -s -H "Authorization: Bearer $K" "localhost:8080/v1/jobs/<job id>"
+```
+""",
+}
+
+
+@pytest.mark.parametrize("case", sorted(BROKEN))
+def test_an_example_that_fails_when_pasted_fails(
+    case: str, sqlite_env: Environment, tmp_path: Path
+) -> None:
+    doc = tmp_path / "broken.md"
+    doc.write_text("```bash\nexport K=chrns_…\n```\n\n" + BROKEN[case])
+    run = DocumentRun(sqlite_env, f"broken-{case.replace(' ', '-')}")
+    with pytest.raises(ExampleFailed):
+        run.run_all(blocks(doc))
