@@ -23,6 +23,7 @@ tests run it. One `key: value` per line, or one on the comment's own line:
 | `stop: NAME` | before this block, wait for background NAME's `until` and stop it |
 | `status: N` | a curl call of this block may answer N (an example of an error); others must be < 400 |
 | `needs: postgres` | run only against the PostgreSQL server (its URL replaces the example's) |
+| `needs: sqlite` | run only against the SQLite server (`chronos.db` in the work directory) |
 """
 
 from __future__ import annotations

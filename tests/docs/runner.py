@@ -6,8 +6,9 @@ work directory is shared with the server (`chronos serve` runs there on `chronos
 database, so `chronos keys create` without `--database-url` finds it, as it would for a reader).
 
 Placeholders are replaced mechanically before a block runs: the key and secret written as
-`chrns_…` and `whsec_…`, the ports 8080 (the server) and 8000 (a receiver), `.venv/bin/` (this
-checkout's virtualenv), and `<name>` values captured from earlier answers. An ellipsis left over
+`chrns_…` and `whsec_…`, the ports 8080 (the server), 8000 (a receiver) and 8081 (a second
+server), the PostgreSQL URL `postgresql://chronos@db.internal:5432/chronos` (the test's database,
+for `needs: postgres` blocks), `.venv/bin/` (this checkout's virtualenv), and `<name>` values captured from earlier answers. An ellipsis left over
 after that is an example a reader cannot paste, and fails.
 """
 
@@ -44,6 +45,7 @@ class Environment:
     api_key: str
     signing_secret: str
     receiver_port: int
+    spare_port: int
     postgres_url: str | None = None
 
     def substitutions(self) -> list[tuple[str, str]]:
@@ -56,6 +58,9 @@ class Environment:
             ("127.0.0.1:8080", f"127.0.0.1:{port}"),
             ("127.0.0.1:8000", f"127.0.0.1:{self.receiver_port}"),
             ("--port 8000", f"--port {self.receiver_port}"),
+            ("localhost:8081", f"127.0.0.1:{self.spare_port}"),
+            ("127.0.0.1:8081", f"127.0.0.1:{self.spare_port}"),
+            ("--port 8081", f"--port {self.spare_port}"),
             (".venv/bin/", f"{venv_bin}/"),
         ]
         if self.postgres_url:
@@ -123,6 +128,9 @@ class DocumentRun:
             return
         if "postgres" in d.needs and not self.env.postgres_url:
             self.skipped.append(f"{block.where}: needs PostgreSQL (run by the PostgreSQL pass)")
+            return
+        if "sqlite" in d.needs and self.env.postgres_url:
+            self.skipped.append(f"{block.where}: needs SQLite (run by the SQLite pass)")
             return
         for name in d.stop:
             self.stop(name)

@@ -80,7 +80,7 @@ def sqlite_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment
     workdir = tmp_path_factory.mktemp("examples-sqlite")
     proc, url = start_server(workdir, None)  # the default database: ./chronos.db
     try:
-        yield Environment(workdir, url, API_KEY, SIGNING_SECRET, free_port())
+        yield Environment(workdir, url, API_KEY, SIGNING_SECRET, free_port(), free_port())
     finally:
         stop_server(proc)
 
@@ -91,7 +91,9 @@ def postgres_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environme
     workdir = tmp_path_factory.mktemp("examples-postgres")
     proc, url = start_server(workdir, database_url)
     try:
-        yield Environment(workdir, url, API_KEY, SIGNING_SECRET, free_port(), database_url)
+        yield Environment(
+            workdir, url, API_KEY, SIGNING_SECRET, free_port(), free_port(), database_url
+        )
     finally:
         stop_server(proc)
 
