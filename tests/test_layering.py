@@ -31,7 +31,14 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     f"{S}.pipeline": frozenset({f"{S}.core", f"{S}.store", f"{S}.clock", f"{S}.errors"}),
     f"{S}.delivery": frozenset(
         # api.timefmt only: the wire format of an instant, shared with the push body
-        {f"{S}.core", f"{S}.store", f"{S}.pipeline", f"{S}.clock", f"{S}.errors", f"{S}.api.timefmt"}
+        {
+            f"{S}.core",
+            f"{S}.store",
+            f"{S}.pipeline",
+            f"{S}.clock",
+            f"{S}.errors",
+            f"{S}.api.timefmt",
+        }
     ),
     f"{S}.loops": frozenset(
         {f"{S}.core", f"{S}.store", f"{S}.pipeline", f"{S}.delivery", f"{S}.clock", f"{S}.errors"}
@@ -136,8 +143,10 @@ def imports(module: str, path: Path) -> Iterator[tuple[int, str]]:
 def _allowed(unit: str, target: str) -> bool:
     may = MAY_IMPORT[unit]
     target_unit = unit_of(target)
-    return target_unit == unit or target_unit in may or any(
-        target == m or target.startswith(m + ".") for m in may
+    return (
+        target_unit == unit
+        or target_unit in may
+        or any(target == m or target.startswith(m + ".") for m in may)
     )
 
 

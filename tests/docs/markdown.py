@@ -10,20 +10,23 @@ tests run it. One `key: value` per line, or one on the comment's own line:
     capture: <key prefix> = stdout display prefix (chrns_[A-Za-z0-9]+)
     -->
 
-| key | meaning |
-| --- | --- |
-| `skip: REASON` | not run; the reason is required (a reader should see why an example is not checked) |
-| `file: NAME` | the block is a file the reader saves as NAME (written to the work directory) |
-| `capture: <name> = curl N PATH` | the JSON answer of the block's N-th curl call, at dotted PATH, replaces `<name>` from then on |
-| `capture: <name> = stdout REGEX` | group 1 of REGEX over the block's stdout |
-| `background: NAME` | start the block and let it run (a server, a worker) |
-| `ready: REGEX` | a background block is waited for until its output matches REGEX (it is listening) |
-| `until: REGEX` | a background block is stopped (SIGTERM) once its output matches REGEX, which must happen |
-| `exit: N` | the exit status a background block must end with after that SIGTERM |
-| `stop: NAME` | before this block, wait for background NAME's `until` and stop it |
-| `status: N` | a curl call of this block may answer N (an example of an error); others must be < 400 |
-| `needs: postgres` | run only against the PostgreSQL server (its URL replaces the example's) |
-| `needs: sqlite` | run only against the SQLite server (`chronos.db` in the work directory) |
+- `skip: REASON`: not run; the reason is required (a reader should see why it is not checked).
+- `file: NAME`: the block is a file the reader saves as NAME (written to the work directory).
+- `capture: <name> = curl N PATH`: the JSON answer of the block's N-th curl call, at the
+  dotted PATH, replaces `<name>` from then on.
+- `capture: <name> = stdout REGEX`: group 1 of REGEX over the block's stdout.
+- `background: NAME`: start the block and let it run (a server, a worker, a receiver).
+- `ready: REGEX`: wait until a background block's output matches REGEX (it is listening).
+- `until: REGEX`: a background block is stopped (SIGTERM) once its output matches REGEX,
+  which must happen.
+- `exit: N`: the exit status a background block must end with after that SIGTERM (default:
+  0 or killed by the SIGTERM).
+- `stop: NAME`: before this block, wait for background NAME's `until` and stop it (otherwise
+  they are stopped after the document's last block).
+- `status: N`: a curl call of this block may answer N (an example of an error); any other
+  status of 400 or more fails.
+- `needs: postgres` / `needs: sqlite`: run only against the PostgreSQL server (its URL replaces
+  the example's) / the SQLite one (`chronos.db` in the work directory).
 """
 
 from __future__ import annotations

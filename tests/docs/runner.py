@@ -8,8 +8,9 @@ database, so `chronos keys create` without `--database-url` finds it, as it woul
 Placeholders are replaced mechanically before a block runs: the key and secret written as
 `chrns_…` and `whsec_…`, the ports 8080 (the server), 8000 (a receiver) and 8081 (a second
 server), the PostgreSQL URL `postgresql://chronos@db.internal:5432/chronos` (the test's database,
-for `needs: postgres` blocks), `.venv/bin/` (this checkout's virtualenv), and `<name>` values captured from earlier answers. An ellipsis left over
-after that is an example a reader cannot paste, and fails.
+for `needs: postgres` blocks), `.venv/bin/` (this checkout's virtualenv), and `<name>` values
+captured from earlier answers. An ellipsis left over after that is an example a reader cannot
+paste, and fails.
 """
 
 from __future__ import annotations
