@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from chronos_server.api.app import ROUTES
 from chronos_server.api.openapi import openapi_document
@@ -164,3 +165,57 @@ def test_readme_points_at_the_reference_in_the_repository() -> None:
     readme = (REPO / "README.md").read_text()
     assert "docs/api.md" in readme
     assert "shared/spec" not in readme, "the README must not send users outside the repository"
+
+
+def _chapter(line: int, doc: Path = API_MD) -> str:
+    """The `##` chapter holding `line` (1-based)."""
+    lines = doc.read_text().splitlines()
+    start = max(i for i in range(line) if lines[i].startswith("## "))
+    end = next((j for j in range(line, len(lines)) if lines[j].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end])
+
+
+def _body_fields(op: dict[str, Any], schemas: dict[str, Any]) -> list[str]:
+    ref = op.get("requestBody", {}).get("content", {}).get("application/json", {}).get("schema")
+    if not ref or "$ref" not in ref:
+        return []
+    schema = schemas[ref["$ref"].rsplit("/", 1)[1]]
+    return list(schema.get("properties", {}))
+
+
+def test_each_section_names_its_parameters_and_body_fields() -> None:
+    """Every query parameter and top-level body field the OpenAPI document lists for an
+    operation is named (`like_this`) in its section, or in its chapter (a PATCH may point at the
+    create's table)."""
+    doc = openapi_document()
+    paths, schemas = doc["paths"], doc["components"]["schemas"]
+    missing: list[str] = []
+    for (method, path), section in sections().items():
+        op = {_normal(p): o for p, o in paths.items()}.get(path, {}).get(method.lower())
+        if op is None:
+            continue
+        names = [p["name"] for p in op.get("parameters", []) if p["in"] == "query"]
+        names += _body_fields(op, schemas)
+        chapter = _chapter(section.line)
+        for name in names:
+            if f"`{name}`" not in section.text and f"`{name}`" not in chapter:
+                missing.append(
+                    f"docs/api.md:{section.line}: document `{name}` of {method} {path} "
+                    "(a row of its field table, or its query parameters)"
+                )
+    assert not missing, "\n".join(missing)
+
+
+def test_objects_list_every_field() -> None:
+    """The Objects tables name every field of a Schedule, a Job and an Execution."""
+    schemas = openapi_document()["components"]["schemas"]
+    text = API_MD.read_text()
+    objects = text[text.index("## Objects") :]
+    objects = objects[: objects.index("\n## ", 1)]
+    missing = [
+        f"{name}.{field}"
+        for name in ("Schedule", "Job", "Execution")
+        for field in schemas[name]["properties"]
+        if f"`{field}`" not in objects
+    ]
+    assert not missing, f"docs/api.md's Objects tables lack {missing}: add a row for each"
