@@ -72,8 +72,15 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     f"{S}.supervisor": frozenset(
         {f"{S}.runtime", f"{S}.store", f"{S}.clock", f"{S}.errors", f"{S}.settings"}
     ),
+    f"{S}.startup": frozenset({f"{S}.errors", f"{S}.settings", f"{S}.store"}),
+    f"{S}.admin": frozenset(
+        {f"{S}.runtime", f"{S}.api", f"{S}.store", f"{S}.clock", f"{S}.errors", f"{S}.settings"}
+    ),
     f"{S}.cli": frozenset(
         {
+            "chronos_cli.main",  # `python -m chronos_server` is the whole `chronos` command
+            f"{S}.admin",
+            f"{S}.startup",
             f"{S}.runtime",
             f"{S}.supervisor",
             f"{S}.store",
@@ -87,6 +94,9 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     S: frozenset(),  # chronos_server/__init__.py
     "chronos_worker": frozenset(),  # the SDK: installed without the server, talks HTTP only
     "chronos_tui": frozenset(),  # the dashboard: talks HTTP only
+    # the `chronos` command: its HTTP commands on the client; the server's commands are loaded
+    # by name (importlib) only when one runs, so a worker host needs no server code
+    "chronos_cli": frozenset({"chronos_worker", f"{S}.cli"}),
 }
 
 MAY_NOT_IMPORT_LIBRARIES: dict[str, frozenset[str]] = {
