@@ -249,6 +249,7 @@ async def serve(
         async with trio.open_nursery() as nursery:
             # Startup recovery: anything left `admitting` by a previous process goes back now.
             await sweeper_once(pipeline, admitting_grace_ms=0)
+            await nursery.start(pipeline.limited.run, store)  # who must hear of a finish
             await nursery.start(run_admission, pipeline)
             await nursery.start(run_dispatch, pipeline, sender)
             await nursery.start(run_sweeper, pipeline)
