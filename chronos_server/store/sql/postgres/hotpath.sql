@@ -121,7 +121,9 @@ UNION ALL
 SELECT following.account_id, following.handler, 'next', following.run_at,
     (SELECT min(next_run_at) FROM schedules WHERE status = 'active'),
     EXISTS (SELECT 1 FROM jobs WHERE status = 'held'),
+    -- (This statement's own moves are not in its snapshot of `jobs`: `counts` has them.)
     EXISTS (SELECT 1 FROM jobs WHERE status = 'limited')
+        OR EXISTS (SELECT 1 FROM counts WHERE status = 'limited')
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
     SELECT account_id, CASE WHEN delivery_type = 'pull' AND NOT EXISTS (

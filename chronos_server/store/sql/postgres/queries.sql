@@ -504,15 +504,16 @@ WHERE account_id = :account_id AND status IN ('queued', 'ready', 'running')
 
 -- name: release_limited_jobs
 -- Up to :n of the handler's oldest waiting jobs go on: pull `ready`, push `queued` (the sender).
-UPDATE jobs SET status = CASE WHEN delivery_type = 'pull' THEN 'ready' ELSE 'queued' END,
-    updated_at = :now
-WHERE id IN (
+-- (A CTE: it runs once; `id IN (subquery with LIMIT ... SKIP LOCKED)` may run again and take more.)
+WITH picked AS (
     SELECT id FROM jobs
     WHERE status = 'limited' AND account_id = :account_id AND handler = :handler
     ORDER BY run_at, created_at LIMIT :n
     FOR UPDATE SKIP LOCKED)
-  AND status = 'limited'
-RETURNING status;
+UPDATE jobs SET status = CASE WHEN delivery_type = 'pull' THEN 'ready' ELSE 'queued' END,
+    updated_at = :now
+FROM picked WHERE jobs.id = picked.id AND jobs.status = 'limited'
+RETURNING jobs.status;
 
 -- name: spend_limit_tokens
 UPDATE handler_limits SET tokens = :tokens, tokens_at = :tokens_at
