@@ -8,10 +8,10 @@ from typing import Any
 
 import httpx
 import pytest
-import trio
 
 from tests.api.helpers import fails, invalid, ok, paged, send
 from tests.conftest import RunningServer
+from tests.pg import eventually
 
 LIMITS = "/v1/handlers/h/limits"
 
@@ -78,12 +78,6 @@ async def test_bad_bodies_and_names_are_refused(server: RunningServer) -> None:
     ok(await client.put(f"/v1/handlers/{'x' * 255}/limits", json={"max_running": 1}))
 
 
-async def wait_for(check: Any) -> None:
-    with trio.fail_after(10):
-        while not await check():
-            await trio.sleep(0.02)
-
-
 async def test_waiting_jobs_show_as_queued_with_the_reason_and_go_when_the_limit_goes(
     server: RunningServer,
 ) -> None:
@@ -95,7 +89,7 @@ async def test_waiting_jobs_show_as_queued_with_the_reason_and_go_when_the_limit
     async def two_wait() -> bool:
         return (await stats_for(client, "h"))["limited"] == 2
 
-    await wait_for(two_wait)
+    await eventually(two_wait)
     row = await stats_for(client, "h")
     assert row["counts"]["queued"] == 2 and row["counts"]["ready"] == 1
     assert row["limits"] == {"max_running": 1, "max_per_second": None}
@@ -121,6 +115,6 @@ async def test_a_raised_limit_lets_waiting_jobs_go_without_waiting_for_a_finish(
     async def ready(n: int) -> bool:
         return (await stats_for(client, "h"))["counts"]["ready"] == n
 
-    await wait_for(lambda: ready(1))
+    await eventually(lambda: ready(1))
     ok(await client.put(LIMITS, json={"max_running": 3}))
-    await wait_for(lambda: ready(3))
+    await eventually(lambda: ready(3))

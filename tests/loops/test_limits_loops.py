@@ -10,9 +10,11 @@ import trio.testing
 from chronos_server.core.models import ExecutionStatus, JobStatus, Outcome
 from chronos_server.pipeline.claims import claim_jobs
 from chronos_server.pipeline.outcomes import record_report
-from tests.loops.test_loops import ORIGIN_MS, World, world  # noqa: F401 (the fixture)
+from tests.loops import test_loops
+from tests.loops.test_loops import ORIGIN_MS, World
 
 DONE = Outcome(ExecutionStatus.COMPLETED, result=None)
+world = test_loops.world  # the fixture: an in-memory SQLite pipeline under MockClock
 
 
 async def test_a_finished_execution_lets_the_next_waiting_job_go_at_once(
