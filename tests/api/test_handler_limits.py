@@ -87,7 +87,7 @@ async def test_waiting_jobs_show_as_queued_with_the_reason_and_go_when_the_limit
            for _ in range(3)]  # fmt: skip
 
     async def two_wait() -> bool:
-        return (await stats_for(client, "h"))["limited"] == 2
+        return bool((await stats_for(client, "h"))["limited"] == 2)
 
     await eventually(two_wait)
     row = await stats_for(client, "h")
@@ -113,7 +113,7 @@ async def test_a_raised_limit_lets_waiting_jobs_go_without_waiting_for_a_finish(
         ok(await client.post("/v1/jobs", json={"name": "j", "handler": "h"}), 201)
 
     async def ready(n: int) -> bool:
-        return (await stats_for(client, "h"))["counts"]["ready"] == n
+        return bool((await stats_for(client, "h"))["counts"]["ready"] == n)
 
     await eventually(lambda: ready(1))
     ok(await client.put(LIMITS, json={"max_running": 3}))
