@@ -53,11 +53,14 @@ def admit_due(tx: Tx, now: int, limit: int) -> Admitted:
 def with_limited_released(admitted: Admitted, out: Released) -> Admitted:
     """The pass's result with what the limits released added in."""
     wakes = [w for w in (admitted.next_wakeup, out.next_wakeup) if w is not None]
+    wake = min(wakes) if wakes else None
     return replace(
         admitted,
         ready=admitted.ready + out.ready,
         queued_push=admitted.queued_push + out.queued_push,
-        next_wakeup=min(wakes) if wakes else None,
+        next_wakeup=wake,
+        # The hand-off is for the next due job's instant, not an earlier token's.
+        next_claimable=admitted.next_claimable if wake == admitted.next_wakeup else None,
         limited_released=out.count,
         limited_more=out.more,
     )
