@@ -83,18 +83,21 @@ async def handler_row(client: httpx.AsyncClient) -> dict[str, Any]:
     return dict(row)
 
 
+async def database(store: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if store == "sqlite":
+        return f"sqlite:///{tmp_path / 'c.db'}"
+    request.getfixturevalue("postgres_url")  # skip (or fail under CI) with the reason
+    return await pg.new_schema_url_async()
+
+
 @pytest.mark.parametrize("store", ["sqlite", "postgres"])
 async def test_max_running_two_never_shows_a_third_job_ready_or_running(
     store: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """On PostgreSQL two replicas admit, each with its own workers: the limit holds across them.
     The limit is set through one replica and jobs are created through the other."""
-    if store == "sqlite":
-        url, count = f"sqlite:///{tmp_path / 'c.db'}", 1
-    else:
-        request.getfixturevalue("postgres_url")  # skip (or fail under CI) with the reason
-        url, count = await pg.new_schema_url_async(), 2
-    async with servers(url, count) as clients:
+    count = 1 if store == "sqlite" else 2
+    async with servers(await database(store, tmp_path, request), count) as clients:
         r = await clients[0].put(LIMITS, json={"max_running": 2})
         assert r.status_code == 200, r.text
         peak, samples = 0, 0
@@ -116,9 +119,12 @@ async def test_max_running_two_never_shows_a_third_job_ready_or_running(
         assert row["counts"]["queued"] == 0 and row["limited"] == 0
 
 
-async def test_max_per_second_holds_the_start_rate_within_ten_percent(tmp_path: Path) -> None:
+@pytest.mark.parametrize("store", ["sqlite", "postgres"])
+async def test_max_per_second_holds_the_start_rate_within_ten_percent(
+    store: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     rate, jobs = 20.0, 60  # three seconds of starts
-    async with servers(f"sqlite:///{tmp_path / 'c.db'}", 1) as [client]:
+    async with servers(await database(store, tmp_path, request), 1) as [client]:
         r = await client.put(LIMITS, json={"max_per_second": rate})
         assert r.status_code == 200, r.text
         async with trio.open_nursery() as workers:
