@@ -220,6 +220,7 @@ async def serve(
             limiter,
             KeyCache(settings.auth_cache_seconds),
             auth_failures=SlidingWindowLimiter(AUTH_FAILURES),
+            worker_stream=settings.worker_stream,
         )
         sender = PushSender(pipeline, transport, push_settings, resolver or system_resolver)
         http = HttpServer(Api(svc), limits or http_limits(settings))

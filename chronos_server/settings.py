@@ -37,6 +37,9 @@ class Settings:
     max_connections: int | None = None
     # Server processes sharing the port (`--workers`); above 1 needs PostgreSQL.
     workers: int = 1
+    # Serve the worker channel (`GET /v1/worker/stream`); off, it answers 404 like any unknown
+    # route and workers use the long-poll.
+    worker_stream: bool = True
     # Bind with SO_REUSEPORT: set in the processes `--workers` starts, never by the user.
     reuse_port: bool = False
 
@@ -159,4 +162,6 @@ def settings_from(
         shutdown_grace_seconds=_seconds(env, "CHRONOS_SHUTDOWN_GRACE_SECONDS", 10.0),
         max_connections=_positive_int(env, "CHRONOS_MAX_CONNECTIONS", 0) or None,
         workers=processes,
+        worker_stream=env.get("CHRONOS_WORKER_STREAM", "on").strip().lower()
+        not in ("off", "0", "false", "no"),
     )

@@ -132,11 +132,7 @@ class WorkerAPI:
     async def report_batch(self, reports: Sequence[tuple[str, bytes]]) -> list[ItemResult]:
         """Extension: send (execution_id, report body) pairs in one request (1-100 of them);
         returns the server's verdict on each, in the same order."""
-        # A report body is a JSON object that always has `status`, so `{` + id + `,` + rest.
-        items = [
-            b'{"execution_id":' + encode_basestring_ascii(eid).encode() + b"," + body[1:]
-            for eid, body in reports
-        ]
+        items = [result_item(eid, body) for eid, body in reports]
         payload = b'{"results":[' + b",".join(items) + b"]}"
         answer = await self._post(BATCH_REPORT_PATH, payload, REPORT_TIMEOUT_SECONDS)
         data = _data(answer, "batch report")
@@ -178,6 +174,13 @@ class WorkerAPI:
             _retry_after(answer) if status in (429, 503) else None,
             _error_code(answer),
         )
+
+
+def result_item(execution_id: str, body: bytes) -> bytes:
+    """A report body with its `execution_id`: an item of a batch report or a channel's
+    `results` message. A report body is a JSON object that always has `status`, so `{` + id +
+    `,` + the rest."""
+    return b'{"execution_id":' + encode_basestring_ascii(execution_id).encode() + b"," + body[1:]
 
 
 def _headers(settings: WorkerSettings) -> dict[str, str]:

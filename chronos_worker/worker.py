@@ -64,12 +64,14 @@ import trio
 from .api import MAX_BATCH, WorkerAPI, open_worker_api
 from .attempt_log import job_meta, log_attempt
 from .backoff import Backoff, Reachability, pause_after
+from .channel import channel_possible
 from .context import ChronosContext
 from .errors import ChronosAuthError, ChronosError, ChronosRequestError
 from .log import Log
 from .outcome import Report, completed_report, failed_report
 from .reporting import ReportBatcher
 from .settings import WorkerSettings
+from .streaming import StreamRunner
 
 Handler = Callable[[ChronosContext], object]
 H = TypeVar("H", bound=Handler)
@@ -89,6 +91,7 @@ class _Run:
 
     def __init__(self, concurrency: int, backoff: Backoff, reach: Reachability) -> None:
         self.claim_scope = trio.CancelScope()
+        self.stop_requested = trio.Event()
         self.done = trio.Event()
         self.auth_error: ChronosAuthError | None = None
         self.batch_claims = concurrency > 1  # switched off if the server refuses `max_jobs`
@@ -182,20 +185,54 @@ class Worker:
         run = self._run
         if run is None:
             return
+        run.stop_requested.set()
         run.claim_scope.cancel()
         if _current_worker.get() is self:
             return  # called from one of our handlers: waiting here would wait for ourselves
         await run.done.wait()
 
     async def _serve(self, run: _Run) -> None:
-        concurrency = self._settings.concurrency
+        settings = self._settings
         self._log.info(
             "Worker started",
-            base_url=self._settings.base_url,
+            base_url=settings.base_url,
             handlers=",".join(self._handlers),
-            concurrency=concurrency,
+            concurrency=settings.concurrency,
+            protocol=settings.protocol,
         )
-        async with open_worker_api(self._settings) as api, trio.open_nursery() as reporting:
+        async with open_worker_api(settings) as api:
+            wants_stream = settings.protocol == "stream" or (
+                settings.protocol == "auto" and channel_possible(settings)
+            )
+            if not (wants_stream and await self._stream(run, api)):
+                await self._poll(run, api)
+        self._log.info("Worker stopped")
+
+    async def _stream(self, run: _Run, api: WorkerAPI) -> bool:
+        """Run over the worker channel (`streaming.py`); False if the server has none."""
+
+        async def execute(ctx: ChronosContext) -> Report:
+            _current_worker.set(self)
+            return await self._run_handler(ctx, run.limiter)
+
+        runner = StreamRunner(
+            self._settings,
+            self._log,
+            self._rng,
+            api,
+            execute,
+            run.slots,
+            run.unsettled,
+            list(self._handlers),
+        )
+        offered = await runner.run(run.stop_requested)
+        run.auth_error = runner.auth_error
+        return offered
+
+    async def _poll(self, run: _Run, api: WorkerAPI) -> None:
+        """Run over the long-poll (the spec's protocol; batch extensions with concurrency > 1)."""
+        concurrency = self._settings.concurrency
+        async with trio.open_nursery() as reporting:
             batcher = ReportBatcher(
                 api,
                 self._log,
@@ -214,7 +251,6 @@ class Worker:
                         run.auth_error = exc
             # `work` has drained, so every report is settled and the flusher is idle.
             reporting.cancel_scope.cancel()
-        self._log.info("Worker stopped")
 
     async def _claim_loop(
         self,

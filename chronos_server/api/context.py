@@ -37,6 +37,7 @@ class Services:
     # with 429 before it costs a database read.
     auth_failures: SlidingWindowLimiter | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    worker_stream: bool = True  # `GET /v1/worker/stream` served (CHRONOS_WORKER_STREAM=off: 404)
 
 
 class Query:

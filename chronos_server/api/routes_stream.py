@@ -10,9 +10,13 @@ retries and execution records are exactly those of the long-poll path: the same 
 Messages are JSON text, one object each, with a `type` (README, "Worker channel"):
 
     worker → server   hello {handlers, worker?, credits}   credit {n}   results {results: [...]}
-                      ping
+                      ping   drain
     server → worker   welcome {heartbeat_seconds, max_credits}   jobs {jobs: [...]}
-                      acks {results: [...]}   pong   stopping
+                      acks {results: [...]}   pong   stopping   drained
+
+`drain` is a worker's graceful stop: no job is sent on the channel after it (a claim in progress
+is given up, its jobs go back to `ready`), results are still taken, and `drained` is sent once
+every job sent on the channel is reported; the worker then closes it.
 
 Close codes: 1008 a message that is not JSON, not an object, of an unknown type, out of order or
 invalid (reason says which); 1009 a message over 1 MiB; 1003 a binary message; 1001 the server
@@ -37,7 +41,7 @@ from chronos_server.api.schemas import BatchResultItem, Handler, Text, field_err
 from chronos_server.api.serialize import claim_json, execution_json
 from chronos_server.api.timefmt import iso
 from chronos_server.core.models import Outcome
-from chronos_server.errors import BadRequest, ChronosError, Stopping, ValidationFailed
+from chronos_server.errors import BadRequest, ChronosError, NotFound, Stopping, ValidationFailed
 from chronos_server.pipeline.claims import claim_jobs
 from chronos_server.pipeline.outcomes import record_reports
 from chronos_server.pipeline.services import ChannelInfo, Pipeline
@@ -77,8 +81,13 @@ class Ping(_Message):
     type: Literal["ping"]
 
 
-ClientMessage = Annotated[Hello | Credit | Results | Ping, Field(discriminator="type")]
-_MESSAGES: TypeAdapter[Hello | Credit | Results | Ping] = TypeAdapter(ClientMessage)
+class Drain(_Message):
+    type: Literal["drain"]
+
+
+AnyMessage = Hello | Credit | Results | Ping | Drain
+ClientMessage = Annotated[AnyMessage, Field(discriminator="type")]
+_MESSAGES: TypeAdapter[AnyMessage] = TypeAdapter(ClientMessage)
 _ITEM = TypeAdapter(BatchResultItem)
 
 
@@ -86,7 +95,7 @@ class BadMessage(Exception):
     """A message that closes the channel (1008), with why."""
 
 
-def parse_message(text: str) -> Hello | Credit | Results | Ping:
+def parse_message(text: str) -> AnyMessage:
     try:
         return _MESSAGES.validate_json(text)
     except PydanticValidationError as exc:
@@ -99,6 +108,8 @@ async def stream(call: Call) -> Reply:
     accept = call.request.accept_websocket
     if accept is None:
         raise BadRequest("GET /v1/worker/stream needs a WebSocket upgrade")
+    if not call.svc.worker_stream:
+        raise NotFound("Route not found")  # switched off: as if the route did not exist
     if call.pipeline.shutdown.stopping:
         raise Stopping()
     try:
@@ -117,6 +128,8 @@ class Channel:
         self.handlers: list[str] = []
         self.worker: str | None = None
         self.credit = Nudge()
+        self.draining = trio.Event()
+        self.claim_scope = trio.CancelScope()
         self.outstanding: set[str] = set()  # executions sent and not yet reported here
         self.settled = trio.Event()
         self.info = ChannelInfo(account_id, [], None, p.clock.now_ms())
@@ -151,6 +164,8 @@ class Channel:
                 nursery.start_soon(self._report_loop)
                 try:
                     await self._send_loop()
+                    if not self.p.shutdown.stopping:
+                        await self._finish_drain()
                     await self._finish_at_stop()
                 except WebSocketClosed:
                     pass
@@ -184,21 +199,36 @@ class Channel:
     async def _send_loop(self) -> None:
         """Claim as many jobs as there are credits, send them, until the stop."""
         p = self.p
-        while not p.shutdown.stopping:
+        while not (p.shutdown.stopping or self.draining.is_set()):
             if self.credits <= 0:
                 with trio.move_on_after(PARK_SECONDS):
-                    async with trio.open_nursery() as waits:  # a credit, or the stop
-                        for wait in (self.credit.wait, p.shutdown.begun.wait):
+                    async with trio.open_nursery() as waits:  # a credit, the stop or a drain
+                        for wait in (self.credit.wait, p.shutdown.begun.wait, self.draining.wait):
                             waits.start_soon(_cancel_after, wait, waits.cancel_scope)
                 continue
-            claimed = await claim_jobs(
-                p, self.account_id, self.handlers, self.worker, PARK_SECONDS, self.credits
-            )
+            claimed = []
+            # A drain cancels a parked claim; cancelled, `claim_jobs` leaves no job claimed.
+            with self.claim_scope:
+                claimed = await claim_jobs(
+                    p, self.account_id, self.handlers, self.worker, PARK_SECONDS, self.credits
+                )
+            self.claim_scope = trio.CancelScope()
             if not claimed:
                 continue
             self.credits -= len(claimed)
             self.outstanding.update(c.execution.id for c in claimed)
             await self._send({"type": "jobs", "jobs": [claim_json(c) for c in claimed]})
+
+    async def _finish_drain(self) -> None:
+        """The worker asked to drain: once every job it holds is reported, say `drained`; then
+        keep taking its messages until it closes the channel (or the server stops)."""
+        async with trio.open_nursery() as waits:
+            waits.start_soon(_cancel_after, self.p.shutdown.begun.wait, waits.cancel_scope)
+            while self.outstanding:
+                self.settled = trio.Event()
+                await self.settled.wait()
+            await self._send({"type": "drained"})
+            await trio.sleep_forever()  # the read loop ends the channel when the worker closes
 
     async def _finish_at_stop(self) -> None:
         """Tell the worker; take its results until every job it holds is reported, or the
@@ -227,7 +257,7 @@ class Channel:
         finally:
             scope.cancel()  # a closed or broken channel ends the send loop too
 
-    async def _on_message(self, message: Hello | Credit | Results | Ping) -> None:
+    async def _on_message(self, message: AnyMessage) -> None:
         if isinstance(message, Credit):
             self.credits = min(MAX_CREDITS, self.credits + message.n)
             self.credit.set()
@@ -235,6 +265,9 @@ class Channel:
             await self._results_in.send(message.results)
         elif isinstance(message, Ping):
             await self._send({"type": "pong"})
+        elif isinstance(message, Drain):
+            self.draining.set()
+            self.claim_scope.cancel()
         else:
             raise BadMessage("hello may be sent once")
 
