@@ -372,6 +372,20 @@ def _paths() -> dict[str, Any]:
                 body="BatchResultsIn",
             )
         },
+        "/v1/worker/executions/{id}/heartbeat": {
+            "post": _optional_body(
+                _op(
+                    "extendLease",
+                    "Extension: extend a running execution's lease (a heartbeat); the lease then "
+                    "ends `extend_seconds` (1-3600; default the job's `timeout`) from now, never "
+                    "earlier than before; 404 and 409 as for a result report",
+                    execution,
+                    body="HeartbeatIn",
+                    params=[_ID],
+                    errors=("409",),
+                )
+            )
+        },
         "/v1/worker/executions/{id}/result": {
             "post": _op(
                 "reportResult",
@@ -383,6 +397,11 @@ def _paths() -> dict[str, Any]:
             )
         },
     }
+
+
+def _optional_body(op: Schema) -> Schema:
+    op["requestBody"]["required"] = False
+    return op
 
 
 def _url_pattern(policy: TargetPolicy) -> str:

@@ -10,9 +10,10 @@ retries and execution records are exactly those of the long-poll path: the same 
 Messages are JSON text, one object each, with a `type` (README, "Worker channel"):
 
     worker → server   hello {handlers, worker?, credits}   credit {n}   results {results: [...]}
-                      ping   drain
+                      ping   drain   heartbeat {execution_ids: [...], extend_seconds?}
     server → worker   welcome {heartbeat_seconds, max_credits}   jobs {jobs: [...]}
                       acks {results: [...]}   pong   stopping   drained
+                      heartbeat_acks {results: [...]}
 
 `drain` is a worker's graceful stop: no job is sent on the channel after it (a claim in progress
 is given up, its jobs go back to `ready`), results are still taken, and `drained` is sent once
@@ -37,13 +38,19 @@ from pydantic import ValidationError as PydanticValidationError
 from chronos_server.api.context import Call, Reply, ok, path_id
 from chronos_server.api.routes_worker import outcome_of
 from chronos_server.api.routing import Endpoint, Routes
-from chronos_server.api.schemas import BatchResultItem, Handler, Text, field_errors
+from chronos_server.api.schemas import (
+    MAX_EXTEND_SECONDS,
+    BatchResultItem,
+    Handler,
+    Text,
+    field_errors,
+)
 from chronos_server.api.serialize import claim_json, execution_json
 from chronos_server.api.timefmt import iso
 from chronos_server.core.models import Outcome
 from chronos_server.errors import BadRequest, ChronosError, NotFound, Stopping, ValidationFailed
 from chronos_server.pipeline.claims import claim_jobs
-from chronos_server.pipeline.outcomes import record_reports
+from chronos_server.pipeline.outcomes import extend_leases, record_reports
 from chronos_server.pipeline.services import ChannelInfo, Pipeline
 from chronos_server.pipeline.signals import Nudge
 from chronos_server.web.websocket import HandshakeRefused, WebSocket, WebSocketClosed
@@ -85,7 +92,15 @@ class Drain(_Message):
     type: Literal["drain"]
 
 
-AnyMessage = Hello | Credit | Results | Ping | Drain
+class Heartbeat(_Message):
+    """Lease extension for executions sent on any channel of the account (extension)."""
+
+    type: Literal["heartbeat"]
+    execution_ids: Annotated[list[str], Field(min_length=1, max_length=100)]
+    extend_seconds: Annotated[StrictInt, Field(ge=1, le=MAX_EXTEND_SECONDS)] | None = None
+
+
+AnyMessage = Hello | Credit | Results | Ping | Drain | Heartbeat
 ClientMessage = Annotated[AnyMessage, Field(discriminator="type")]
 _MESSAGES: TypeAdapter[AnyMessage] = TypeAdapter(ClientMessage)
 _ITEM = TypeAdapter(BatchResultItem)
@@ -268,8 +283,35 @@ class Channel:
         elif isinstance(message, Drain):
             self.draining.set()
             self.claim_scope.cancel()
+        elif isinstance(message, Heartbeat):
+            await self._on_heartbeat(message)
         else:
             raise BadMessage("hello may be sent once")
+
+    async def _on_heartbeat(self, message: Heartbeat) -> None:
+        checked: list[tuple[str, ChronosError | None]] = []
+        for i, raw_id in enumerate(message.execution_ids):
+            try:
+                checked.append((path_id(raw_id, f"execution_ids.{i}"), None))
+            except ChronosError as exc:
+                checked.append((raw_id, exc))
+        items = [(e, message.extend_seconds) for e, refused in checked if refused is None]
+        extended = iter(await extend_leases(self.p, self.account_id, items) if items else [])
+        acks: list[dict[str, Any]] = []
+        for execution_id, refused in checked:
+            result = refused if refused is not None else next(extended)
+            if isinstance(result, ChronosError):
+                acks.append(_ack(execution_id, result))
+            else:
+                expires = result.lease_expires_at
+                acks.append(
+                    {
+                        "execution_id": execution_id,
+                        "success": True,
+                        "lease_expires_at": iso(expires) if expires is not None else None,
+                    }
+                )
+        await self._send({"type": "heartbeat_acks", "results": acks})
 
     async def _report_loop(self) -> None:
         async for items in self._results_out:

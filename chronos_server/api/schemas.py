@@ -410,6 +410,17 @@ class ClaimIn(_Strict):
     max_jobs: Annotated[StrictInt, Field(ge=1, le=100), Whole] | None = None
 
 
+MAX_EXTEND_SECONDS = 3600
+
+
+class HeartbeatIn(_Strict):
+    """Extension: the body of `POST /v1/worker/executions/:id/heartbeat` (optional)."""
+
+    # The lease then ends `extend_seconds` from now (never earlier than it did); default: the
+    # job's `timeout`.
+    extend_seconds: Annotated[StrictInt, Field(ge=1, le=MAX_EXTEND_SECONDS), Whole] | None = None
+
+
 class ErrorIn(_Strict):
     message: Annotated[Text, Field(max_length=4096)]
     name: Annotated[Text, Field(max_length=255)] | None = None
@@ -545,6 +556,7 @@ def openapi_components() -> dict[str, Any]:
         ResultIn,
         BatchResultsIn,
         JobsBatchIn,
+        HeartbeatIn,
     ]
     schemas: dict[str, Any] = {}
     for model in models:

@@ -44,3 +44,18 @@ async def record_reports(
     )
     p.outcomes_recorded(failed=failed)
     return results
+
+
+async def extend_leases(
+    p: Pipeline, account_id: str, items: list[tuple[str, int | None]]
+) -> list[Execution | ChronosError]:
+    """Heartbeats (extension): each running execution's lease moved forward in one store call;
+    a stop waits for the new end. A refused one (404 / 409) is over for this process too."""
+    results = await p.store.extend_leases(account_id, items, p.clock.now_ms())
+    grace = p.settings.lease_grace_ms
+    for (execution_id, _), result in zip(items, results, strict=True):
+        if isinstance(result, ChronosError):
+            p.leases.settle(execution_id)
+        elif execution_id in p.leases:
+            p.leases.add(execution_id, (result.lease_expires_at or 0) + grace)
+    return results

@@ -36,6 +36,9 @@ class Leases:
     def __len__(self) -> int:
         return len(self._until)
 
+    def __contains__(self, execution_id: object) -> bool:
+        return execution_id in self._until
+
     def add(self, execution_id: str, expires_ms: int) -> None:
         self._until[execution_id] = expires_ms
 

@@ -248,6 +248,9 @@ class Store(Protocol):
         now: int,
         rng: random.Random,
     ) -> list[Execution | ChronosError]: ...
+    async def extend_leases(
+        self, account_id: str, items: list[tuple[str, int | None]], now: int
+    ) -> list[Execution | ChronosError]: ...
     async def record_push_outcomes(
         self, outcomes: list[ObservedOutcome], now: int, rng: random.Random
     ) -> dict[str, ChronosError]: ...

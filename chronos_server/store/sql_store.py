@@ -356,6 +356,11 @@ class SqlStore:
     ) -> list[Execution | ChronosError]:
         return await self._tx(lambda tx: t.finish_executions(tx, account_id, outcomes, now, rng))
 
+    async def extend_leases(
+        self, account_id: str, items: list[tuple[str, int | None]], now: int
+    ) -> list[Execution | ChronosError]:
+        return await self._tx(lambda tx: t.extend_leases(tx, account_id, items, now))
+
     async def record_push_outcomes(
         self, outcomes: list[ObservedOutcome], now: int, rng: random.Random
     ) -> dict[str, ChronosError]:

@@ -18,6 +18,7 @@ from chronos_server.store.transactions.jobs import (
     insert_jobs,
     stats,
 )
+from chronos_server.store.transactions.leases import extend_leases
 from chronos_server.store.transactions.outcomes import (
     finish_execution,
     finish_executions,
@@ -58,6 +59,7 @@ __all__ = [
     "cancel_job",
     "claim_ready_jobs",
     "claimed_from_started",
+    "extend_leases",
     "finish_execution",
     "finish_executions",
     "held_recheck",

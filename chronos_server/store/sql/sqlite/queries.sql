@@ -283,6 +283,10 @@ UPDATE executions SET status = :status, finished_at = :finished_at,
     response_body = :response_body
 WHERE id = :id AND status = 'running';
 
+-- name: extend_lease
+UPDATE executions SET lease_expires_at = max(coalesce(lease_expires_at, 0), :until)
+WHERE id = :id AND status = 'running';
+
 -- name: finish_job
 UPDATE jobs SET status = :status, run_at = :run_at, finished_at = :finished_at,
     updated_at = :now
