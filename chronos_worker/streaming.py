@@ -75,13 +75,15 @@ from .settings import WorkerSettings
 WELCOME_SECONDS = 10.0
 DEFAULT_HEARTBEAT_SECONDS = 15.0
 ACK_GRACE_SECONDS = 10.0
+BEAT_ACK_SECONDS = 10.0
 DRAINED_SECONDS = 30.0  # a server that does not answer `drain` is not waited for longer
 MAX_CREDITS = 1000  # the server's bound on the credits of one channel
 MAX_RESULTS_PER_MESSAGE = 100
 MAX_RESULTS_BYTES = 512 * 1024  # well under the server's 1 MiB message limit
 CLOSE_UNKNOWN_MESSAGE = 1008
 
-Execute = Callable[[ChronosContext], Awaitable[Report]]
+# (job, when it arrived) -> (its report, or None if its lease was lost; its lease's end)
+Execute = Callable[[ChronosContext, float], Awaitable[tuple[Report | None, float]]]
 
 
 @dataclass(eq=False)
@@ -96,6 +98,18 @@ class _Outgoing:
     accepted: bool = False
     sent_on: int = 0  # the session it was last sent on (0: none)
     tries: int = 0
+
+
+@dataclass(eq=False)
+class _Beat:
+    """A heartbeat waiting for its ack."""
+
+    execution_id: str
+    seconds: int | None
+    done: trio.Event = field(default_factory=trio.Event)
+    sent: bool = False
+    lease_expires_at: str | None = None
+    refusal: ChronosRequestError | None = None
 
 
 class StreamRunner:
@@ -135,6 +149,7 @@ class StreamRunner:
         self._drain_unsupported = False
         self._drained = False
         self._work: trio.Nursery | None = None
+        self._beats: dict[str, _Beat] = {}  # by execution id, at most one each
         self.auth_error: ChronosAuthError | None = None
         self.jobs_run = 0
 
@@ -219,6 +234,23 @@ class StreamRunner:
         for item in list(self._outbox.values()):
             self._refuse(item, str(exc), None, exc.status)
 
+    async def heartbeat(self, execution_id: str, seconds: int | None) -> str:
+        """A `lease.Beat` over the channel: the lease's new end, or `ChronosRequestError` (a
+        refusal with its code, or no ack in time: the channel is down or slow)."""
+        beat = self._beats.get(execution_id)
+        if beat is None or beat.seconds != seconds:
+            beat = self._beats[execution_id] = _Beat(execution_id, seconds)
+            self._wake()
+        with trio.move_on_after(BEAT_ACK_SECONDS):
+            await beat.done.wait()
+        if self._beats.get(execution_id) is beat:
+            del self._beats[execution_id]
+        if beat.refusal is not None:
+            raise beat.refusal
+        if beat.lease_expires_at is None:
+            raise ChronosRequestError("worker channel: no heartbeat ack in time")
+        return beat.lease_expires_at
+
     # -- one channel --------------------------------------------------------------------------
 
     async def _run_session(self, ws: WebSocketConnection) -> None:
@@ -266,6 +298,8 @@ class StreamRunner:
                 await self._nudge.wait()
             self._nudge = trio.Event()
             sent = await self._send_results(ws, session)
+            if await self._send_beats(ws):
+                sent = True
             if self._credit_unsent and not self._stopping:
                 n = min(self._credit_unsent, MAX_CREDITS)
                 self._credit_unsent -= n
@@ -291,6 +325,48 @@ class StreamRunner:
                 item.tries += 1
         return bool(todo)
 
+    async def _send_beats(self, ws: WebSocketConnection) -> bool:
+        todo = [beat for beat in self._beats.values() if not beat.sent]
+        groups: dict[int | None, list[_Beat]] = {}
+        for beat in todo:
+            groups.setdefault(beat.seconds, []).append(beat)
+        for seconds, beats in groups.items():
+            for start in range(0, len(beats), MAX_RESULTS_PER_MESSAGE):
+                chunk = beats[start : start + MAX_RESULTS_PER_MESSAGE]
+                message: dict[str, Any] = {
+                    "type": "heartbeat",
+                    "execution_ids": [beat.execution_id for beat in chunk],
+                }
+                if seconds is not None:
+                    message["extend_seconds"] = seconds
+                await send_json(ws, message)
+                for beat in chunk:
+                    beat.sent = True
+        return bool(todo)
+
+    def _settle_beats(self, acks: object) -> None:
+        for ack in acks if isinstance(acks, list) else []:
+            if not isinstance(ack, dict):
+                continue
+            beat = self._beats.get(str(ack.get("execution_id")))
+            if beat is None or not beat.sent:
+                continue
+            if ack.get("success") is True and isinstance(ack.get("lease_expires_at"), str):
+                beat.lease_expires_at = ack["lease_expires_at"]
+            else:
+                code = ack.get("code") if isinstance(ack.get("code"), str) else None
+                status = (
+                    404
+                    if code == "execution_not_found"
+                    else 422
+                    if code == "validation_error"
+                    else 409
+                )
+                beat.refusal = ChronosRequestError(
+                    f"heartbeat refused: {code}: {ack.get('message')}", status, None, code
+                )
+            beat.done.set()
+
     async def _receive_loop(self, ws: WebSocketConnection, session: int, heartbeat: float) -> None:
         while True:
             message = await receive_json(ws, 2 * heartbeat)
@@ -299,6 +375,8 @@ class StreamRunner:
                 self._start_jobs(message.get("jobs"))
             elif kind == "acks":
                 self._settle_acks(message.get("results"))
+            elif kind == "heartbeat_acks":
+                self._settle_beats(message.get("results"))
             elif kind == "drained":
                 self._drained = True
                 self._changed.unpark_all()
@@ -333,12 +411,14 @@ class StreamRunner:
             self.jobs_run += 1
             # The lease started on the server just before the message left: by our clock it
             # runs out `timeout` seconds from now, give or take the message's transit.
-            self._work.start_soon(self._execute, ctx, now + ctx.timeout)
+            self._work.start_soon(self._execute, ctx, now)
 
-    async def _execute(self, ctx: ChronosContext, deadline: float) -> None:
+    async def _execute(self, ctx: ChronosContext, arrived_at: float) -> None:
         try:
             try:
-                report = await self._execute_handler(ctx)
+                report, deadline = await self._execute_handler(ctx, arrived_at)
+                if report is None:
+                    return  # the lease was lost: nothing to report (logged)
                 # Bounded outbox: the slot (and its credit) comes back only once there is room
                 # for this result among the `concurrency` unsettled ones.
                 await self._unsettled.acquire()

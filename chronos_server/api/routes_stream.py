@@ -239,11 +239,20 @@ class Channel:
         keep taking its messages until it closes the channel (or the server stops)."""
         async with trio.open_nursery() as waits:
             waits.start_soon(_cancel_after, self.p.shutdown.begun.wait, waits.cancel_scope)
-            while self.outstanding:
+            while wake_at := self._in_flight_until():
                 self.settled = trio.Event()
-                await self.settled.wait()
+                with trio.move_on_after((wake_at - self.p.clock.now_ms()) / 1000):
+                    await self.settled.wait()
             await self._send({"type": "drained"})
             await trio.sleep_forever()  # the read loop ends the channel when the worker closes
+
+    def _in_flight_until(self) -> int | None:
+        """Drops the jobs of this channel that are no longer in flight (reported, refused, or
+        their lease over); when the first lease of the others ends, or None if none is left."""
+        now = self.p.clock.now_ms()
+        ends = {e: self.p.leases.until(e) for e in self.outstanding}
+        self.outstanding = {e for e, until in ends.items() if until is not None and until > now}
+        return min((ends[e] or 0 for e in self.outstanding), default=None)
 
     async def _finish_at_stop(self) -> None:
         """Tell the worker; take its results until every job it holds is reported, or the
@@ -302,6 +311,8 @@ class Channel:
             result = refused if refused is not None else next(extended)
             if isinstance(result, ChronosError):
                 acks.append(_ack(execution_id, result))
+                if execution_id in self.outstanding:  # over on the server: not in flight
+                    self.settled.set()
             else:
                 expires = result.lease_expires_at
                 acks.append(

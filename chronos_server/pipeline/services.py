@@ -39,6 +39,11 @@ class Leases:
     def __contains__(self, execution_id: object) -> bool:
         return execution_id in self._until
 
+    def until(self, execution_id: str) -> int | None:
+        """When the lease of an execution handed out here ends (with the grace); None if it
+        was reported or refused."""
+        return self._until.get(execution_id)
+
     def add(self, execution_id: str, expires_ms: int) -> None:
         self._until[execution_id] = expires_ms
 

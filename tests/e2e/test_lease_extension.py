@@ -11,13 +11,16 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 import trio
 from trio_websocket import open_websocket_url
 
 from chronos_server.api.auth import display_prefix, hash_key
 from chronos_server.loops.sweeper import sweeper_once
+from chronos_worker import Chronos, ChronosContext
 from tests.api.helpers import ms, ok
 from tests.conftest import API_KEY, RunningServer
+from tests.worker.fakes import RecordingLogger
 
 GUARD = 10
 
@@ -50,7 +53,7 @@ async def test_a_heartbeat_extends_the_lease_and_never_shortens_it(server: Runni
     before = time.time() * 1000
     long = ok(await server.client.post(beat_path(job["execution_id"]), json={"extend_seconds": 60}))
     assert long["status"] == "running"
-    assert ms(long["lease_expires_at"]) >= before + 60_000 > first
+    assert ms(long["lease_expires_at"]) >= before + 60_000 - 2 > first
     # No body: the job's timeout (2 s) from now, which is earlier: the 60 s lease stands.
     again = ok(await server.client.post(beat_path(job["execution_id"])))
     assert again["lease_expires_at"] == long["lease_expires_at"]
@@ -112,3 +115,72 @@ async def test_heartbeats_ride_on_the_worker_channel(server: RunningServer) -> N
     assert mine["execution_id"] == job["execution_id"] and mine["success"] is True
     assert ms(mine["lease_expires_at"]) > ms(job["lease_expires_at"]) + 20_000
     assert (other["success"], other["code"]) == (False, "execution_not_found")
+
+
+async def wait_job(server: RunningServer, job_id: str, status: str) -> dict[str, Any]:
+    with trio.fail_after(GUARD):
+        while True:
+            job: dict[str, Any] = ok(await server.client.get(f"/v1/jobs/{job_id}"))
+            if job["status"] == status:
+                return job
+            await trio.sleep(0.05)
+
+
+@pytest.mark.parametrize("protocol", ["poll", "stream"])
+async def test_the_sdk_keeps_a_handler_running_three_times_its_timeout(
+    server: RunningServer, protocol: str
+) -> None:
+    chronos = Chronos(api_key=API_KEY, base_url=server.url, protocol=protocol)
+    runs: list[int] = []
+
+    @chronos.worker.handle("long")
+    async def long(ctx: ChronosContext) -> str:
+        runs.append(ctx.attempt)
+        await trio.sleep(3 * ctx.timeout)  # 3 s; the sweeper would time it out after 1 s
+        return "done"
+
+    body = {"name": "j", "handler": "long", "timeout": 1, "max_retries": 3}
+    created = ok(await server.client.post("/v1/jobs", json=body), 201)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(chronos.worker.start)
+        job = await wait_job(server, created["id"], "completed")
+        await chronos.worker.stop()
+    assert runs == [1] and job["attempt_count"] == 1
+    [execution] = ok(await server.client.get("/v1/executions", params={"job_id": job["id"]}))
+    assert (execution["status"], execution["result"]) == ("completed", "done")
+
+
+@pytest.mark.parametrize("protocol", ["poll", "stream"])
+async def test_a_lease_lost_under_a_running_handler_cancels_it(
+    server: RunningServer, protocol: str
+) -> None:
+    log = RecordingLogger()
+    chronos = Chronos(api_key=API_KEY, base_url=server.url, protocol=protocol, logger=log)
+    started: list[str] = []
+    running, cancelled = trio.Event(), trio.Event()
+
+    @chronos.worker.handle("long")
+    async def long(ctx: ChronosContext) -> None:
+        started.append(ctx.execution_id)
+        running.set()
+        try:
+            await trio.sleep(30)
+        except trio.Cancelled:
+            cancelled.set()
+            raise
+
+    body = {"name": "j", "handler": "long", "timeout": 1, "max_retries": 0}
+    created = ok(await server.client.post("/v1/jobs", json=body), 201)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(chronos.worker.start)
+        with trio.fail_after(GUARD):
+            await running.wait()
+        # Someone else finishes the attempt: the next heartbeat is refused.
+        path = f"/v1/worker/executions/{started[0]}/result"
+        ok(await server.client.post(path, json={"status": "failed", "error": {"message": "x"}}))
+        with trio.fail_after(GUARD):
+            await cancelled.wait()
+        await chronos.worker.stop()
+    job = ok(await server.client.get(f"/v1/jobs/{created['id']}"))
+    assert job["status"] == "failed"  # what the other party reported, nothing after it
+    assert any("execution_already_finished" in m for m in log.messages("error"))
