@@ -38,7 +38,7 @@ async def test_a_handler_three_times_its_timeout_keeps_its_lease_and_completes_o
     @chronos.worker.handle("long")
     async def long(ctx: ChronosContext) -> str:
         runs.append(trio.current_time())
-        await trio.sleep(3 * ctx.timeout)
+        await trio.sleep(3 * ctx.timeout + 0.5)  # not on a heartbeat's instant
         leases.append(ctx.lease_expires_at.isoformat())
         return "done"
 
@@ -46,11 +46,11 @@ async def test_a_handler_three_times_its_timeout_keeps_its_lease_and_completes_o
     await run_until(chronos.worker, server, lambda: bool(server.reports))
     assert len(runs) == 1
     assert server.reported(execution_id) == {"status": "completed", "result": "done"}
-    # Every third of the 3 s lease: at 1, 2, ..., 8 s after the claim (the handler ends at 9).
+    # Every third of the 3 s lease: at 1, 2, ..., 9 s after the claim (the handler ends at 9.5).
     beats = [round(b.at - runs[0], 3) for b in server.heartbeats]
-    assert beats == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+    assert beats == [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
     assert all(b.body == {} for b in server.heartbeats)
-    assert leases == ["2026-01-15T09:00:11+00:00"]  # the last answer: at 8 s, plus 3 s
+    assert leases == ["2026-01-15T09:00:12+00:00"]  # the last answer: at 9 s, plus 3 s
 
 
 async def test_extend_asks_for_a_longer_lease_and_moves_the_next_heartbeat(
