@@ -6,9 +6,10 @@ Shape of a run (`StreamRunner.run()`, called by `Worker.start()`):
     └── connection loop                     open the channel, run a session; when it breaks,
         └── session (one WebSocket)         reconnect with backoff; until stopped and idle
             ├── sender                      results not yet sent on this channel (up to 100
-            │                               per message), new credits, `drain`, pings
+            │                               per message), heartbeats (`channel_beats.py`),
+            │                               new credits, `drain`, pings
             └── receiver                    `jobs` -> a task each, `acks` -> settle results,
-                                            `drained`, `stopping`, `pong`
+                                            `heartbeat_acks`, `drained`, `stopping`, `pong`
 
 Credits are the free slots of the worker's `concurrency` (a `trio.Semaphore`, as for polling):
 the `hello` grants the slots free at that moment, and each slot that frees later is granted
@@ -66,6 +67,7 @@ from .channel import (
     receive_json,
     send_json,
 )
+from .channel_beats import ChannelBeats
 from .context import ChronosContext, parse_job
 from .errors import ChronosAuthError, ChronosRequestError
 from .log import Log
@@ -75,7 +77,6 @@ from .settings import WorkerSettings
 WELCOME_SECONDS = 10.0
 DEFAULT_HEARTBEAT_SECONDS = 15.0
 ACK_GRACE_SECONDS = 10.0
-BEAT_ACK_SECONDS = 10.0
 DRAINED_SECONDS = 30.0  # a server that does not answer `drain` is not waited for longer
 MAX_CREDITS = 1000  # the server's bound on the credits of one channel
 MAX_RESULTS_PER_MESSAGE = 100
@@ -98,18 +99,6 @@ class _Outgoing:
     accepted: bool = False
     sent_on: int = 0  # the session it was last sent on (0: none)
     tries: int = 0
-
-
-@dataclass(eq=False)
-class _Beat:
-    """A heartbeat waiting for its ack."""
-
-    execution_id: str
-    seconds: int | None
-    done: trio.Event = field(default_factory=trio.Event)
-    sent: bool = False
-    lease_expires_at: str | None = None
-    refusal: ChronosRequestError | None = None
 
 
 class StreamRunner:
@@ -149,7 +138,7 @@ class StreamRunner:
         self._drain_unsupported = False
         self._drained = False
         self._work: trio.Nursery | None = None
-        self._beats: dict[str, _Beat] = {}  # by execution id, at most one each
+        self._beats = ChannelBeats(self._wake)
         self.auth_error: ChronosAuthError | None = None
         self.jobs_run = 0
 
@@ -235,21 +224,8 @@ class StreamRunner:
             self._refuse(item, str(exc), None, exc.status)
 
     async def heartbeat(self, execution_id: str, seconds: int | None) -> str:
-        """A `lease.Beat` over the channel: the lease's new end, or `ChronosRequestError` (a
-        refusal with its code, or no ack in time: the channel is down or slow)."""
-        beat = self._beats.get(execution_id)
-        if beat is None or beat.seconds != seconds:
-            beat = self._beats[execution_id] = _Beat(execution_id, seconds)
-            self._wake()
-        with trio.move_on_after(BEAT_ACK_SECONDS):
-            await beat.done.wait()
-        if self._beats.get(execution_id) is beat:
-            del self._beats[execution_id]
-        if beat.refusal is not None:
-            raise beat.refusal
-        if beat.lease_expires_at is None:
-            raise ChronosRequestError("worker channel: no heartbeat ack in time")
-        return beat.lease_expires_at
+        """A `lease.Beat` over the channel (`channel_beats.py`)."""
+        return await self._beats.beat(execution_id, seconds)
 
     # -- one channel --------------------------------------------------------------------------
 
@@ -298,7 +274,7 @@ class StreamRunner:
                 await self._nudge.wait()
             self._nudge = trio.Event()
             sent = await self._send_results(ws, session)
-            if await self._send_beats(ws):
+            if await self._beats.send(ws):
                 sent = True
             if self._credit_unsent and not self._stopping:
                 n = min(self._credit_unsent, MAX_CREDITS)
@@ -325,48 +301,6 @@ class StreamRunner:
                 item.tries += 1
         return bool(todo)
 
-    async def _send_beats(self, ws: WebSocketConnection) -> bool:
-        todo = [beat for beat in self._beats.values() if not beat.sent]
-        groups: dict[int | None, list[_Beat]] = {}
-        for beat in todo:
-            groups.setdefault(beat.seconds, []).append(beat)
-        for seconds, beats in groups.items():
-            for start in range(0, len(beats), MAX_RESULTS_PER_MESSAGE):
-                chunk = beats[start : start + MAX_RESULTS_PER_MESSAGE]
-                message: dict[str, Any] = {
-                    "type": "heartbeat",
-                    "execution_ids": [beat.execution_id for beat in chunk],
-                }
-                if seconds is not None:
-                    message["extend_seconds"] = seconds
-                await send_json(ws, message)
-                for beat in chunk:
-                    beat.sent = True
-        return bool(todo)
-
-    def _settle_beats(self, acks: object) -> None:
-        for ack in acks if isinstance(acks, list) else []:
-            if not isinstance(ack, dict):
-                continue
-            beat = self._beats.get(str(ack.get("execution_id")))
-            if beat is None or not beat.sent:
-                continue
-            if ack.get("success") is True and isinstance(ack.get("lease_expires_at"), str):
-                beat.lease_expires_at = ack["lease_expires_at"]
-            else:
-                code = ack.get("code") if isinstance(ack.get("code"), str) else None
-                status = (
-                    404
-                    if code == "execution_not_found"
-                    else 422
-                    if code == "validation_error"
-                    else 409
-                )
-                beat.refusal = ChronosRequestError(
-                    f"heartbeat refused: {code}: {ack.get('message')}", status, None, code
-                )
-            beat.done.set()
-
     async def _receive_loop(self, ws: WebSocketConnection, session: int, heartbeat: float) -> None:
         while True:
             message = await receive_json(ws, 2 * heartbeat)
@@ -376,7 +310,7 @@ class StreamRunner:
             elif kind == "acks":
                 self._settle_acks(message.get("results"))
             elif kind == "heartbeat_acks":
-                self._settle_beats(message.get("results"))
+                self._beats.settle(message.get("results"))
             elif kind == "drained":
                 self._drained = True
                 self._changed.unpark_all()
