@@ -1,6 +1,7 @@
 """`chronos` command: argv/env → Settings → trio.run(runtime.serve); plus key administration.
 
-chronos serve [--host H] [--port P] [--database-url URL] [--workers N]
+chronos serve [--host H] [--port P] [--database-url URL] [--workers N] [--metrics-port P]
+              [--log-level L] [--log-format text|json] [--access-log]
 chronos keys create [--database-url URL] [--account NAME]   (new key = last stdout line)
 chronos keys revoke KEY_OR_PREFIX [--database-url URL]
 chronos secrets show [--database-url URL] [--account NAME]   (current secret = the only stdout line)
@@ -11,7 +12,6 @@ chronos migrate [--database-url URL]
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import re
 import sys
@@ -33,6 +33,7 @@ from chronos_server.settings import (
 )
 from chronos_server.store.base import SigningSecrets
 from chronos_server.store.open import open_store
+from chronos_server.telemetry.logs import configure_logging
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,7 +49,26 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="server processes sharing the port, PostgreSQL only (CHRONOS_WORKERS, 1)",
     )
-    serve.add_argument("--log-level", default=os.environ.get("CHRONOS_LOG_LEVEL", "INFO"))
+    serve.add_argument("--log-level", default=None, help="CHRONOS_LOG_LEVEL, INFO")
+    serve.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics at /metrics on this port, same host (CHRONOS_METRICS_PORT;"
+        " off by default); with --workers N, process i listens on this port + i",
+    )
+    serve.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=None,
+        help="text lines or one JSON object per line (CHRONOS_LOG_FORMAT, text)",
+    )
+    serve.add_argument(
+        "--access-log",
+        action="store_true",
+        default=None,
+        help="one INFO line per HTTP request (CHRONOS_ACCESS_LOG=1)",
+    )
 
     keys = sub.add_parser("keys", help="manage API keys").add_subparsers(
         dest="action", required=True
@@ -88,9 +108,14 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         database_url=args.database_url,
         workers=args.workers,
+        metrics_port=args.metrics_port,
+        log_format=args.log_format,
+        access_log=args.access_log,
+        log_level=args.log_level,
     )
+    configure_logging(settings.log_level, settings.log_format, access_log=settings.access_log)
     if settings.workers > 1:
-        return trio.run(supervisor.supervise, settings, args.log_level)
+        return trio.run(supervisor.supervise, settings, settings.log_level)
     lifeline = os.environ.get(supervisor.LIFELINE_ENV)
     if lifeline is not None:  # one of the processes of `--workers`
         settings = replace(settings, reuse_port=True)
@@ -251,10 +276,8 @@ def _secrets(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=getattr(args, "log_level", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    if args.command != "serve":  # `serve` configures logging from its settings
+        configure_logging("INFO", "text")
     try:
         if args.command == "serve":
             sys.exit(_serve(args))

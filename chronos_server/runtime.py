@@ -48,6 +48,9 @@ from chronos_server.pipeline.services import LoopSettings, Pipeline
 from chronos_server.settings import RateLimit, Settings
 from chronos_server.store.base import Store
 from chronos_server.store.open import open_store
+from chronos_server.telemetry.exposition import METRICS_LIMITS, MetricsApp
+from chronos_server.telemetry.logs import chronos_version, ids, startup_line
+from chronos_server.telemetry.metrics import Metrics, timed_store
 from chronos_server.web.server import HttpServer, Limits
 
 log = logging.getLogger("chronos")
@@ -163,6 +166,7 @@ class ServerHandle:
     http: HttpServer
     shown_api_key: str | None = None
     stopped: trio.Event = field(default_factory=trio.Event)
+    metrics_url: str | None = None  # `--metrics-port`: where `/metrics` is served
 
     @property
     def url(self) -> str:
@@ -211,7 +215,14 @@ async def serve(
         new_push_transport(push_settings) as transport,
     ):
         shown = await bootstrap(store, settings, clock)
-        pipeline = Pipeline(store, clock, rng or random.Random(), loop_settings or LoopSettings())
+        metrics = Metrics(enabled=settings.metrics_port is not None)
+        pipeline = Pipeline(
+            timed_store(store, metrics) if metrics.enabled else store,
+            clock,
+            rng or random.Random(),
+            loop_settings or LoopSettings(),
+            metrics=metrics,
+        )
         limiter = SlidingWindowLimiter(settings.rate_limit) if settings.rate_limit else None
         policy = TargetPolicy(settings.allow_http_targets, settings.allow_private_targets)
         svc = Services(
@@ -220,8 +231,12 @@ async def serve(
             limiter,
             KeyCache(settings.auth_cache_seconds),
             auth_failures=SlidingWindowLimiter(AUTH_FAILURES),
+            access_log=settings.access_log,
         )
         sender = PushSender(pipeline, transport, push_settings, resolver or system_resolver)
+        metrics.gauges.parked_claims = lambda: pipeline.board.parked
+        metrics.gauges.push_in_flight = lambda: sender.in_flight
+        metrics.gauges.worker_channels = lambda: len(pipeline.channels)
         http = HttpServer(Api(svc), limits or http_limits(settings))
         stop_requested = trio.Event()
 
@@ -260,11 +275,28 @@ async def serve(
                 settings.host, settings.port, reuse_port=settings.reuse_port
             )
             await nursery.start(http.serve, [listener])
+            metrics_url = None
+            if settings.metrics_port is not None:
+                metrics_listener, metrics_url = await open_listener(
+                    settings.host, settings.metrics_port
+                )
+                metrics_http = HttpServer(MetricsApp(metrics, store), METRICS_LIMITS)
+                await nursery.start(metrics_http.serve, [metrics_listener])
             nursery.start_soon(stop_when_settled)
-            handle = ServerHandle([url], svc, stop, http, shown)
+            handle = ServerHandle([url], svc, stop, http, shown, metrics_url=metrics_url)
             if handle_signals:
                 nursery.start_soon(_watch_signals, stop, nursery.cancel_scope)
-            log.info("Chronos listening on %s (database %s)", url, store.dialect)
+            log.info(
+                startup_line(settings, url, store.dialect, metrics_url),
+                extra=ids(
+                    event="startup",
+                    version=chronos_version(),
+                    store=store.dialect,
+                    url=url,
+                    workers=settings.workers,
+                    metrics_url=metrics_url,
+                ),
+            )
             task_status.started(handle)
         handle.stopped.set()
 

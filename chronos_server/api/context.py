@@ -37,6 +37,7 @@ class Services:
     # with 429 before it costs a database read.
     auth_failures: SlidingWindowLimiter | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    access_log: bool = False  # `--access-log`: one INFO line per request (`chronos.access`)
 
 
 class Query:

@@ -175,6 +175,8 @@ def job_params(j: Job) -> dict[str, Any]:
         "created_at": j.created_at,
         "updated_at": j.updated_at,
         "finished_at": j.finished_at,
+        "replay_of": j.replay_of,
+        "last_error": j.last_error,
     }
 
 
@@ -203,6 +205,8 @@ def job_from_row(r: Row, **changes: Any) -> Job:
         "updated_at": r["updated_at"],
         "finished_at": r["finished_at"],
         "held": r["status"] == HELD,
+        "last_error": r["last_error"],
+        "replay_of": r["replay_of"],
     }
     fields.update(changes)
     return Job(**fields)

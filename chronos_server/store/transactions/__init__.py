@@ -16,6 +16,8 @@ from chronos_server.store.transactions.jobs import (
     insert_holder,
     insert_job,
     insert_jobs,
+    replay_job,
+    replay_jobs,
     stats,
 )
 from chronos_server.store.transactions.outcomes import (
@@ -73,6 +75,8 @@ __all__ = [
     "refusal",
     "release_held_jobs",
     "replace_schedule",
+    "replay_job",
+    "replay_jobs",
     "resume_schedule",
     "run_schedule_now",
     "spawn_due_schedules",
