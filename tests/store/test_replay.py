@@ -231,3 +231,28 @@ async def test_last_error_of_push_outcomes_and_of_the_sweep(
     await store.sweep(T0 + 5_000, 0, 30_000, rng, 100)
     timed_out = await must_job(store, acct.a, claimed.job.id)
     assert timed_out.last_error == "LeaseExpired: Lease expired before a result was reported"
+
+
+async def test_queue_counts_count_open_jobs_per_handler_and_state(
+    store: Store, acct: Accounts
+) -> None:
+    for status, handler in [
+        (JobStatus.PENDING, "a"),
+        (JobStatus.PENDING, "a"),
+        (JobStatus.READY, "a"),
+        (JobStatus.QUEUED, None),
+        (JobStatus.RETRYING, "b"),
+        (JobStatus.COMPLETED, "a"),
+        (JobStatus.FAILED, "b"),
+    ]:
+        await store.insert_job(make_job(acct.a, status=status, handler=handler))
+    await store.insert_job(make_job(acct.b, status=JobStatus.READY, handler="a"))  # all accounts
+    running = await insert_running(store, acct.a, T0, handler="c")
+    assert running.job.status is JobStatus.RUNNING
+    assert await store.queue_counts() == {
+        ("a", JobStatus.PENDING): 2,
+        ("a", JobStatus.READY): 2,
+        (None, JobStatus.QUEUED): 1,
+        ("b", JobStatus.RETRYING): 1,
+        ("c", JobStatus.RUNNING): 1,
+    }
