@@ -19,6 +19,7 @@ import secrets
 import signal
 import socket
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import trio
@@ -45,7 +46,7 @@ from chronos_server.loops.admission import run_admission
 from chronos_server.loops.dispatch import run_dispatch
 from chronos_server.loops.sweeper import run_sweeper, sweeper_once
 from chronos_server.pipeline.services import LoopSettings, Pipeline
-from chronos_server.settings import RateLimit, Settings
+from chronos_server.settings import RateLimit, Settings, SettingsError
 from chronos_server.store.base import Store
 from chronos_server.store.open import open_store
 from chronos_server.telemetry.exposition import METRICS_LIMITS, MetricsApp
@@ -210,7 +211,26 @@ async def serve(
         user_agent=settings.push_user_agent,
         allow_private=settings.allow_private_targets,
     )
+    # Bound and listening before the store is opened and the first-start key is made: a port
+    # that is taken fails here, and does not consume the key that would have been printed.
+    listener, url = await open_listener(
+        settings.host, settings.port, reuse_port=settings.reuse_port
+    )
+    metrics_listener, metrics_url = None, None
+    if settings.metrics_port is not None:
+        try:
+            metrics_listener, metrics_url = await open_listener(
+                settings.host, settings.metrics_port
+            )
+        except OSError as exc:
+            await listener.aclose()
+            raise SettingsError(
+                f"cannot listen for metrics on {settings.host}:{settings.metrics_port}: "
+                f"{exc.strerror or exc} (choose another --metrics-port / CHRONOS_METRICS_PORT)"
+            ) from exc
     async with (
+        listener,
+        metrics_listener or nullcontext(),
         open_store(settings.database_url) as store,
         new_push_transport(push_settings) as transport,
     ):
@@ -271,15 +291,8 @@ async def serve(
             # Other replicas' wake-ups (PostgreSQL LISTEN/NOTIFY); nothing to do on SQLite.
             await nursery.start(store.run_listener, pipeline.board)
             await nursery.start(store.run_probe)  # PostgreSQL outages: the breaker's probe
-            listener, url = await open_listener(
-                settings.host, settings.port, reuse_port=settings.reuse_port
-            )
             await nursery.start(http.serve, [listener])
-            metrics_url = None
-            if settings.metrics_port is not None:
-                metrics_listener, metrics_url = await open_listener(
-                    settings.host, settings.metrics_port
-                )
+            if metrics_listener is not None:
                 metrics_http = HttpServer(MetricsApp(metrics, store), METRICS_LIMITS)
                 await nursery.start(metrics_http.serve, [metrics_listener])
             nursery.start_soon(stop_when_settled)
