@@ -44,6 +44,7 @@ from chronos_server.errors import (
 from chronos_server.pipeline.creates import create_job as create_one
 from chronos_server.pipeline.creates import create_jobs, replay_job, replay_jobs
 from chronos_server.store.base import ReplayFilter
+from chronos_server.telemetry import logs
 
 JOB_STATUSES = frozenset(s.value for s in JobStatus)
 EXECUTION_STATUSES = frozenset(s.value for s in ExecutionStatus)
@@ -122,6 +123,7 @@ async def get_job(call: Call) -> Reply:
 async def cancel_job(call: Call) -> Reply:
     pipeline = call.pipeline
     job = await pipeline.store.cancel_job(call.account.id, call.path_id(), pipeline.clock.now_ms())
+    logs.state_change("job %s cancelled", job.id, job_id=job.id, status="cancelled")
     return ok(job_json(job), "Job cancelled")
 
 
