@@ -17,8 +17,9 @@ of these commands runs. A start-up failure is one line on stderr and an exit cod
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -153,12 +154,21 @@ def serve(
 
 
 async def _serve_one(settings: Settings, lifeline: int | None) -> None:
+    # Signals are caught from the first instant, not once the server is up: the port is bound
+    # early in start-up (so `--workers`' supervisor, or a test, may already see it listening),
+    # and a SIGTERM arriving before the handler was set killed the process outright instead of
+    # stopping it gracefully. A signal received during start-up is acted on once it is up.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        await _serve_one_with(settings, lifeline, signals)
+
+
+async def _serve_one_with(
+    settings: Settings, lifeline: int | None, signals: AsyncIterator[int]
+) -> None:
     async with trio.open_nursery() as nursery:
 
         async def run(*, task_status: trio.TaskStatus[runtime.ServerHandle]) -> None:
-            await runtime.serve(
-                settings, handle_signals=True, gc_tuning=True, task_status=task_status
-            )
+            await runtime.serve(settings, signals=signals, gc_tuning=True, task_status=task_status)
             nursery.cancel_scope.cancel()  # stopped: nothing else here to wait for
 
         handle = await nursery.start(run)

@@ -18,7 +18,7 @@ import resource
 import secrets
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -200,6 +200,7 @@ async def serve(
     rng: random.Random | None = None,
     loop_settings: LoopSettings | None = None,
     handle_signals: bool = False,
+    signals: AsyncIterator[int] | None = None,
     resolver: Resolver | None = None,
     gc_tuning: bool = False,
     limits: Limits | None = None,
@@ -297,8 +298,9 @@ async def serve(
                 await nursery.start(metrics_http.serve, [metrics_listener])
             nursery.start_soon(stop_when_settled)
             handle = ServerHandle([url], svc, stop, http, shown, metrics_url=metrics_url)
-            if handle_signals:
-                nursery.start_soon(_watch_signals, stop, nursery.cancel_scope)
+            if handle_signals or signals is not None:
+                # `signals`: a receiver the caller opened before start-up (see cli._serve_one).
+                nursery.start_soon(_watch_signals, stop, nursery.cancel_scope, signals)
             log.info(
                 startup_line(settings, url, store.dialect, metrics_url),
                 extra=ids(
@@ -314,14 +316,25 @@ async def serve(
         handle.stopped.set()
 
 
-async def _watch_signals(stop: Callable[[], None], scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        count = 0
-        async for _ in signals:
-            count += 1
-            if count == 1:
-                stop()
-            else:
-                log.warning("second signal: stopping at once")
-                scope.cancel()
-                return
+async def _watch_signals(
+    stop: Callable[[], None], scope: trio.CancelScope, signals: AsyncIterator[int] | None
+) -> None:
+    if signals is not None:
+        await _on_signals(signals, stop, scope)
+        return
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as own:
+        await _on_signals(own, stop, scope)
+
+
+async def _on_signals(
+    signals: AsyncIterator[int], stop: Callable[[], None], scope: trio.CancelScope
+) -> None:
+    count = 0
+    async for _ in signals:
+        count += 1
+        if count == 1:
+            stop()
+        else:
+            log.warning("second signal: stopping at once")
+            scope.cancel()
+            return
