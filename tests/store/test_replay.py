@@ -228,7 +228,10 @@ async def test_last_error_of_push_outcomes_and_of_the_sweep(
     assert second.last_error == "ConnectError: connection refused"
     # A lease that runs out: the sweep's timeout is the last error.
     claimed = await insert_running(store, acct.a, T0, timeout=1)
-    await store.sweep(T0 + 5_000, 0, 30_000, rng, 100)
+    swept = await store.sweep(T0 + 5_000, 0, 30_000, rng, 100)
+    [told] = swept.timeouts  # what the sweeper's log line says, from the same transaction
+    assert (told.execution.id, told.handler, told.delivery) == (claimed.execution.id, "h", "pull")
+    assert told.job_status is JobStatus.RETRYING and told.execution.attempt == 1
     timed_out = await must_job(store, acct.a, claimed.job.id)
     assert timed_out.last_error == "LeaseExpired: Lease expired before a result was reported"
 
