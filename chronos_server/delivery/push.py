@@ -192,6 +192,8 @@ class PushSender:
         self._recording = False
         # Failed attempts waiting for their outcome to be written, for the log line after.
         self._failed: dict[str, tuple[ClaimedJob, Outcome]] = {}
+        # Requests in flight for handlers with limits: their outcome frees a slot.
+        self._limited: set[str] = set()
 
     async def dispatch_once(self, nursery: trio.Nursery) -> int:
         """Start as many queued push jobs as there are free slots; returns how many."""
@@ -226,6 +228,8 @@ class PushSender:
                     attempt=claimed.execution.attempt,
                     status="running",
                 )
+            if self._p.limited.covers(claimed.job.account_id, claimed.job.handler):
+                self._limited.add(claimed.execution.id)
         for i, claimed in enumerate(started, 1):
             nursery.start_soon(self._deliver, claimed, secrets[claimed.job.account_id])
             if i % START_CHUNK == 0:
@@ -305,8 +309,14 @@ class PushSender:
         refused = await p.store.record_push_outcomes(batch, p.clock.now_ms(), p.rng)
         for execution_id, error in refused.items():
             log.warning("push %s: outcome not recorded (%s)", execution_id, error.message)
+        freed = False
+        for o in batch:
+            if o.execution_id in self._limited:
+                self._limited.discard(o.execution_id)
+                freed = True
         p.outcomes_recorded(
-            failed=sum(o.outcome.status is not ExecutionStatus.COMPLETED for o in batch)
+            failed=sum(o.outcome.status is not ExecutionStatus.COMPLETED for o in batch),
+            freed_limited=freed,
         )
         p.store_health.ok()
         await self._log_recorded(batch, refused)

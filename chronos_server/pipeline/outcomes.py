@@ -1,6 +1,7 @@
 """Recording workers' reports (spec §10.4), apart from any transport: one or several outcomes
 in one store call; each report answered for good (recorded, or refused with 404/409) settles this
-process's lease for it; a failed attempt wakes admission for its retry.
+process's lease for it; a failed attempt wakes admission for its retry, and a finished one of a
+handler with limits wakes it to let a waiting job take the freed slot.
 
 A report the store could not take (unavailable) settles nothing: the worker sends it again.
 """
@@ -28,8 +29,11 @@ async def record_report(
     except ChronosError:
         p.leases.settle(execution_id)
         raise
+    freed = p.frees_limited_slot(account_id, execution_id)
     p.leases.settle(execution_id)
-    p.outcomes_recorded(failed=int(outcome.status is not ExecutionStatus.COMPLETED))
+    p.outcomes_recorded(
+        failed=int(outcome.status is not ExecutionStatus.COMPLETED), freed_limited=freed
+    )
     p.metrics.execution_finished(execution.status, "pull", execution.duration_ms)
     await _log_finished(p, account_id, [(execution, outcome)])
     return execution
@@ -40,20 +44,23 @@ async def record_reports(
 ) -> list[Execution | ChronosError]:
     """Several reports in one store call; each item recorded or refused on its own."""
     results = await p.store.finish_executions(account_id, outcomes, p.clock.now_ms(), p.rng)
-    for execution_id, _ in outcomes:
+    freed = False
+    for (execution_id, _), result in zip(outcomes, results, strict=True):
+        if not freed and not isinstance(result, ChronosError):
+            freed = p.frees_limited_slot(account_id, execution_id)
         p.leases.settle(execution_id)
     finished = []
     for result, (_, outcome) in zip(results, outcomes, strict=True):
         if not isinstance(result, ChronosError):
             p.metrics.execution_finished(result.status, "pull", result.duration_ms)
             finished.append((result, outcome))
-    await _log_finished(p, account_id, finished)
     failed = sum(
         1
         for (_, outcome), result in zip(outcomes, results, strict=True)
         if outcome.status is not ExecutionStatus.COMPLETED and not isinstance(result, ChronosError)
     )
-    p.outcomes_recorded(failed=failed)
+    p.outcomes_recorded(failed=failed, freed_limited=freed)
+    await _log_finished(p, account_id, finished)
     return results
 
 
