@@ -42,6 +42,14 @@ class Settings:
     worker_stream: bool = True
     # Bind with SO_REUSEPORT: set in the processes `--workers` starts, never by the user.
     reuse_port: bool = False
+    # `--metrics-port`: Prometheus metrics on their own listener (same host); None = off.
+    # With `--workers N`, process i (from 0) listens on metrics_port + i.
+    metrics_port: int | None = None
+    # `--log-format`: `text` (one readable line) or `json` (one JSON object per line).
+    log_format: str = "text"
+    # `--access-log`: one INFO line per HTTP request (logger `chronos.access`).
+    access_log: bool = False
+    log_level: str = "INFO"
 
 
 _RATE = re.compile(r"^(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(s|m|h)?$")
@@ -101,6 +109,36 @@ def check_workers(workers: int, database_url: str) -> None:
         )
 
 
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def check_log_format(value: str) -> str:
+    if value not in LOG_FORMATS:
+        raise SettingsError(f"--log-format must be text or json, got {value!r}")
+    return value
+
+
+def check_log_level(value: str) -> str:
+    if value.upper() not in LOG_LEVELS:
+        raise SettingsError(
+            f"--log-level must be one of {', '.join(LOG_LEVELS)} (any case), got {value!r}"
+        )
+    return value.upper()
+
+
+def _metrics_port(raw: str | int | None) -> int | None:
+    if raw is None or raw == "":
+        return None
+    try:
+        port = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"--metrics-port must be an integer, got {raw!r}") from exc
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"--metrics-port must be 0-65535, got {port}")
+    return port
+
+
 def check_api_key_format(key: str) -> None:
     if not re.fullmatch(r"chrns_[A-Za-z0-9]{20,}", key):
         raise SettingsError(
@@ -129,6 +167,10 @@ def settings_from(
     port: int | None = None,
     database_url: str | None = None,
     workers: int | None = None,
+    metrics_port: int | None = None,
+    log_format: str | None = None,
+    access_log: bool | None = None,
+    log_level: str | None = None,
 ) -> Settings:
     """Command-line values win over CHRONOS_* environment variables, which win over defaults."""
     raw_port = port if port is not None else env.get("CHRONOS_PORT", "8080")
@@ -147,6 +189,17 @@ def settings_from(
     url = database_url or env.get("CHRONOS_DATABASE_URL", DEFAULT_DATABASE_URL)
     processes = workers if workers is not None else _positive_int(env, "CHRONOS_WORKERS", 1)
     check_workers(processes, url)
+    metrics = _metrics_port(
+        metrics_port if metrics_port is not None else env.get("CHRONOS_METRICS_PORT")
+    )
+    if metrics:  # with N processes, metrics ports P .. P+N-1 (supervisor.metrics_port_env)
+        if metrics + processes - 1 > 65535:
+            raise SettingsError(f"--metrics-port {metrics} + {processes} processes passes 65535")
+        if metrics <= port_value < metrics + processes:
+            raise SettingsError(
+                f"--metrics-port must not overlap the API's port {port_value} (process i of "
+                f"--workers listens on metrics port + i)"
+            )
     return Settings(
         host=host or env.get("CHRONOS_HOST", "127.0.0.1"),
         port=port_value,
@@ -164,4 +217,8 @@ def settings_from(
         workers=processes,
         worker_stream=env.get("CHRONOS_WORKER_STREAM", "on").strip().lower()
         not in ("off", "0", "false", "no"),
+        metrics_port=metrics,
+        log_format=check_log_format(log_format or env.get("CHRONOS_LOG_FORMAT", "text")),
+        access_log=access_log if access_log else _flag(env, "CHRONOS_ACCESS_LOG"),
+        log_level=check_log_level(log_level or env.get("CHRONOS_LOG_LEVEL", "INFO")),
     )

@@ -38,6 +38,7 @@ class Services:
     auth_failures: SlidingWindowLimiter | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     worker_stream: bool = True  # `GET /v1/worker/stream` served (CHRONOS_WORKER_STREAM=off: 404)
+    access_log: bool = False  # `--access-log`: one INFO line per request (`chronos.access`)
 
 
 class Query:

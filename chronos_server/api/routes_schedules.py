@@ -124,6 +124,7 @@ async def run_schedule(call: Call) -> Reply:
         call.account.id, call.path_id(), str(uuid.uuid4()), pipeline.clock.now_ms()
     )
     pipeline.admission_nudge.set()
+    pipeline.metrics.job_created("manual")
     return ok(job_json(job), "Job created", 201)
 
 

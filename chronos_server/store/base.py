@@ -78,9 +78,35 @@ class Released:
 
 
 @dataclass(frozen=True)
+class ReplayFilter:
+    """Which finished jobs a bulk replay re-runs: `statuses` (terminal ones only), optionally a
+    handler, a schedule and a window on `finished_at` (`since` inclusive, `until` exclusive);
+    at most `limit`, the earliest finished first. Jobs replayed before are left out, so the
+    same request made again replays the next ones, never the same twice."""
+
+    statuses: frozenset[JobStatus]
+    handler: str | None = None
+    schedule_id: str | None = None
+    since: int | None = None
+    until: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """An execution the sweep timed out, and what became of its job (for the log)."""
+
+    execution: Execution
+    handler: str | None
+    job_status: JobStatus
+    delivery: str = "pull"
+
+
+@dataclass(frozen=True)
 class SweepResult:
     timed_out: int
     recovered_admitting: int
+    timeouts: tuple[TimedOut, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -225,6 +251,14 @@ class Store(Protocol):
         since: int | None = None,
     ) -> Page[Job]: ...
     async def cancel_job(self, account_id: str, job_id: str, now: int) -> Job: ...
+    async def replay_job(self, account_id: str, job_id: str, new_id: str, now: int) -> Job:
+        """A finished job run again as a new one-off job (`core.transitions.replay`), stored;
+        `JobNotFound`, or `InvalidState` unless the original is completed, failed or cancelled."""
+        ...
+
+    async def replay_jobs(self, account_id: str, which: ReplayFilter, now: int) -> list[Job]:
+        """Every job `which` selects replayed, in ONE transaction; the new jobs, in order."""
+        ...
 
     # executions
     async def get_execution(self, account_id: str, execution_id: str) -> Execution | None: ...
@@ -240,6 +274,10 @@ class Store(Protocol):
     ) -> Page[Execution]: ...
 
     async def stats(self, account_id: str, since: int) -> Stats: ...
+    async def queue_counts(self) -> dict[tuple[str | None, JobStatus], int]:
+        """Open jobs of every account per (handler, state), `held` ones counted `pending`:
+        the metrics' gauge, one query over the partial indexes of the open states."""
+        ...
 
     # per-handler limits
     async def list_handler_limits(self, account_id: str) -> list[HandlerLimit]: ...

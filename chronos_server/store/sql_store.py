@@ -34,6 +34,7 @@ from chronos_server.store.base import (
     Admitted,
     ReadyBatch,
     Released,
+    ReplayFilter,
     SigningSecrets,
     Stats,
     SweepResult,
@@ -44,6 +45,7 @@ from chronos_server.store.rows import (
     LIMITED,
     Row,
     account_from_row,
+    api_status,
     execution_from_row,
     job_from_row,
     schedule_from_row,
@@ -270,6 +272,12 @@ class SqlStore:
     async def cancel_job(self, account_id: str, job_id: str, now: int) -> Job:
         return await self._tx(lambda tx: t.cancel_job(tx, account_id, job_id, now))
 
+    async def replay_job(self, account_id: str, job_id: str, new_id: str, now: int) -> Job:
+        return await self._tx(lambda tx: t.replay_job(tx, account_id, job_id, new_id, now))
+
+    async def replay_jobs(self, account_id: str, which: ReplayFilter, now: int) -> list[Job]:
+        return await self._tx(lambda tx: t.replay_jobs(tx, account_id, which, now))
+
     # executions -------------------------------------------------------------------------
 
     async def get_execution(self, account_id: str, execution_id: str) -> Execution | None:
@@ -302,6 +310,14 @@ class SqlStore:
 
     async def stats(self, account_id: str, since: int) -> Stats:
         return await self._read(lambda tx: t.stats(tx, account_id, since))
+
+    async def queue_counts(self) -> dict[tuple[str | None, JobStatus], int]:
+        rows = await self._read(lambda tx: tx.all("queue_counts"))
+        counts: dict[tuple[str | None, JobStatus], int] = {}
+        for r in rows:
+            key = (r["handler"], api_status(r["status"]))
+            counts[key] = counts.get(key, 0) + int(r["n"])
+        return counts
 
     # per-handler limits -----------------------------------------------------------------
 

@@ -163,7 +163,11 @@ async def test_idempotency_key_reuse_is_409(server: RunningServer) -> None:
     )
     body = fails(resp, 409, "idempotency_key_conflict")
     assert body["errors"] == [
-        {"field": "idempotency_key", "message": f"already used by job {first['id']}"}
+        {
+            "field": "idempotency_key",
+            "message": f"already used by job {first['id']}",
+            "job_id": first["id"],
+        }
     ]
     _, paging = paged(await server.client.get("/v1/jobs"))
     assert paging["total"] == 1

@@ -16,6 +16,8 @@ from chronos_server.store.transactions.jobs import (
     insert_holder,
     insert_job,
     insert_jobs,
+    replay_job,
+    replay_jobs,
     stats,
 )
 from chronos_server.store.transactions.leases import extend_leases
@@ -76,6 +78,8 @@ __all__ = [
     "refusal",
     "release_held_jobs",
     "replace_schedule",
+    "replay_job",
+    "replay_jobs",
     "resume_schedule",
     "run_schedule_now",
     "spawn_due_schedules",

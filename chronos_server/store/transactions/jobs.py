@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 from chronos_server import errors
 from chronos_server.core.models import Job, JobStatus
-from chronos_server.store.base import Stats
+from chronos_server.core.transitions import REPLAYABLE_JOB_STATUSES, replay
+from chronos_server.store.base import ReplayFilter, Stats
 from chronos_server.store.rows import LIMITED, job_from_row, job_params
 from chronos_server.store.transactions.limits import list_limits
-from chronos_server.store.transactions.tx import Tx
+from chronos_server.store.transactions.tx import Tx, new_id
 
 
 def insert_job(tx: Tx, job: Job) -> None:
@@ -39,6 +42,36 @@ def cancel_job(tx: Tx, account_id: str, job_id: str, now: int) -> Job:
         return _job_or_404(tx, account_id, job_id)
     _job_or_404(tx, account_id, job_id)
     raise errors.JobNotCancellable()
+
+
+def replay_job(tx: Tx, account_id: str, job_id: str, new_job_id: str, now: int) -> Job:
+    original = _job_or_404(tx, account_id, job_id)
+    if original.status not in REPLAYABLE_JOB_STATUSES:
+        raise errors.InvalidState(
+            f"Only completed, failed or cancelled jobs can be replayed; this one is "
+            f"{original.status.value}"
+        )
+    job = replay(original, new_job_id, now)
+    tx.run("insert_job", **job_params(job))
+    return job
+
+
+def replay_jobs(tx: Tx, account_id: str, which: ReplayFilter, now: int) -> list[Job]:
+    statuses = sorted(s.value for s in which.statuses & REPLAYABLE_JOB_STATUSES)
+    rows = tx.all(
+        "replayable_jobs",
+        account_id=account_id,
+        statuses=json.dumps(statuses),
+        handler=which.handler,
+        schedule_id=which.schedule_id,
+        since=which.since,
+        until=which.until,
+        limit=which.limit,
+    )
+    jobs = [replay(job_from_row(row), new_id(), now) for row in rows]
+    for job in jobs:
+        tx.run("insert_job", **job_params(job))
+    return jobs
 
 
 def _job_or_404(tx: Tx, account_id: str, job_id: str) -> Job:

@@ -128,11 +128,12 @@ WHERE schedule_id = :schedule_id
 -- Jobs of clients (with their idempotency key) and manual runs; never a spawn_slot.
 INSERT INTO jobs (id, account_id, schedule_id, name, description, handler, delivery_type,
     delivery, payload, timeout, max_retries, idempotency_key, status, scheduled_for, run_at,
-    attempt_count, last_execution_id, first_trigger, created_at, updated_at, finished_at)
+    attempt_count, last_execution_id, first_trigger, created_at, updated_at, finished_at,
+    replay_of)
 VALUES (:id, :account_id, :schedule_id, :name, :description, :handler, :delivery_type,
     :delivery, :payload, :timeout, :max_retries, :idempotency_key, :status, :scheduled_for,
     :run_at, :attempt_count, :last_execution_id, :first_trigger, :created_at, :updated_at,
-    :finished_at)
+    :finished_at, :replay_of)
 ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
 
 -- name: insert_spawned_job
@@ -179,6 +180,44 @@ WHERE account_id = :account_id
 UPDATE jobs SET status = 'cancelled', finished_at = :now, updated_at = :now
 WHERE id = :id AND account_id = :account_id
   AND status IN ('pending', 'held', 'admitting', 'queued', 'limited', 'ready', 'retrying');
+
+-- name: replayable_jobs
+-- The bulk replay's originals (`store.base.ReplayFilter`): finished jobs of the account, by
+-- status and the optional filters, not replayed before, earliest finished first. Locked (and
+-- locked rows skipped) so two replays running at once never take the same job.
+SELECT * FROM jobs j
+WHERE account_id = :account_id
+  AND status IN (SELECT json_array_elements_text(:statuses::json))
+  AND (:handler::text IS NULL OR handler = :handler)
+  AND (:schedule_id::text IS NULL OR schedule_id = :schedule_id)
+  AND (:since::bigint IS NULL OR finished_at >= :since)
+  AND (:until::bigint IS NULL OR finished_at < :until)
+  AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.replay_of = j.id)
+ORDER BY finished_at, id LIMIT :limit
+FOR UPDATE OF j SKIP LOCKED;
+
+-- name: queue_counts
+-- Open jobs of every account per handler and state (metrics, at most once per scrape interval):
+-- each state through its own partial index (jobs_ready, jobs_due, jobs_held, jobs_admitting,
+-- jobs_queued, jobs_limited: shown as `queued`), and `running` through the running executions (executions_lease), since no
+-- index covers running jobs; a running job has exactly one running execution.
+SELECT handler, status, count(*) AS n FROM jobs WHERE status = 'ready' GROUP BY handler, status
+UNION ALL
+SELECT handler, status, count(*) AS n FROM jobs WHERE status IN ('pending', 'retrying')
+GROUP BY handler, status
+UNION ALL
+SELECT handler, status, count(*) AS n FROM jobs WHERE status = 'held' GROUP BY handler, status
+UNION ALL
+SELECT handler, status, count(*) AS n FROM jobs WHERE status = 'admitting'
+GROUP BY handler, status
+UNION ALL
+SELECT handler, status, count(*) AS n FROM jobs WHERE status = 'queued' GROUP BY handler, status
+UNION ALL
+SELECT handler, status, count(*) AS n FROM jobs WHERE status = 'limited' GROUP BY handler, status
+UNION ALL
+SELECT j.handler, 'running' AS status, count(*) AS n
+FROM executions e JOIN jobs j ON j.id = e.job_id
+WHERE e.status = 'running' GROUP BY j.handler;
 
 -- name: take_due_jobs
 WITH due AS (
@@ -305,8 +344,9 @@ UPDATE executions SET lease_expires_at = GREATEST(COALESCE(lease_expires_at, 0),
 WHERE id = :id AND status = 'running';
 
 -- name: finish_job
+-- `last_error` (0007) in the same write: NULL for a success, else the attempt's error.
 UPDATE jobs SET status = :status, run_at = :run_at, finished_at = :finished_at,
-    updated_at = :now
+    last_error = :last_error, updated_at = :now
 WHERE id = :id AND status = 'running' AND last_execution_id = :execution_id;
 
 -- name: complete_executions
@@ -320,7 +360,8 @@ WHERE executions.id = x.id AND executions.status = 'running'
 RETURNING executions.id, executions.job_id, executions.finished_at;
 
 -- name: complete_jobs
-UPDATE jobs SET status = 'completed', finished_at = x.finished_at, updated_at = :now
+UPDATE jobs SET status = 'completed', finished_at = x.finished_at, last_error = NULL,
+    updated_at = :now
 FROM jsonb_to_recordset(:items::jsonb) AS x(job_id TEXT, execution_id TEXT, finished_at BIGINT)
 WHERE jobs.id = x.job_id AND jobs.status = 'running' AND jobs.last_execution_id = x.execution_id;
 
