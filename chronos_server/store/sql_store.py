@@ -6,10 +6,8 @@ thread. Everything else — which queries, in what order, which CAS — lives in
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Callable, Collection
-from enum import StrEnum
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 import trio
@@ -31,12 +29,15 @@ from chronos_server.errors import ChronosError, IdempotencyKeyConflict
 from chronos_server.store import transactions as t
 from chronos_server.store.base import (
     Admitted,
+    Pruned,
     ReadyBatch,
     SigningSecrets,
     Stats,
     SweepResult,
     WakeBoard,
 )
+from chronos_server.store.listing import EXACT_TOTAL_UP_TO, JOBS, SCHEDULES, ListQuery
+from chronos_server.store.listing import EXECUTIONS as EXECUTIONS_TABLE
 from chronos_server.store.rows import (
     HELD,
     Row,
@@ -50,19 +51,19 @@ from chronos_server.store.rows import (
 from chronos_server.store.transactions import Tx
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 
-def _status_list(statuses: Collection[StrEnum] | None) -> str | None:
-    """A status filter as a JSON array (SQLite reads it with json_each; PostgreSQL may too)."""
-    return None if statuses is None else json.dumps(sorted(s.value for s in statuses))
-
-
-def _job_status_list(statuses: Collection[JobStatus] | None) -> str | None:
-    """As `_status_list`; `pending` takes in the jobs stored `held` (pending to clients)."""
-    if statuses is None:
-        return None
+def _job_statuses(statuses: Collection[JobStatus] | None) -> tuple[str, ...]:
+    """Stored status values; `pending` takes in the jobs stored `held` (pending to clients)."""
+    if not statuses:
+        return ()
     values = {s.value for s in statuses} | ({HELD} if JobStatus.PENDING in statuses else set())
-    return json.dumps(sorted(values))
+    return tuple(sorted(values))
+
+
+def _equal(**columns: str | None) -> tuple[tuple[str, str], ...]:
+    return tuple((column, value) for column, value in columns.items() if value is not None)
 
 
 class SqlStore:
@@ -181,19 +182,15 @@ class SqlStore:
         handler: str | None,
         offset: int,
         limit: int,
+        after: tuple[int, str] | None = None,
     ) -> Page[Schedule]:
-        filters: dict[str, Any] = {
-            "account_id": account_id,
-            "status": status.value if status else None,
-            "handler": handler,
-        }
-        rows, total = await self._read(
-            lambda tx: (
-                tx.all("list_schedules", offset=offset, limit=limit, **filters),
-                tx.one("count_schedules", **filters),
-            )
+        query = ListQuery(
+            SCHEDULES,
+            _equal(account_id=account_id, handler=handler),
+            (status.value,) if status else (),
+            after=after,
         )
-        return Page([schedule_from_row(r) for r in rows], int(total["n"]) if total else 0)
+        return await self._list(query, offset, limit, schedule_from_row)
 
     async def replace_schedule(
         self, schedule: Schedule, *, expected_status: ScheduleStatus, expected_updated_at: int
@@ -244,21 +241,16 @@ class SqlStore:
         offset: int,
         limit: int,
         since: int | None = None,
+        after: tuple[int, str] | None = None,
     ) -> Page[Job]:
-        filters: dict[str, Any] = {
-            "account_id": account_id,
-            "statuses": _job_status_list(statuses),
-            "schedule_id": schedule_id,
-            "handler": handler,
-            "since": since,
-        }
-        rows, total = await self._read(
-            lambda tx: (
-                tx.all("list_jobs", offset=offset, limit=limit, **filters),
-                tx.one("count_jobs", **filters),
-            )
+        query = ListQuery(
+            JOBS,
+            _equal(account_id=account_id, schedule_id=schedule_id, handler=handler),
+            _job_statuses(statuses),
+            since,
+            after,
         )
-        return Page([job_from_row(r) for r in rows], int(total["n"]) if total else 0)
+        return await self._list(query, offset, limit, job_from_row)
 
     async def cancel_job(self, account_id: str, job_id: str, now: int) -> Job:
         return await self._tx(lambda tx: t.cancel_job(tx, account_id, job_id, now))
@@ -278,23 +270,84 @@ class SqlStore:
         offset: int,
         limit: int,
         since: int | None = None,
+        after: tuple[int, str] | None = None,
     ) -> Page[Execution]:
-        filters: dict[str, Any] = {
-            "account_id": account_id,
-            "job_id": job_id,
-            "statuses": _status_list(statuses),
-            "since": since,
-        }
-        rows, total = await self._read(
-            lambda tx: (
-                tx.all("list_executions", offset=offset, limit=limit, **filters),
-                tx.one("count_executions", **filters),
-            )
+        query = ListQuery(
+            EXECUTIONS_TABLE,
+            _equal(account_id=account_id, job_id=job_id),
+            tuple(sorted(s.value for s in statuses or ())),
+            since,
+            after,
         )
-        return Page([execution_from_row(r) for r in rows], int(total["n"]) if total else 0)
+        return await self._list(query, offset, limit, execution_from_row)
+
+    # lists (listing.py) -----------------------------------------------------------------
+
+    def _register(self, name: str, sql: str) -> str:
+        """Keep a list query's text under its shape's name (a dialect may convert it)."""
+        raise NotImplementedError
+
+    def _estimate(self, tx: Tx, query: ListQuery) -> int | None:
+        """The database's estimate of the rows matching `query` (None: it has none)."""
+        return None
+
+    async def _list(
+        self, query: ListQuery, offset: int, limit: int, parse: Callable[[Row], T]
+    ) -> Page[T]:
+        """One page (limit + 1 rows read: is there more?) and its total: exact up to
+        EXACT_TOTAL_UP_TO matching rows, beyond that exact from the kept counts where they
+        answer it, else the database's estimate (flagged)."""
+        name, sql, params = query.page_sql()
+        self._register(name, sql)
+        count_name, count_text, _ = query.count_sql()
+        self._register(count_name, count_text)
+        from_counts = query.counts_sql()
+        if from_counts is not None:
+            self._register(from_counts[0], from_counts[1])
+
+        def fn(tx: Tx) -> Page[T]:
+            rows = tx.all(name, limit=limit + 1, offset=offset, depth=offset + limit + 1, **params)
+            more = len(rows) > limit
+            if offset == 0 and query.after is None and not more:
+                return Page([parse(r) for r in rows], len(rows), more=False)
+            counted = tx.one(count_name, cap=EXACT_TOTAL_UP_TO + 1, **params)
+            total, estimated = int(counted["n"]) if counted else 0, False
+            if total > EXACT_TOTAL_UP_TO:
+                total, estimated = self._beyond(tx, query, from_counts, total)
+            return Page([parse(r) for r in rows[:limit]], total, estimated, more)
+
+        return await self._read(fn)
+
+    def _beyond(
+        self,
+        tx: Tx,
+        query: ListQuery,
+        from_counts: tuple[str, str, dict[str, object]] | None,
+        at_least: int,
+    ) -> tuple[int, bool]:
+        if from_counts is not None:
+            row = tx.one(from_counts[0], **from_counts[2])
+            return max(int(row["n"]) if row else 0, at_least), False
+        estimate = self._estimate(tx, query)
+        return max(estimate or 0, at_least), True
 
     async def stats(self, account_id: str, since: int) -> Stats:
         return await self._read(lambda tx: t.stats(tx, account_id, since))
+
+    async def fold_counts(self) -> int:
+        return 0  # SQLite: the row triggers keep `job_counts` itself up to date
+
+    # retention --------------------------------------------------------------------------
+
+    async def prune(
+        self, cutoffs: Mapping[JobStatus, int], schedules_before: int | None, limit: int
+    ) -> Pruned:
+        return await self._tx(lambda tx: t.prune(tx, cutoffs, schedules_before, limit))
+
+    async def count_prunable(
+        self, cutoffs: Mapping[JobStatus, int], schedules_before: int | None
+    ) -> Pruned:
+        return await self._read(lambda tx: t.count_prunable(tx, cutoffs, schedules_before))
 
     # pipeline ---------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ from chronos_server.store.transactions.pipeline import (
     take_due_jobs,
     unclaim,
 )
+from chronos_server.store.transactions.retention import count_prunable, prune
 from chronos_server.store.transactions.schedules import (
     archive_schedule,
     pause_schedule,
@@ -58,6 +59,7 @@ __all__ = [
     "cancel_job",
     "claim_ready_jobs",
     "claimed_from_started",
+    "count_prunable",
     "finish_execution",
     "finish_executions",
     "held_recheck",
@@ -67,6 +69,7 @@ __all__ = [
     "new_id",
     "next_wakeup",
     "pause_schedule",
+    "prune",
     "queue_admitted",
     "ready_pull_jobs",
     "record_push_outcomes",

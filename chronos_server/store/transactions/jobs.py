@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from chronos_server import errors
 from chronos_server.core.models import Job, JobStatus
 from chronos_server.store.base import Stats
-from chronos_server.store.rows import job_from_row, job_params
+from chronos_server.store.rows import HELD, job_from_row, job_params
 from chronos_server.store.transactions.tx import Tx
 
 
@@ -47,17 +49,31 @@ def _job_or_404(tx: Tx, account_id: str, job_id: str) -> Job:
     return job_from_row(row)
 
 
+OPEN_STATES = frozenset(
+    s for s in JobStatus if s not in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+)
+
+
 def stats(tx: Tx, account_id: str, since: int) -> Stats:
-    counts = {
-        (r["handler"], JobStatus(r["status"])): int(r["n"])
-        for query in ("stats_open_counts", "stats_finished_counts")
-        for r in tx.all(query, account_id=account_id, since=since)
-    }
+    """Open states from the kept counts (no scan); terminal states finished since `since` from
+    one index range. A `held` job is `pending` to the API; handler '' in the counts is none."""
+    counts: dict[tuple[str | None, JobStatus], int] = {}
+    for r in tx.all("stats_state_counts", account_id=account_id):
+        status = JobStatus.PENDING if r["status"] == HELD else JobStatus(r["status"])
+        if status in OPEN_STATES:
+            key = (r["handler"] or None, status)
+            counts[key] = counts.get(key, 0) + int(r["n"])
+    per_minute: dict[tuple[int, JobStatus], int] = {}
+    for r in tx.all("stats_finished", account_id=account_id, since=since):
+        finished, n = JobStatus(r["status"]), int(r["n"])
+        counts[(r["handler"], finished)] = counts.get((r["handler"], finished), 0) + n
+        if finished is not JobStatus.CANCELLED:
+            minute = (int(r["minute"]), finished)
+            per_minute[minute] = per_minute.get(minute, 0) + n
+    ready = sorted(h for h, s in counts if s is JobStatus.READY and h is not None)
     oldest = {
-        r["handler"]: int(r["oldest"]) for r in tx.all("stats_oldest_ready", account_id=account_id)
-    }
-    per_minute = {
-        (int(r["minute"]), JobStatus(r["status"])): int(r["n"])
-        for r in tx.all("stats_per_minute", account_id=account_id, since=since)
+        r["handler"]: int(r["oldest"])
+        for r in tx.all("stats_oldest_ready", account_id=account_id, handlers=json.dumps(ready))
+        if r["oldest"] is not None
     }
     return Stats(counts, oldest, per_minute)
