@@ -64,7 +64,9 @@ async def test_cursor_visits_every_row_once_while_rows_come_and_go(
 
     for statuses in (None, [JobStatus.PENDING, JobStatus.CANCELLED]):
 
-        async def list_page(after: tuple[int, str] | None) -> Page[Job]:
+        async def list_page(
+            after: tuple[int, str] | None, statuses: list[JobStatus] | None = statuses
+        ) -> Page[Job]:
             return await store.list_jobs(
                 acct.a,
                 statuses=statuses,
@@ -129,14 +131,16 @@ async def test_totals_exact_when_small_estimated_and_flagged_when_large(
     second = await page(offset=20, statuses=[JobStatus.PENDING], handler="other")
     assert (second.total, second.estimated) == (3, False)
     # Filters the kept counts answer (account, status, handler): exact however many.
-    for filters in ({}, {"statuses": [JobStatus.PENDING]}, {"handler": "h"}):
+    exact: list[dict[str, Any]] = [{}, {"statuses": [JobStatus.PENDING]}, {"handler": "h"}]
+    for filters in exact:
         counted = await page(**filters)
         assert not counted.estimated and counted.more, filters
         assert counted.total == (many + 3 if "handler" not in filters else many)
         if filters.get("statuses"):
             assert counted.total == many + 3
     # Others: an estimate, flagged, never below what was counted.
-    for filters in ({"schedule_id": schedule.id}, {"since": T0 + 5}):
+    rough: list[dict[str, Any]] = [{"schedule_id": schedule.id}, {"since": T0 + 5}]
+    for filters in rough:
         estimated = await page(**filters)
         assert estimated.estimated and estimated.total > EXACT_TOTAL_UP_TO, filters
         assert len(estimated.items) == 20 and estimated.more
@@ -157,7 +161,7 @@ def _queries(table: str) -> list[ListQuery]:
                 continue
             equal = [("account_id", "acct")]
             equal += [(c, "x") for c in ("schedule_id", "handler", "job_id") if c in combo]
-            statuses = ("failed",) if "status" in combo else ()
+            statuses: tuple[str, ...] = ("failed",) if "status" in combo else ()
             statuses = ("pending", "held") if "statuses" in combo else statuses
             found.append(
                 ListQuery(
@@ -190,7 +194,7 @@ async def test_every_list_filter_combination_uses_an_index(store: Store, acct: A
                     params = params | {"limit": 21, "offset": 0, "depth": 21, "cap": 1001}
                     text = pyformat_for_test(sql)
                     plan = "\n".join(
-                        row[0] for row in conn.execute("EXPLAIN " + text, params).fetchall()
+                        str(row[0]) for row in conn.execute("EXPLAIN " + text, params).fetchall()
                     )
                     for scanned in ("jobs", "executions"):
                         assert f"Seq Scan on {scanned}" not in plan, (name, plan)
