@@ -6,6 +6,7 @@ chronos keys revoke KEY_OR_PREFIX [--database-url URL]
 chronos secrets show [--database-url URL] [--account NAME]   (current secret = the only stdout line)
 chronos secrets rotate [--database-url URL] [--account NAME] [--overlap 24h]
 chronos migrate [--database-url URL]
+chronos prune [--database-url URL] [--dry-run] [--retention SPEC]   (CHRONOS_RETENTION, 30d)
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, replace
 
 import trio
 
-from chronos_server import runtime, supervisor
+from chronos_server import prune, runtime, supervisor
 from chronos_server.api.auth import display_prefix, hash_key, new_api_key
 from chronos_server.api.timefmt import iso
 from chronos_server.clock import SystemClock
@@ -29,6 +30,7 @@ from chronos_server.settings import (
     DEFAULT_DATABASE_URL,
     Settings,
     SettingsError,
+    parse_retention,
     settings_from,
 )
 from chronos_server.store.base import SigningSecrets
@@ -74,6 +76,17 @@ def _parser() -> argparse.ArgumentParser:
 
     migrate = sub.add_parser("migrate", help="apply pending schema migrations and exit")
     migrate.add_argument("--database-url", default=None)
+
+    pruning = sub.add_parser(
+        "prune", help="delete finished jobs and ended schedules past the retention period, now"
+    )
+    pruning.add_argument("--database-url", default=None)
+    pruning.add_argument("--dry-run", action="store_true", help="only count what would go")
+    pruning.add_argument(
+        "--retention",
+        default=None,
+        help="e.g. 30d, off, 30d,failed=90d (CHRONOS_RETENTION, 30d)",
+    )
     return parser
 
 
@@ -237,6 +250,19 @@ async def _migrate(database_url: str) -> None:
         pass
 
 
+def _prune(args: argparse.Namespace) -> None:
+    text = args.retention or os.environ.get("CHRONOS_RETENTION", "30d")
+    retention = parse_retention(text)
+    if not retention.enabled:
+        print("Retention is off: nothing to prune")
+        return
+    database_url = _database_url(args.database_url)
+    done = trio.run(
+        lambda: prune.prune(database_url, retention, dry_run=args.dry_run, clock=SystemClock())
+    )
+    print(prune.report(done, retention, dry_run=args.dry_run))
+
+
 def _secrets(args: argparse.Namespace) -> None:
     database_url = _database_url(args.database_url)
     if args.action == "show":
@@ -271,6 +297,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif args.command == "migrate":
             trio.run(_migrate, _database_url(args.database_url))
             print("Migrations applied")
+        elif args.command == "prune":
+            _prune(args)
     except (SettingsError, ValueError) as exc:
         print(f"chronos: {exc}", file=sys.stderr)
         sys.exit(2)

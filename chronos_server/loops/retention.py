@@ -89,19 +89,14 @@ class Pruner:
         done = Pruned(jobs, executions, schedules)
         if done.total_jobs or schedules:
             log.info(
-                "retention: deleted %s job(s), %d execution(s), %d schedule(s) in %.1f s",
-                _per_status(jobs),
+                "retention: deleted %d job(s) (%s), %d execution(s), %d schedule(s) in %.1f s",
+                done.total_jobs,
+                ", ".join(f"{status} {n}" for status, n in sorted(jobs.items())) or "none",
                 executions,
                 schedules,
                 trio.current_time() - started,
             )
         return done
-
-
-def _per_status(jobs: dict[str, int]) -> str:
-    total = sum(jobs.values())
-    detail = ", ".join(f"{status} {n}" for status, n in sorted(jobs.items()))
-    return f"{total} ({detail})" if detail else "0"
 
 
 async def run_retention(
