@@ -9,6 +9,7 @@ fold.
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 import trio
@@ -18,10 +19,11 @@ from chronos_server.pipeline.services import Pipeline
 
 log = logging.getLogger("chronos.counts")
 FOLD_SECONDS = 1.0
+VACUUM_EVERY = 60  # folds: the deltas table is vacuumed this often, whatever autovacuum does
 
 
-async def fold_counts_once(p: Pipeline) -> int:
-    return await p.store.fold_counts()
+async def fold_counts_once(p: Pipeline, *, vacuum: bool = False) -> int:
+    return await p.store.fold_counts(vacuum=vacuum)
 
 
 async def run_count_folding(
@@ -33,9 +35,9 @@ async def run_count_folding(
     task_status.started()
     if p.store.dialect != "postgres":
         return
-    while True:
+    for n in itertools.count(1):
         try:
-            await fold_counts_once(p)
+            await fold_counts_once(p, vacuum=n % VACUUM_EVERY == 0)
         except StoreUnavailable as exc:
             log.warning("count folding: store unavailable (%s); backing off", exc)
         await trio.sleep(fold_seconds)

@@ -240,9 +240,10 @@ class Store(Protocol):
         ...
 
     async def stats(self, account_id: str, since: int) -> Stats: ...
-    async def fold_counts(self) -> int:
+    async def fold_counts(self, *, vacuum: bool = False) -> int:
         """Fold the job-count deltas into the kept counts (PostgreSQL; a store that keeps its
-        counts up to date in place returns 0). Returns the delta rows folded."""
+        counts up to date in place returns 0), then, with `vacuum`, vacuum the deltas table.
+        Returns the delta rows folded."""
         ...
 
     # retention

@@ -276,8 +276,10 @@ class PostgresStore(SqlStore):
         rows = await self._query(query, **params)
         return rows[0] if rows else None
 
-    async def fold_counts(self) -> int:
+    async def fold_counts(self, *, vacuum: bool = False) -> int:
         row = await self._one("fold_count_deltas")
+        if vacuum:
+            await self._statement(lambda tx: tx.run("vacuum_count_deltas"))
         return int(row["n"]) if row else 0
 
     async def close(self) -> None:

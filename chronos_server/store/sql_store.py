@@ -334,7 +334,7 @@ class SqlStore:
     async def stats(self, account_id: str, since: int) -> Stats:
         return await self._read(lambda tx: t.stats(tx, account_id, since))
 
-    async def fold_counts(self) -> int:
+    async def fold_counts(self, *, vacuum: bool = False) -> int:
         return 0  # SQLite: the row triggers keep `job_counts` itself up to date
 
     # retention --------------------------------------------------------------------------

@@ -86,7 +86,7 @@ async def test_folding_moves_deltas_into_counts_once(
 
         async def fold(s: Store) -> None:
             for _ in range(5):
-                folded.append(await s.fold_counts())
+                folded.append(await s.fold_counts(vacuum=True))
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(fold, store)

@@ -18,3 +18,9 @@ WITH lock AS (
     ON CONFLICT (account_id, handler, status) DO UPDATE SET n = job_counts.n + excluded.n
 )
 SELECT count(*) AS n FROM taken;
+
+-- name: vacuum_count_deltas
+-- The deltas table is all inserts and deletes: without a vacuum its dead rows pile up and the
+-- stats' scan of it slows down. Run by the folding loop now and then, whatever autovacuum does;
+-- TRUNCATE false: never take the exclusive lock that would hold up the hot path's triggers.
+VACUUM (TRUNCATE false) job_count_deltas;

@@ -296,7 +296,8 @@ GROUP BY handler, status HAVING sum(n) <> 0;
 -- name: stats_finished
 -- Jobs finished since :since per (handler, status, minute): one range of the `jobs_stats` index
 -- per terminal status (account, status, finished_at, handler: an index-only scan).
-SELECT handler, status, finished_at / 60000 AS minute, count(*) AS n FROM jobs
+SELECT handler, status, finished_at / 60000 AS minute, count(*) AS n
+FROM jobs INDEXED BY jobs_stats  -- after ANALYZE, SQLite may take another (account_id, ...) one
 WHERE account_id = :account_id
   AND status IN ('completed', 'failed', 'cancelled') AND finished_at >= :since
 GROUP BY handler, status, minute;
@@ -398,7 +399,7 @@ SELECT id FROM accounts ORDER BY id;
 
 -- name: expired_jobs
 -- A range of `jobs_stats` (account, status, finished_at).
-SELECT id FROM jobs
+SELECT id FROM jobs INDEXED BY jobs_stats
 WHERE account_id = :account_id AND status = :status AND finished_at < :before
 LIMIT :limit;
 
@@ -422,7 +423,7 @@ LIMIT :limit;
 DELETE FROM schedules WHERE id IN (SELECT value FROM json_each(:ids)) AND status IN ('archived', 'completed');
 
 -- name: count_expired_jobs
-SELECT count(*) AS n FROM jobs
+SELECT count(*) AS n FROM jobs INDEXED BY jobs_stats
 WHERE account_id = :account_id AND status = :status AND finished_at < :before;
 
 -- name: count_expired_executions
