@@ -6,7 +6,7 @@ CLI front end calls the same thing."""
 from __future__ import annotations
 
 from chronos_server.clock import Clock, SystemClock
-from chronos_server.loops.retention import Pruner
+from chronos_server.loops.retention import Pruner, batch_size_for
 from chronos_server.settings import Retention
 from chronos_server.store.base import Pruned
 from chronos_server.store.open import open_store
@@ -22,7 +22,8 @@ async def prune(
             return await store.count_prunable(
                 retention.cutoffs(now), retention.schedules_before(now)
             )
-        return await Pruner(store, clock, retention, pause_seconds=0).round_once()
+        pruner = Pruner(store, clock, retention, batch_size_for(store), pause_seconds=0)
+        return await pruner.round_once()
 
 
 def report(pruned: Pruned, retention: Retention, *, dry_run: bool) -> str:

@@ -22,8 +22,14 @@ from chronos_server.store.base import Pruned, Store
 log = logging.getLogger("chronos.retention")
 
 BATCH_SIZE = 500
+# SQLite has one writer: a smaller batch holds up the pipeline's writes for less long.
+SQLITE_BATCH_SIZE = 100
 EVERY_SECONDS = 60.0
 PAUSE_SECONDS = 0.05
+
+
+def batch_size_for(store: Store) -> int:
+    return SQLITE_BATCH_SIZE if store.dialect == "sqlite" else BATCH_SIZE
 
 
 @dataclass
