@@ -57,7 +57,7 @@ SELECT gen_random_uuid()::text, %(account)s,
     CASE WHEN g %% 10 = 0 THEN %(schedule)s END, 'big',
     (ARRAY['alpha','beta','gamma','delta'])[1 + g %% 4], 'pull', '{"type":"pull"}', 30, 3,
     %(status)s, %(run_at)s, %(run_at)s, %(attempts)s, 'api',
-    %(created)s - g * 7, %(created)s - g * 7, %(finished)s, NULL
+    %(created)s - g * 7, %(created)s - g * 7, %(finished)s - g * 3, NULL
 FROM generate_series(1, %(n)s) AS g
 """
 
@@ -82,7 +82,7 @@ INSERT INTO jobs (id, account_id, schedule_id, name, handler, delivery_type, del
 SELECT {SQLITE_UUID}, :account, CASE WHEN g % 10 = 0 THEN :schedule END, 'big',
     CASE g % 4 WHEN 0 THEN 'alpha' WHEN 1 THEN 'beta' WHEN 2 THEN 'gamma' ELSE 'delta' END,
     'pull', '{{"type":"pull"}}', 30, 3, :status, :run_at, :run_at, :attempts, 'api',
-    :created - g * 7, :created - g * 7, :finished
+    :created - g * 7, :created - g * 7, :finished - g * 3
 FROM s
 """
 SQLITE_EXECUTIONS = f"""

@@ -3,8 +3,9 @@ status's period with their executions, and ended schedules with no job left, in 
 (one short transaction each: on PostgreSQL the batch's rows are locked `SKIP LOCKED`, so replicas
 share the work and never wait on each other or on the pipeline). A job that is not finished is
 never touched. Runs every `every_seconds`; each round deletes batch after batch until one comes
-back short, pausing `pause_seconds` between batches so the hot path keeps its share of the
-database. Progress goes to the log (and `statistics()`).
+back short, pausing between batches at least `pause_seconds` and at least as long as the batch
+took, so retention never has more than half of one database connection's time and the hot
+path keeps its share of the database. Progress goes to the log (and `statistics()`).
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ class Pruner:
         jobs: dict[str, int] = {}
         executions = schedules = 0
         while True:
+            batch_started = trio.current_time()
             batch = await self.batch_once()
+            took = trio.current_time() - batch_started
             for status, n in batch.jobs.items():
                 jobs[status] = jobs.get(status, 0) + n
             executions += batch.executions
@@ -90,7 +93,7 @@ class Pruner:
                 sum(jobs.values()),
                 executions,
             )
-            await trio.sleep(self.pause_seconds)
+            await trio.sleep(max(self.pause_seconds, took) if self.pause_seconds else 0)
         self.stats.rounds += 1
         done = Pruned(jobs, executions, schedules)
         if done.total_jobs or schedules:

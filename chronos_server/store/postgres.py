@@ -210,16 +210,22 @@ class PostgresStore(SqlStore):
 
     def _register(self, name: str, sql: str) -> str:
         if name not in self._queries:
+            self._native_sql[name] = numbered(sql)
             self._queries[name] = pyformat(sql)
         return name
 
-    def _estimate(self, tx: Tx, query: ListQuery) -> int | None:
+    async def _all(self, query: str, **params: Any) -> list[Row]:
+        return await self._query(query, **params)
+
+    async def _estimate(self, query: ListQuery) -> int | None:
         name, sql, params = query.estimate_sql()
         self._register(name, sql)
-        row = tx.one(name, **params)
+        row = await self._one(name, **params)
         if row is None:
             return None
         plan = row["QUERY PLAN"]
+        if isinstance(plan, str):
+            plan = json.loads(plan)
         return int(plan[0]["Plan"]["Plan Rows"])
 
     async def _tx(self, fn: Callable[[Tx], R]) -> R:

@@ -287,52 +287,59 @@ class SqlStore:
         """Keep a list query's text under its shape's name (a dialect may convert it)."""
         raise NotImplementedError
 
-    def _estimate(self, tx: Tx, query: ListQuery) -> int | None:
+    async def _estimate(self, query: ListQuery) -> int | None:
         """The database's estimate of the rows matching `query` (None: it has none)."""
         return None
+
+    async def _all(self, query: str, **params: Any) -> list[Row]:
+        """One read statement's rows; a dialect may run it on a cheaper path."""
+        return await self._read(lambda tx: tx.all(query, **params))
 
     async def _list(
         self, query: ListQuery, offset: int, limit: int, parse: Callable[[Row], T]
     ) -> Page[T]:
         """One page (limit + 1 rows read: is there more?) and its total: exact up to
         EXACT_TOTAL_UP_TO matching rows, beyond that exact from the kept counts where they
-        answer it, else the database's estimate (flagged)."""
+        answer it, else the database's estimate (flagged). Each a statement of its own (READ
+        COMMITTED, as every read here): the total may be a commit apart from the page."""
         name, sql, params = query.page_sql()
         self._register(name, sql)
+        rows = await self._all(
+            name, limit=limit + 1, offset=offset, depth=offset + limit + 1, **params
+        )
+        more = len(rows) > limit
+        if offset == 0 and query.after is None and not more:
+            return Page([parse(r) for r in rows], len(rows), more=False)
         count_name, count_text, _ = query.count_sql()
         self._register(count_name, count_text)
+        counted = await self._one(count_name, cap=EXACT_TOTAL_UP_TO + 1, **params)
+        total, estimated = int(counted["n"]) if counted else 0, False
+        if total > EXACT_TOTAL_UP_TO:
+            total, estimated = await self._beyond(query, total)
+        return Page([parse(r) for r in rows[:limit]], total, estimated, more)
+
+    async def _beyond(self, query: ListQuery, at_least: int) -> tuple[int, bool]:
         from_counts = query.counts_sql()
         if from_counts is not None:
-            self._register(from_counts[0], from_counts[1])
-
-        def fn(tx: Tx) -> Page[T]:
-            rows = tx.all(name, limit=limit + 1, offset=offset, depth=offset + limit + 1, **params)
-            more = len(rows) > limit
-            if offset == 0 and query.after is None and not more:
-                return Page([parse(r) for r in rows], len(rows), more=False)
-            counted = tx.one(count_name, cap=EXACT_TOTAL_UP_TO + 1, **params)
-            total, estimated = int(counted["n"]) if counted else 0, False
-            if total > EXACT_TOTAL_UP_TO:
-                total, estimated = self._beyond(tx, query, from_counts, total)
-            return Page([parse(r) for r in rows[:limit]], total, estimated, more)
-
-        return await self._read(fn)
-
-    def _beyond(
-        self,
-        tx: Tx,
-        query: ListQuery,
-        from_counts: tuple[str, str, dict[str, object]] | None,
-        at_least: int,
-    ) -> tuple[int, bool]:
-        if from_counts is not None:
-            row = tx.one(from_counts[0], **from_counts[2])
+            name, sql, params = from_counts
+            self._register(name, sql)
+            row = await self._one(name, **params)
             return max(int(row["n"]) if row else 0, at_least), False
-        estimate = self._estimate(tx, query)
+        estimate = await self._estimate(query)
         return max(estimate or 0, at_least), True
 
     async def stats(self, account_id: str, since: int) -> Stats:
-        return await self._read(lambda tx: t.stats(tx, account_id, since))
+        """Three statements: the kept counts, the window's finished jobs, the oldest `ready`
+        job of each handler that has one (`transactions.jobs`)."""
+        counts = await self._all("stats_state_counts", account_id=account_id)
+        finished = await self._all("stats_finished", account_id=account_id, since=since)
+        ready = t.ready_handlers(counts)
+        oldest = (
+            await self._all("stats_oldest_ready", account_id=account_id, handlers=ready)
+            if ready != "[]"
+            else []
+        )
+        return t.stats_from_rows(counts, finished, oldest)
 
     async def fold_counts(self, *, vacuum: bool = False) -> int:
         return 0  # SQLite: the row triggers keep `job_counts` itself up to date

@@ -16,7 +16,8 @@ from chronos_server.store.transactions.jobs import (
     insert_holder,
     insert_job,
     insert_jobs,
-    stats,
+    ready_handlers,
+    stats_from_rows,
 )
 from chronos_server.store.transactions.outcomes import (
     finish_execution,
@@ -71,6 +72,7 @@ __all__ = [
     "pause_schedule",
     "prune",
     "queue_admitted",
+    "ready_handlers",
     "ready_pull_jobs",
     "record_push_outcomes",
     "refusal",
@@ -81,7 +83,7 @@ __all__ = [
     "spawn_due_schedules",
     "start_executions",
     "start_push_jobs",
-    "stats",
+    "stats_from_rows",
     "sweep",
     "take_due_jobs",
     "unclaim",

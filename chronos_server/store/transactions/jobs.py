@@ -7,7 +7,7 @@ import json
 from chronos_server import errors
 from chronos_server.core.models import Job, JobStatus
 from chronos_server.store.base import Stats
-from chronos_server.store.rows import HELD, job_from_row, job_params
+from chronos_server.store.rows import HELD, Row, job_from_row, job_params
 from chronos_server.store.transactions.tx import Tx
 
 
@@ -54,26 +54,31 @@ OPEN_STATES = frozenset(
 )
 
 
-def stats(tx: Tx, account_id: str, since: int) -> Stats:
-    """Open states from the kept counts (no scan); terminal states finished since `since` from
-    one index range. A `held` job is `pending` to the API; handler '' in the counts is none."""
-    counts: dict[tuple[str | None, JobStatus], int] = {}
-    for r in tx.all("stats_state_counts", account_id=account_id):
+def stats_from_rows(counts: list[Row], finished: list[Row], oldest: list[Row]) -> Stats:
+    """Stats from the rows of `stats_state_counts` (open states: the kept counts),
+    `stats_finished` (terminal states finished in the window, per minute) and
+    `stats_oldest_ready`. A `held` job is `pending` to the API; handler '' in the counts is
+    none."""
+    found: dict[tuple[str | None, JobStatus], int] = {}
+    for r in counts:
         status = JobStatus.PENDING if r["status"] == HELD else JobStatus(r["status"])
         if status in OPEN_STATES:
             key = (r["handler"] or None, status)
-            counts[key] = counts.get(key, 0) + int(r["n"])
+            found[key] = found.get(key, 0) + int(r["n"])
     per_minute: dict[tuple[int, JobStatus], int] = {}
-    for r in tx.all("stats_finished", account_id=account_id, since=since):
-        finished, n = JobStatus(r["status"]), int(r["n"])
-        counts[(r["handler"], finished)] = counts.get((r["handler"], finished), 0) + n
-        if finished is not JobStatus.CANCELLED:
-            minute = (int(r["minute"]), finished)
+    for r in finished:
+        done, n = JobStatus(r["status"]), int(r["n"])
+        found[(r["handler"], done)] = found.get((r["handler"], done), 0) + n
+        if done is not JobStatus.CANCELLED:
+            minute = (int(r["minute"]), done)
             per_minute[minute] = per_minute.get(minute, 0) + n
-    ready = sorted(h for h, s in counts if s is JobStatus.READY and h is not None)
-    oldest = {
-        r["handler"]: int(r["oldest"])
-        for r in tx.all("stats_oldest_ready", account_id=account_id, handlers=json.dumps(ready))
-        if r["oldest"] is not None
-    }
-    return Stats(counts, oldest, per_minute)
+    ready = {r["handler"]: int(r["oldest"]) for r in oldest if r["oldest"] is not None}
+    return Stats(found, ready, per_minute)
+
+
+def ready_handlers(counts: list[Row]) -> str:
+    """The handlers with `ready` jobs in `stats_state_counts` rows, as the JSON array
+    `stats_oldest_ready` takes."""
+    return json.dumps(
+        sorted(r["handler"] for r in counts if r["status"] == "ready" and r["handler"])
+    )
