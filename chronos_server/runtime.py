@@ -208,7 +208,13 @@ async def serve(
         user_agent=settings.push_user_agent,
         allow_private=settings.allow_private_targets,
     )
+    # Bound and listening before the store is opened and the first-start key is made: a port
+    # that is taken fails here, and does not consume the key that would have been printed.
+    listener, url = await open_listener(
+        settings.host, settings.port, reuse_port=settings.reuse_port
+    )
     async with (
+        listener,
         open_store(settings.database_url) as store,
         new_push_transport(push_settings) as transport,
     ):
@@ -263,9 +269,6 @@ async def serve(
             # Other replicas' wake-ups (PostgreSQL LISTEN/NOTIFY); nothing to do on SQLite.
             await nursery.start(store.run_listener, pipeline.board)
             await nursery.start(store.run_probe)  # PostgreSQL outages: the breaker's probe
-            listener, url = await open_listener(
-                settings.host, settings.port, reuse_port=settings.reuse_port
-            )
             await nursery.start(http.serve, [listener])
             nursery.start_soon(stop_when_settled)
             handle = ServerHandle([url], svc, stop, http, shown)

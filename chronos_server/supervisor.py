@@ -56,11 +56,12 @@ class Children:
 
 async def supervise(settings: Settings, log_level: str) -> int:
     """Run `settings.workers` server processes until they have all exited; the exit code."""
-    async with open_store(settings.database_url) as store:  # migrations, applied once
-        shown = await runtime.bootstrap(store, settings, SystemClock())
-    if shown:
-        print(f"Created the default account. API key (shown once): {shown}", flush=True)
+    # The port first: a port that is taken fails before the first-start key is made.
     with await runtime.bind_socket(settings.host, settings.port, reuse_port=True) as reserved:
+        async with open_store(settings.database_url) as store:  # migrations, applied once
+            shown = await runtime.bootstrap(store, settings, SystemClock())
+        if shown:
+            print(f"Created the default account. API key (shown once): {shown}", flush=True)
         url = runtime.socket_url(reserved)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
             async with start_children(settings, reserved.getsockname()[1], log_level) as children:
