@@ -285,7 +285,7 @@ async def lateness_phase(
             f" missed)  RSS max {max(rss):5.1f} MB",
             flush=True,
         )
-        if deleted:
+        if retention != "off" and label != "empty table":
             print(
                 f"retention  deleted {deleted} finished job(s) in {elapsed:.0f} s:"
                 f" {deleted / elapsed:,.0f} jobs/s (with their executions), {after} left",
