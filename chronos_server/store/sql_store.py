@@ -39,7 +39,6 @@ from chronos_server.store.base import (
 from chronos_server.store.listing import EXACT_TOTAL_UP_TO, JOBS, SCHEDULES, ListQuery
 from chronos_server.store.listing import EXECUTIONS as EXECUTIONS_TABLE
 from chronos_server.store.rows import (
-    HELD,
     Row,
     account_from_row,
     execution_from_row,
@@ -55,10 +54,12 @@ T = TypeVar("T")
 
 
 def _job_statuses(statuses: Collection[JobStatus] | None) -> tuple[str, ...]:
-    """Stored status values; `pending` takes in the jobs stored `held` (pending to clients)."""
+    """Stored status values; `pending` takes in the jobs stored `held`, `queued` those stored
+    `limited` (what clients see them as)."""
     if not statuses:
         return ()
-    values = {s.value for s in statuses} | ({HELD} if JobStatus.PENDING in statuses else set())
+    values = {s.value for s in statuses}
+    values |= {stored for stored, shown in t.SHOWN_AS.items() if shown in statuses}
     return tuple(sorted(values))
 
 

@@ -12,6 +12,7 @@ executions, the sweep). Callers use the names re-exported here (`t.<name>`).
 from __future__ import annotations
 
 from chronos_server.store.transactions.jobs import (
+    SHOWN_AS,
     cancel_job,
     insert_holder,
     insert_job,
@@ -53,6 +54,7 @@ from chronos_server.store.transactions.schedules import (
 from chronos_server.store.transactions.tx import Tx, new_id
 
 __all__ = [
+    "SHOWN_AS",
     "Tx",
     "admit_due",
     "any_held",

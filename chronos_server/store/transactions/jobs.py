@@ -49,6 +49,10 @@ def _job_or_404(tx: Tx, account_id: str, job_id: str) -> Job:
     return job_from_row(row)
 
 
+# Stored statuses the API shows as another: `held` (overlap: queue) is `pending`; `limited` (a
+# handler limit holds the job; h-limits) is `queued`.
+SHOWN_AS = {HELD: JobStatus.PENDING, "limited": JobStatus.QUEUED}
+
 OPEN_STATES = frozenset(
     s for s in JobStatus if s not in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 )
@@ -61,7 +65,7 @@ def stats_from_rows(counts: list[Row], finished: list[Row], oldest: list[Row]) -
     none."""
     found: dict[tuple[str | None, JobStatus], int] = {}
     for r in counts:
-        status = JobStatus.PENDING if r["status"] == HELD else JobStatus(r["status"])
+        status = SHOWN_AS.get(r["status"]) or JobStatus(r["status"])
         if status in OPEN_STATES:
             key = (r["handler"] or None, status)
             found[key] = found.get(key, 0) + int(r["n"])
