@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from chronos_server.core.limits import HandlerLimit
 from chronos_server.core.models import (
     Account,
     ClaimedJob,
@@ -31,6 +32,7 @@ from chronos_server.store.base import (
     Admitted,
     Pruned,
     ReadyBatch,
+    Released,
     SigningSecrets,
     Stats,
     SweepResult,
@@ -48,6 +50,7 @@ from chronos_server.store.rows import (
     signing_secrets_from_row,
 )
 from chronos_server.store.transactions import Tx
+from chronos_server.store.transactions import limits as tl
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -330,8 +333,8 @@ class SqlStore:
         return max(estimate or 0, at_least), True
 
     async def stats(self, account_id: str, since: int) -> Stats:
-        """Three statements: the kept counts, the window's finished jobs, the oldest `ready`
-        job of each handler that has one (`transactions.jobs`)."""
+        """Four statements: the kept counts, the window's finished jobs, the oldest `ready`
+        job of each handler that has one (`transactions.jobs`), the handler limits."""
         counts = await self._all("stats_state_counts", account_id=account_id)
         finished = await self._all("stats_finished", account_id=account_id, since=since)
         ready = t.ready_handlers(counts)
@@ -340,7 +343,8 @@ class SqlStore:
             if ready != "[]"
             else []
         )
-        return t.stats_from_rows(counts, finished, oldest)
+        limits = await self._all("list_handler_limits", account_id=account_id)
+        return t.stats_from_rows(counts, finished, oldest, [tl.limit_from_row(r) for r in limits])
 
     async def fold_counts(self, *, vacuum: bool = False) -> int:
         return 0  # SQLite: the row triggers keep `job_counts` itself up to date
@@ -356,6 +360,34 @@ class SqlStore:
         self, cutoffs: Mapping[JobStatus, int], schedules_before: int | None
     ) -> Pruned:
         return await self._read(lambda tx: t.count_prunable(tx, cutoffs, schedules_before))
+
+    # per-handler limits -----------------------------------------------------------------
+
+    async def list_handler_limits(self, account_id: str) -> list[HandlerLimit]:
+        return await self._read(lambda tx: tl.list_limits(tx, account_id))
+
+    async def get_handler_limits(self, account_id: str, handler: str) -> HandlerLimit | None:
+        return await self._read(lambda tx: tl.get_limits(tx, account_id, handler))
+
+    async def set_handler_limits(
+        self,
+        account_id: str,
+        handler: str,
+        max_running: int | None,
+        max_per_second: float | None,
+        now: int,
+    ) -> HandlerLimit:
+        return await self._tx(
+            lambda tx: tl.set_limits(tx, account_id, handler, max_running, max_per_second, now)
+        )
+
+    async def delete_handler_limits(
+        self, account_id: str, handler: str, now: int
+    ) -> Released | None:
+        return await self._tx(lambda tx: tl.delete_limits(tx, account_id, handler, now))
+
+    async def limited_handlers(self) -> set[tuple[str, str]]:
+        return await self._read(tl.limited_keys)
 
     # pipeline ---------------------------------------------------------------------------
 

@@ -403,6 +403,8 @@ class _Connection:
             (b"content-length", str(len(response.body)).encode()),
             (b"date", http_date()),
         ]
+        if response.status == 204:  # no content: neither a type nor a length (RFC 9110 §8.6)
+            headers = headers[2:]
         headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers)
         if close:
             headers.append((b"connection", b"close"))

@@ -41,6 +41,7 @@ from chronos_server.store.transactions.pipeline import (
     start_push_jobs,
     take_due_jobs,
     unclaim,
+    with_limited_released,
 )
 from chronos_server.store.transactions.retention import count_prunable, prune
 from chronos_server.store.transactions.schedules import (
@@ -89,4 +90,5 @@ __all__ = [
     "sweep",
     "take_due_jobs",
     "unclaim",
+    "with_limited_released",
 ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from chronos_server import errors
+from chronos_server.core.limits import HandlerLimit
 from chronos_server.core.models import Job, JobStatus
 from chronos_server.store.base import Stats
-from chronos_server.store.rows import HELD, Row, job_from_row, job_params
+from chronos_server.store.rows import HELD, LIMITED, Row, job_from_row, job_params
 from chronos_server.store.transactions.tx import Tx
 
 
@@ -51,24 +52,30 @@ def _job_or_404(tx: Tx, account_id: str, job_id: str) -> Job:
 
 # Stored statuses the API shows as another: `held` (overlap: queue) is `pending`; `limited` (a
 # handler limit holds the job; h-limits) is `queued`.
-SHOWN_AS = {HELD: JobStatus.PENDING, "limited": JobStatus.QUEUED}
+SHOWN_AS = {HELD: JobStatus.PENDING, LIMITED: JobStatus.QUEUED}
 
 OPEN_STATES = frozenset(
     s for s in JobStatus if s not in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 )
 
 
-def stats_from_rows(counts: list[Row], finished: list[Row], oldest: list[Row]) -> Stats:
+def stats_from_rows(
+    counts: list[Row], finished: list[Row], oldest: list[Row], limits: list[HandlerLimit]
+) -> Stats:
     """Stats from the rows of `stats_state_counts` (open states: the kept counts),
-    `stats_finished` (terminal states finished in the window, per minute) and
-    `stats_oldest_ready`. A `held` job is `pending` to the API; handler '' in the counts is
+    `stats_finished` (terminal states finished in the window, per minute),
+    `stats_oldest_ready`, and the account's handler limits. A `held` job is `pending` to the
+    API, a `limited` one `queued` (and counted in `limited`); handler '' in the counts is
     none."""
     found: dict[tuple[str | None, JobStatus], int] = {}
+    limited: dict[str, int] = {}
     for r in counts:
         status = SHOWN_AS.get(r["status"]) or JobStatus(r["status"])
         if status in OPEN_STATES:
             key = (r["handler"] or None, status)
             found[key] = found.get(key, 0) + int(r["n"])
+            if r["status"] == LIMITED and r["handler"]:
+                limited[r["handler"]] = limited.get(r["handler"], 0) + int(r["n"])
     per_minute: dict[tuple[int, JobStatus], int] = {}
     for r in finished:
         done, n = JobStatus(r["status"]), int(r["n"])
@@ -77,7 +84,7 @@ def stats_from_rows(counts: list[Row], finished: list[Row], oldest: list[Row]) -
             minute = (int(r["minute"]), done)
             per_minute[minute] = per_minute.get(minute, 0) + n
     ready = {r["handler"]: int(r["oldest"]) for r in oldest if r["oldest"] is not None}
-    return Stats(found, ready, per_minute)
+    return Stats(found, ready, per_minute, {lim.handler: lim for lim in limits}, limited)
 
 
 def ready_handlers(counts: list[Row]) -> str:
