@@ -7,6 +7,7 @@ chronos keys revoke KEY_OR_PREFIX [--database-url URL]
 chronos secrets show [--database-url URL] [--account NAME]   (current secret = the only stdout line)
 chronos secrets rotate [--database-url URL] [--account NAME] [--overlap 24h]
 chronos migrate [--database-url URL]
+chronos prune [--database-url URL] [--dry-run] [--retention SPEC]   (CHRONOS_RETENTION, 30d)
 
 The server's flags live here, next to the server (`SERVE_OPTIONS`); the `chronos` group itself
 (`--version`, the HTTP commands) is `chronos_cli.main`, which imports this module only when one
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 import click
 import trio
 
-from chronos_server import runtime, supervisor
+from chronos_server import prune, runtime, supervisor
 from chronos_server.admin import (
     DEFAULT_OVERLAP_MS,
     OverlapError,
@@ -40,7 +41,7 @@ from chronos_server.admin import (
     secrets_show,
 )
 from chronos_server.clock import SystemClock
-from chronos_server.settings import Settings, settings_from
+from chronos_server.settings import Settings, parse_retention, settings_from
 from chronos_server.startup import (
     check_database_directory,
     configure_logging,
@@ -291,11 +292,36 @@ def migrate(database_url: str | None) -> None:
     _run_admin(run)
 
 
+@click.command("prune")
+@DATABASE_URL_OPTION
+@click.option("--dry-run", is_flag=True, help="only count what would be deleted")
+@click.option(
+    "--retention",
+    default=None,
+    metavar="SPEC",
+    help="e.g. 30d, off, 30d,failed=90d (CHRONOS_RETENTION, 30d)",
+)
+def prune_command(database_url: str | None, dry_run: bool, retention: str | None) -> None:
+    """Delete finished jobs and ended schedules past the retention period, now."""
+
+    def run() -> None:
+        rule = parse_retention(retention or os.environ.get("CHRONOS_RETENTION", "30d"))
+        if not rule.enabled:
+            print("Retention is off: nothing to prune")
+            return
+        url = _database_url(database_url)
+        done = trio.run(lambda: prune.prune(url, rule, dry_run=dry_run, clock=SystemClock()))
+        print(prune.report(done, rule, dry_run=dry_run))
+
+    _run_admin(run)
+
+
 COMMANDS: dict[str, click.Command] = {
     "serve": serve,
     "keys": keys,
     "secrets": secrets,
     "migrate": migrate,
+    "prune": prune_command,
 }
 
 

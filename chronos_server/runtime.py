@@ -43,7 +43,9 @@ from chronos_server.delivery.push import (
     system_resolver,
 )
 from chronos_server.loops.admission import run_admission
+from chronos_server.loops.counts import run_count_folding
 from chronos_server.loops.dispatch import run_dispatch
+from chronos_server.loops.retention import Pruner, batch_size_for, run_retention
 from chronos_server.loops.sweeper import run_sweeper, sweeper_once
 from chronos_server.pipeline.services import LoopSettings, Pipeline
 from chronos_server.settings import RateLimit, Settings, SettingsError
@@ -294,6 +296,11 @@ async def serve(
             await nursery.start(run_dispatch, pipeline, sender)
             await nursery.start(run_sweeper, pipeline)
             await nursery.start(pipeline.job_writer.run)  # group commit of single creates
+            # Stats' job counts (PostgreSQL: fold the triggers' deltas) and history retention.
+            await nursery.start(run_count_folding, pipeline)
+            pruner = Pruner(store, clock, settings.retention, batch_size_for(store))
+            svc.extra["retention"] = pruner
+            await nursery.start(run_retention, pruner)
             # Other replicas' wake-ups (PostgreSQL LISTEN/NOTIFY); nothing to do on SQLite.
             await nursery.start(store.run_listener, pipeline.board)
             await nursery.start(store.run_probe)  # PostgreSQL outages: the breaker's probe

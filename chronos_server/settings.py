@@ -6,7 +6,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from chronos_server.core.models import JobStatus
+
 DEFAULT_DATABASE_URL = "sqlite:///chronos.db"
+DAY_MS = 86_400_000
 
 
 class SettingsError(ValueError):
@@ -17,6 +20,86 @@ class SettingsError(ValueError):
 class RateLimit:
     limit: int
     window_seconds: float
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long finished jobs (and their executions) are kept, per status, in ms (None: for
+    ever); ended (archived, completed) schedules with no job left follow `schedules_ms`."""
+
+    completed_ms: int | None = 30 * DAY_MS
+    failed_ms: int | None = 30 * DAY_MS
+    cancelled_ms: int | None = 30 * DAY_MS
+    schedules_ms: int | None = 30 * DAY_MS
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cutoffs(0)) or self.schedules_ms is not None
+
+    def cutoffs(self, now: int) -> dict[JobStatus, int]:
+        """Per finished status kept for a while: jobs that finished before this instant go."""
+        periods = {
+            JobStatus.COMPLETED: self.completed_ms,
+            JobStatus.FAILED: self.failed_ms,
+            JobStatus.CANCELLED: self.cancelled_ms,
+        }
+        return {status: now - ms for status, ms in periods.items() if ms is not None}
+
+    def schedules_before(self, now: int) -> int | None:
+        return None if self.schedules_ms is None else now - self.schedules_ms
+
+    def describe(self) -> str:
+        def show(ms: int | None) -> str:
+            if ms is None:
+                return "off"
+            for unit, size in (("d", DAY_MS), ("h", 3_600_000), ("m", 60_000), ("s", 1000)):
+                if ms % size == 0:
+                    return f"{ms // size}{unit}"
+            return f"{ms}ms"
+
+        return ", ".join(
+            f"{name}={show(getattr(self, name + '_ms'))}"
+            for name in ("completed", "failed", "cancelled", "schedules")
+        )
+
+
+_PERIOD = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+_RETENTION_KEYS = ("completed", "failed", "cancelled", "schedules")
+
+
+def _period_ms(text: str) -> int | None:
+    value = text.strip().lower()
+    if value in ("off", "none", "forever"):
+        return None
+    m = _PERIOD.match(value)
+    if not m or int(m.group(1)) < 1:
+        raise SettingsError(
+            f"CHRONOS_RETENTION: a period is N followed by s, m, h or d (N >= 1), or off;"
+            f" got {text.strip()!r}"
+        )
+    return int(m.group(1)) * {"s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS}[m.group(2)]
+
+
+def parse_retention(text: str) -> Retention:
+    """`30d` (every finished status and ended schedules), `off`, or a default and/or
+    per-status periods: `30d,failed=90d`, `completed=7d,failed=off`, `schedules=90d`."""
+    default: int | None = 30 * DAY_MS
+    specific: dict[str, int | None] = {}
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or not all(items):
+        raise SettingsError(f"CHRONOS_RETENTION must not hold empty items, got {text!r}")
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            default = _period_ms(item)
+            continue
+        key = key.strip().lower()
+        if key not in _RETENTION_KEYS:
+            raise SettingsError(
+                f"CHRONOS_RETENTION: {key!r} is not one of {', '.join(_RETENTION_KEYS)}"
+            )
+        specific[key] = _period_ms(value)
+    return Retention(**{f"{key}_ms": specific.get(key, default) for key in _RETENTION_KEYS})
 
 
 @dataclass(frozen=True)
@@ -50,6 +133,8 @@ class Settings:
     # `--access-log`: one INFO line per HTTP request (logger `chronos.access`).
     access_log: bool = False
     log_level: str = "INFO"
+    # CHRONOS_RETENTION: how long finished jobs and ended schedules are kept.
+    retention: Retention = Retention()
 
 
 _RATE = re.compile(r"^(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*(s|m|h)?$")
@@ -221,4 +306,5 @@ def settings_from(
         log_format=check_log_format(log_format or env.get("CHRONOS_LOG_FORMAT", "text")),
         access_log=access_log if access_log else _flag(env, "CHRONOS_ACCESS_LOG"),
         log_level=check_log_level(log_level or env.get("CHRONOS_LOG_LEVEL", "INFO")),
+        retention=parse_retention(env.get("CHRONOS_RETENTION", "30d")),
     )

@@ -81,3 +81,25 @@ def test_each_process_of_workers_gets_its_own_metrics_port() -> None:
     assert metrics_port_env(off, 0) == {"CHRONOS_METRICS_PORT": ""}
     free = settings_from({"CHRONOS_DATABASE_URL": PG}, workers=3, metrics_port=0)
     assert metrics_port_env(free, 2) == {"CHRONOS_METRICS_PORT": "0"}
+
+
+def test_retention_default_per_status_and_off() -> None:
+    from chronos_server.core.models import JobStatus
+    from chronos_server.settings import DAY_MS, Retention, parse_retention
+
+    assert settings_from({}).retention == Retention()
+    assert Retention().completed_ms == 30 * DAY_MS and Retention().enabled
+    mixed = settings_from({"CHRONOS_RETENTION": "7d, failed=90d, schedules=off"}).retention
+    assert (mixed.completed_ms, mixed.failed_ms, mixed.cancelled_ms) == (
+        7 * DAY_MS,
+        90 * DAY_MS,
+        7 * DAY_MS,
+    )
+    assert mixed.schedules_before(10**12) is None
+    assert mixed.cutoffs(100 * DAY_MS)[JobStatus.FAILED] == 10 * DAY_MS
+    only = parse_retention("off,failed=12h")
+    assert only.cutoffs(DAY_MS) == {JobStatus.FAILED: DAY_MS // 2} and only.enabled
+    assert not parse_retention("OFF").enabled
+    for bad in ("30", "30y", "0d", "failed=", "running=1d", "1d,,2d", ""):
+        with pytest.raises(SettingsError, match="CHRONOS_RETENTION"):
+            parse_retention(bad)

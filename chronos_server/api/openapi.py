@@ -41,6 +41,13 @@ _PAGING = [
         "in": "query",
         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
     },
+    {
+        "name": "cursor",
+        "in": "query",
+        "description": "Extension: keyset paging. The `meta.paging.next_cursor` of the previous "
+        "page; the page after it, as cheap however deep (not together with `page`). Opaque.",
+        "schema": _TEXT,
+    },
 ]
 _SINCE = {
     "name": "since",

@@ -350,6 +350,16 @@ def response_components() -> dict[str, Schema]:
                 "pages": COUNT,
                 "size": {"type": "integer", "minimum": 1, "maximum": 100},
                 "total": COUNT,
+                "total_estimated": {
+                    "type": "boolean",
+                    "description": "Extension: `total` (and `pages`) is an estimate; lists "
+                    "longer than 1,000 items are not counted on every request.",
+                },
+                "next_cursor": nullable(STRING)
+                | {
+                    "description": "Extension: pass as `cursor` for the next page (keyset "
+                    "paging); null on the last page."
+                },
             }
         ),
     }

@@ -20,7 +20,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from chronos_server.api import cursor
 from chronos_server.api.context import PAGING, Call, Reply, ok, paged, path_id
+from chronos_server.api.cursor import encode_cursor
 from chronos_server.api.routing import Endpoint, Routes
 from chronos_server.api.schemas import (
     JobCreate,
@@ -100,6 +102,7 @@ def _batch_item(result: Job | ChronosError) -> dict[str, Any]:
 
 async def list_jobs(call: Call) -> Reply:
     number, size = call.paging()
+    after = call.keyset(cursor.JOBS)
     statuses = call.choices("status", JOB_STATUSES)
     page = await call.pipeline.store.list_jobs(
         call.account.id,
@@ -107,10 +110,19 @@ async def list_jobs(call: Call) -> Reply:
         since=call.instant("since"),
         schedule_id=call.uuid("schedule_id"),
         handler=call.text("handler"),
-        offset=(number - 1) * size,
+        offset=0 if after else (number - 1) * size,
         limit=size,
+        after=after,
     )
-    return paged([job_json(j) for j in page.items], page, number, size, "Jobs")
+    last = page.items[-1] if page.items else None
+    return paged(
+        [job_json(j) for j in page.items],
+        page,
+        number,
+        size,
+        "Jobs",
+        lambda: encode_cursor(cursor.JOBS, last.created_at, last.id) if last else "",
+    )
 
 
 async def get_job(call: Call) -> Reply:
@@ -175,16 +187,26 @@ def replay_filter(body: JobsReplayIn) -> ReplayFilter:
 
 async def list_executions(call: Call) -> Reply:
     number, size = call.paging()
+    after = call.keyset(cursor.EXECUTIONS)
     statuses = call.choices("status", EXECUTION_STATUSES)
     page = await call.pipeline.store.list_executions(
         call.account.id,
         job_id=call.uuid("job_id"),
         statuses=[ExecutionStatus(s) for s in statuses] if statuses else None,
         since=call.instant("since"),
-        offset=(number - 1) * size,
+        offset=0 if after else (number - 1) * size,
         limit=size,
+        after=after,
     )
-    return paged([execution_json(e) for e in page.items], page, number, size, "Executions")
+    last = page.items[-1] if page.items else None
+    return paged(
+        [execution_json(e) for e in page.items],
+        page,
+        number,
+        size,
+        "Executions",
+        lambda: encode_cursor(cursor.EXECUTIONS, last.started_at, last.id) if last else "",
+    )
 
 
 async def get_execution(call: Call) -> Reply:

@@ -327,3 +327,7 @@ T = TypeVar("T")
 class Page(Generic[T]):
     items: list[T]
     total: int
+    # `total` is an estimate (the list is too long to count on every request).
+    estimated: bool = False
+    # More rows follow the last item (keyset paging hands out a cursor only then).
+    more: bool = False

@@ -12,13 +12,15 @@ executions, the sweep). Callers use the names re-exported here (`t.<name>`).
 from __future__ import annotations
 
 from chronos_server.store.transactions.jobs import (
+    SHOWN_AS,
     cancel_job,
     insert_holder,
     insert_job,
     insert_jobs,
+    ready_handlers,
     replay_job,
     replay_jobs,
-    stats,
+    stats_from_rows,
 )
 from chronos_server.store.transactions.leases import extend_leases
 from chronos_server.store.transactions.outcomes import (
@@ -44,6 +46,7 @@ from chronos_server.store.transactions.pipeline import (
     unclaim,
     with_limited_released,
 )
+from chronos_server.store.transactions.retention import count_prunable, prune
 from chronos_server.store.transactions.schedules import (
     archive_schedule,
     pause_schedule,
@@ -55,6 +58,7 @@ from chronos_server.store.transactions.schedules import (
 from chronos_server.store.transactions.tx import Tx, new_id
 
 __all__ = [
+    "SHOWN_AS",
     "Tx",
     "admit_due",
     "any_held",
@@ -62,6 +66,7 @@ __all__ = [
     "cancel_job",
     "claim_ready_jobs",
     "claimed_from_started",
+    "count_prunable",
     "extend_leases",
     "finish_execution",
     "finish_executions",
@@ -72,7 +77,9 @@ __all__ = [
     "new_id",
     "next_wakeup",
     "pause_schedule",
+    "prune",
     "queue_admitted",
+    "ready_handlers",
     "ready_pull_jobs",
     "record_push_outcomes",
     "refusal",
@@ -85,7 +92,7 @@ __all__ = [
     "spawn_due_schedules",
     "start_executions",
     "start_push_jobs",
-    "stats",
+    "stats_from_rows",
     "sweep",
     "take_due_jobs",
     "unclaim",

@@ -95,18 +95,7 @@ SELECT * FROM schedules WHERE id = :id AND account_id = :account_id;
 -- name: get_schedule_any
 SELECT * FROM schedules WHERE id = :id;
 
--- name: list_schedules
-SELECT * FROM schedules
-WHERE account_id = :account_id
-  AND (:status::text IS NULL OR status = :status)
-  AND (:handler::text IS NULL OR handler = :handler)
-ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
 
--- name: count_schedules
-SELECT count(*) AS n FROM schedules
-WHERE account_id = :account_id
-  AND (:status::text IS NULL OR status = :status)
-  AND (:handler::text IS NULL OR handler = :handler);
 
 -- name: due_schedules
 SELECT * FROM schedules
@@ -157,24 +146,7 @@ SELECT * FROM jobs WHERE id = :id AND account_id = :account_id;
 -- name: get_job_any
 SELECT * FROM jobs WHERE id = :id;
 
--- name: list_jobs
-SELECT * FROM jobs
-WHERE account_id = :account_id
-  AND (:statuses::text IS NULL
-       OR status IN (SELECT json_array_elements_text(:statuses::json)))
-  AND (:since::bigint IS NULL OR created_at >= :since)
-  AND (:schedule_id::text IS NULL OR schedule_id = :schedule_id)
-  AND (:handler::text IS NULL OR handler = :handler)
-ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
 
--- name: count_jobs
-SELECT count(*) AS n FROM jobs
-WHERE account_id = :account_id
-  AND (:statuses::text IS NULL
-       OR status IN (SELECT json_array_elements_text(:statuses::json)))
-  AND (:since::bigint IS NULL OR created_at >= :since)
-  AND (:schedule_id::text IS NULL OR schedule_id = :schedule_id)
-  AND (:handler::text IS NULL OR handler = :handler);
 
 -- name: cancel_job
 UPDATE jobs SET status = 'cancelled', finished_at = :now, updated_at = :now
@@ -315,22 +287,7 @@ SELECT * FROM executions WHERE id = :id AND account_id = :account_id;
 -- name: get_execution_any
 SELECT * FROM executions WHERE id = :id;
 
--- name: list_executions
-SELECT * FROM executions
-WHERE account_id = :account_id
-  AND (:job_id::text IS NULL OR job_id = :job_id)
-  AND (:statuses::text IS NULL
-       OR status IN (SELECT json_array_elements_text(:statuses::json)))
-  AND (:since::bigint IS NULL OR started_at >= :since)
-ORDER BY started_at DESC, id DESC LIMIT :limit OFFSET :offset;
 
--- name: count_executions
-SELECT count(*) AS n FROM executions
-WHERE account_id = :account_id
-  AND (:job_id::text IS NULL OR job_id = :job_id)
-  AND (:statuses::text IS NULL
-       OR status IN (SELECT json_array_elements_text(:statuses::json)))
-  AND (:since::bigint IS NULL OR started_at >= :since);
 
 -- name: finish_execution
 UPDATE executions SET status = :status, finished_at = :finished_at,
@@ -383,30 +340,31 @@ RETURNING jobs.id;
 SELECT id FROM executions WHERE status = 'running' AND lease_expires_at IS NULL
 LIMIT :limit;
 
--- name: stats_open_counts
--- A `held` job is `pending` to the API; a `limited` one `queued` (the caller adds it in).
-SELECT handler, CASE WHEN status = 'held' THEN 'pending' ELSE status END AS status,
-    count(*) AS n FROM jobs
-WHERE account_id = :account_id
-  AND status IN ('pending', 'held', 'admitting', 'queued', 'limited', 'ready', 'running', 'retrying')
-GROUP BY 1, 2;
+-- name: stats_state_counts
+-- Jobs per (handler, status) of an account, from the counts the triggers of migration 0009 keep
+-- (folded counts + deltas not yet folded, in one statement: one snapshot). Handler '' = none.
+SELECT handler, status, sum(n) AS n FROM (
+    SELECT handler, status, n FROM job_counts WHERE account_id = :account_id
+    UNION ALL
+    SELECT handler, status, delta AS n FROM job_count_deltas WHERE account_id = :account_id
+) AS counted
+GROUP BY handler, status HAVING sum(n) <> 0;
 
--- name: stats_finished_counts
-SELECT handler, status, count(*) AS n FROM jobs
+-- name: stats_finished
+-- Jobs finished since :since per (handler, status, minute): one range of the `jobs_stats` index
+-- per terminal status (account, status, finished_at, handler: an index-only scan).
+SELECT handler, status, finished_at / 60000 AS minute, count(*) AS n FROM jobs
 WHERE account_id = :account_id
   AND status IN ('completed', 'failed', 'cancelled') AND finished_at >= :since
-GROUP BY handler, status;
+GROUP BY handler, status, minute;
 
 -- name: stats_oldest_ready
-SELECT handler, min(run_at) AS oldest FROM jobs
-WHERE account_id = :account_id AND status = 'ready'
-GROUP BY handler;
+-- The oldest `ready` job of each named handler: one probe of `jobs_ready` per handler.
+SELECT h.name AS handler, (
+    SELECT min(run_at) FROM jobs
+    WHERE status = 'ready' AND account_id = :account_id AND handler = h.name) AS oldest
+FROM json_array_elements_text(:handlers::json) AS h(name);
 
--- name: stats_per_minute
-SELECT finished_at / 60000 AS minute, status, count(*) AS n FROM jobs
-WHERE account_id = :account_id
-  AND status IN ('completed', 'failed') AND finished_at >= :since
-GROUP BY minute, status;
 
 -- name: admit_due_jobs
 -- Due `pending`/`retrying` jobs past admission in one statement: pull jobs `ready`, push jobs
@@ -498,6 +456,55 @@ SELECT run_at, account_id, CASE WHEN delivery_type = 'pull' AND NOT EXISTS (
     THEN handler END AS handler
 FROM jobs WHERE status IN ('pending', 'retrying')
 ORDER BY run_at LIMIT 1;
+
+-- --- retention (README "Retention"; loops/retention.py) ----------------------------------------
+-- Finished jobs older than their status's period go in batches, each job with its executions;
+-- a job that is not finished is never selected nor deleted. On PostgreSQL each batch's jobs are
+-- locked (SKIP LOCKED): replicas pruning at once take different batches, and never wait.
+
+-- name: account_ids
+SELECT id FROM accounts ORDER BY id;
+
+-- name: expired_jobs
+-- A range of `jobs_stats` (account, status, finished_at).
+SELECT id FROM jobs
+WHERE account_id = :account_id AND status = :status AND finished_at < :before
+LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: delete_executions_of_jobs
+DELETE FROM executions WHERE job_id = ANY(ARRAY(SELECT jsonb_array_elements_text(:ids::jsonb)));
+
+-- name: delete_finished_jobs
+DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(:ids::jsonb)))
+  AND status IN ('completed', 'failed', 'cancelled')
+RETURNING status;
+
+-- name: expired_schedules
+-- Archived or completed schedules ended before :before with no job left.
+SELECT id FROM schedules s
+WHERE status IN ('archived', 'completed')
+  AND coalesce(archived_at, completed_at, updated_at) < :before
+  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.schedule_id = s.id)
+LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: delete_schedules
+DELETE FROM schedules WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(:ids::jsonb))) AND status IN ('archived', 'completed');
+
+-- name: count_expired_jobs
+SELECT count(*) AS n FROM jobs
+WHERE account_id = :account_id AND status = :status AND finished_at < :before;
+
+-- name: count_expired_executions
+SELECT count(*) AS n FROM executions e JOIN jobs j ON j.id = e.job_id
+WHERE j.account_id = :account_id AND j.status = :status AND j.finished_at < :before;
+
+-- name: count_expired_schedules
+SELECT count(*) AS n FROM schedules s
+WHERE status IN ('archived', 'completed')
+  AND coalesce(archived_at, completed_at, updated_at) < :before
+  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.schedule_id = s.id);
 
 -- --- handler limits (README "Handler limits"; 0008_handler_limits.sql) ---------------------------
 
