@@ -5,7 +5,8 @@ Prints figures; asserts nothing.
     .venv/bin/python -m bench.hot_path [--store postgres|sqlite] [--jobs 5000]
         [--concurrency 1 8 32] [--rates 100 200] [--seconds 10] [--create 5000]
         [--phases burst lateness create] [--profile DIR] [--profile-worker DIR]
-        [--server-workers N] [--port P] [--db-name NAME] [--other-limits N]
+        [--server-workers N] [--port P] [--db-name NAME] [--protocols stream poll]
+        [--other-limits N]
 
 Chronos: `chronos serve` and the real `chronos-worker` command (bench/noop_worker.py), each in
 its own process; every job is created through the HTTP API.
@@ -23,6 +24,10 @@ supervisor; the server CPU shown is then their sum, followed by each one's share
 CPU went (self time of the top functions); `--profile-worker DIR` does the same for the worker
 process during each burst (`--gil --nonblocking`: on-CPU samples, the worker barely slowed).
 `--db-name` and `--port` keep two runs on one machine apart (a run recreates its database).
+`--protocols` (default: both) runs the burst and lateness phases once per worker protocol
+(`chronos-worker --protocol`): `stream` the worker channel (a WebSocket; the SDK's default),
+`poll` the long-poll, whose concurrency-1 burst is the spec's one-job protocol (one claim and
+one report request per job) and with concurrency > 1 the batch extensions.
 `--other-limits N` first gives N other handlers limits and due jobs that wait for them
 (`limit_others`): compare a run with and without it for what limits cost a handler without any.
 """
@@ -87,10 +92,13 @@ class Chronos:
     def close(self) -> None:
         stop(self.proc)
 
-    def worker(self, concurrency: int, stamps: Path | None = None) -> subprocess.Popen[bytes]:
+    def worker(
+        self, concurrency: int, protocol: str, stamps: Path | None = None
+    ) -> subprocess.Popen[bytes]:
         env = dict(os.environ, BENCH_STAMPS=str(stamps or os.devnull))
         cmd = [str(Path(sys.executable).parent / "chronos-worker"), "--server", self.base]
         cmd += ["--api-key", KEY, "--concurrency", str(concurrency), "--log-level", "WARNING"]
+        cmd += ["--protocol", protocol]
         cmd += ["bench.noop_worker:chronos"]
         return subprocess.Popen(cmd, env=env, cwd=Path(__file__).resolve().parent.parent)
 
@@ -263,18 +271,21 @@ async def wait_completed(ch: Chronos, name: str, n: int, seconds: float) -> None
             await trio.sleep(0.2)
 
 
-async def burst(ch: Chronos, jobs: int, concurrency: int) -> str:
-    name = f"burst-{concurrency}-{int(now_ms())}"
+async def burst(ch: Chronos, jobs: int, concurrency: int, protocol: str) -> str:
+    name = f"burst-{concurrency}-{protocol}-{int(now_ms())}"
     lead_s = max(5.0, jobs / 150)
     due = now_ms() + lead_s * 1000
     body: dict[str, object] = {"name": name, "handler": "noop", "scheduled_for": iso(due)}
-    worker = ch.worker(concurrency)
+    worker = ch.worker(concurrency, protocol)
     try:
         took = await ch.create([body] * jobs)
         late_note = "" if now_ms() < due else "  (CREATING RAN PAST THE DUE INSTANT)"
-        profile = Profile(ch.args.profile, ch.proc.pid, f"burst-c{concurrency}")
+        profile = Profile(ch.args.profile, ch.proc.pid, f"burst-{protocol}-c{concurrency}")
         wprofile = Profile(
-            ch.args.profile_worker, worker.pid, f"worker-burst-c{concurrency}", nonblocking=True
+            ch.args.profile_worker,
+            worker.pid,
+            f"worker-burst-{protocol}-c{concurrency}",
+            nonblocking=True,
         )
         cpu0, wcpu0 = ch.cpu(), cpu_seconds(worker.pid)
         await wait_completed(ch, name, jobs, 600)
@@ -297,8 +308,10 @@ def cpu_text(cpu: list[float]) -> str:
     return f"{sum(cpu):.2f} s" + (f" = {shares}" if len(cpu) > 1 else "")
 
 
-async def lateness(ch: Chronos, rate: float, seconds: float) -> tuple[list[float], str]:
-    name = f"late-{rate:g}-{int(now_ms())}"
+async def lateness(
+    ch: Chronos, rate: float, seconds: float, protocol: str
+) -> tuple[list[float], str]:
+    name = f"late-{rate:g}-{protocol}-{int(now_ms())}"
     n = int(rate * seconds)
     start = now_ms() + max(5000.0, n / 0.15)
     bodies: list[dict[str, object]] = [
@@ -306,11 +319,11 @@ async def lateness(ch: Chronos, rate: float, seconds: float) -> tuple[list[float
         for i in range(n)
     ]
     with tempfile.NamedTemporaryFile("r", suffix=".stamps") as stamps:
-        worker = ch.worker(8, Path(stamps.name))
+        worker = ch.worker(8, protocol, Path(stamps.name))
         try:
             await ch.create(bodies)
             note = "" if now_ms() < start else "  (CREATING RAN PAST THE FIRST DUE INSTANT)"
-            profile = Profile(ch.args.profile, ch.proc.pid, f"lateness-{rate:g}")
+            profile = Profile(ch.args.profile, ch.proc.pid, f"lateness-{protocol}-{rate:g}")
             await wait_completed(ch, name, n, seconds + 120)
             profile.finish()
         finally:
@@ -378,8 +391,10 @@ async def run(args: argparse.Namespace, ch: Chronos) -> None:
         await limit_others(ch, args.other_limits)
     if "burst" in args.phases:
         for c in args.concurrency:
-            ch.vacuum()
-            print(f"burst      chronos       concurrency={c:<3d} {await burst(ch, args.jobs, c)}")
+            for protocol in args.protocols:
+                ch.vacuum()
+                figure = await burst(ch, args.jobs, c, protocol)
+                print(f"burst      chronos/{protocol:<6s} concurrency={c:<3d} {figure}")
             if args.peer:
                 ch.vacuum()
                 theirs = procrastinate(
@@ -392,12 +407,13 @@ async def run(args: argparse.Namespace, ch: Chronos) -> None:
                 )
     if "lateness" in args.phases:
         for rate in args.rates:
-            ch.vacuum()
-            late, note = await lateness(ch, rate, args.seconds)
-            print(
-                f"lateness   chronos       {rate:g}/s n={len(late):<5d} due→handler  "
-                f"{fmt(late)}{note}"
-            )
+            for protocol in args.protocols:
+                ch.vacuum()
+                late, note = await lateness(ch, rate, args.seconds, protocol)
+                print(
+                    f"lateness   chronos/{protocol:<6s} {rate:g}/s n={len(late):<5d} due→handler  "
+                    f"{fmt(late)}{note}"
+                )
             if args.peer:
                 theirs = procrastinate(
                     "lateness", "--conninfo", args.procrastinate_url,
@@ -423,6 +439,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--create", type=int, default=5000)
     parser.add_argument("--phases", nargs="*", default=["burst", "lateness", "create"])
+    parser.add_argument(
+        "--protocols", nargs="*", choices=["stream", "poll"], default=["stream", "poll"]
+    )
     parser.add_argument("--no-peer", dest="peer", action="store_false")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--profile-worker", default=None)

@@ -20,6 +20,7 @@ SERVER_COMMANDS = {
     "keys": "Manage API keys (directly in the database).",
     "secrets": "Show or rotate an account's push signing secret.",
     "migrate": "Apply pending schema migrations and exit.",
+    "prune": "Delete finished jobs and ended schedules past the retention period, now.",
 }
 SERVER_MISSING = (
     "`chronos {name}` needs the server's dependencies: pip install 'chronos[server]' ({error})"

@@ -1,11 +1,13 @@
 """The server's own `chronos` commands, as click commands that `chronos_cli` registers.
 
 chronos serve [--host H] [--port P] [--database-url URL] [--workers N] [--log-level L]
+              [--metrics-port P] [--log-format text|json] [--access-log]
 chronos keys create [--database-url URL] [--account NAME]   (new key = last stdout line)
 chronos keys revoke KEY_OR_PREFIX [--database-url URL]
 chronos secrets show [--database-url URL] [--account NAME]   (current secret = the only stdout line)
 chronos secrets rotate [--database-url URL] [--account NAME] [--overlap 24h]
 chronos migrate [--database-url URL]
+chronos prune [--database-url URL] [--dry-run] [--retention SPEC]   (CHRONOS_RETENTION, 30d)
 
 The server's flags live here, next to the server (`SERVE_OPTIONS`); the `chronos` group itself
 (`--version`, the HTTP commands) is `chronos_cli.main`, which imports this module only when one
@@ -16,15 +18,16 @@ of these commands runs. A start-up failure is one line on stderr and an exit cod
 from __future__ import annotations
 
 import os
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
 import click
 import trio
 
-from chronos_server import runtime, supervisor
+from chronos_server import prune, runtime, supervisor
 from chronos_server.admin import (
     DEFAULT_OVERLAP_MS,
     OverlapError,
@@ -39,12 +42,13 @@ from chronos_server.admin import (
 )
 from chronos_server.api.auth import display_prefix
 from chronos_server.clock import SystemClock
-from chronos_server.settings import Settings, settings_from
+from chronos_server.settings import Settings, parse_retention, settings_from
 from chronos_server.startup import (
     check_database_directory,
     configure_logging,
     run_reporting_failures,
 )
+from chronos_server.telemetry.logs import configure_logging as configure_server_logging
 
 __all__ = ["COMMANDS", "SERVE_OPTIONS", "SystemClock", "main", "parse_overlap", "serve_options"]
 
@@ -77,6 +81,26 @@ SERVE_OPTIONS: list[Callable[[F], F]] = [
         show_default="CHRONOS_LOG_LEVEL or INFO",
         help="log level",
     ),
+    click.option(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics at /metrics on this port, same host as the API "
+        "(CHRONOS_METRICS_PORT; off by default); with --workers N, process i listens on "
+        "this port + i",
+    ),
+    click.option(
+        "--log-format",
+        type=click.Choice(["text", "json"]),
+        default=None,
+        help="readable lines, or one JSON object per line (CHRONOS_LOG_FORMAT, text)",
+    ),
+    click.option(
+        "--access-log",
+        is_flag=True,
+        default=None,
+        help="one INFO line per HTTP request (CHRONOS_ACCESS_LOG=1)",
+    ),
 ]
 
 
@@ -94,17 +118,31 @@ def serve(
     database_url: str | None,
     workers: int | None,
     log_level: str,
+    metrics_port: int | None,
+    log_format: str | None,
+    access_log: bool | None,
 ) -> None:
     """Run the API server and the pipeline loops."""
     configure_logging(log_level)
 
     def start() -> int:
         settings = settings_from(
-            os.environ, host=host, port=port, database_url=database_url, workers=workers
+            os.environ,
+            host=host,
+            port=port,
+            database_url=database_url,
+            workers=workers,
+            metrics_port=metrics_port,
+            log_format=log_format,
+            access_log=access_log,
+            log_level=log_level,
+        )
+        configure_server_logging(
+            settings.log_level, settings.log_format, access_log=settings.access_log
         )
         check_database_directory(settings.database_url)
         if settings.workers > 1:
-            return trio.run(supervisor.supervise, settings, log_level)
+            return trio.run(supervisor.supervise, settings, settings.log_level)
         lifeline = os.environ.get(supervisor.LIFELINE_ENV)
         if lifeline is not None:  # one of the processes of `--workers`
             settings = replace(settings, reuse_port=True)
@@ -118,12 +156,21 @@ def serve(
 
 
 async def _serve_one(settings: Settings, lifeline: int | None) -> None:
+    # Signals are caught from the first instant, not once the server is up: the port is bound
+    # early in start-up (so `--workers`' supervisor, or a test, may already see it listening),
+    # and a SIGTERM arriving before the handler was set killed the process outright instead of
+    # stopping it gracefully. A signal received during start-up is acted on once it is up.
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        await _serve_one_with(settings, lifeline, signals)
+
+
+async def _serve_one_with(
+    settings: Settings, lifeline: int | None, signals: AsyncIterator[int]
+) -> None:
     async with trio.open_nursery() as nursery:
 
         async def run(*, task_status: trio.TaskStatus[runtime.ServerHandle]) -> None:
-            await runtime.serve(
-                settings, handle_signals=True, gc_tuning=True, task_status=task_status
-            )
+            await runtime.serve(settings, signals=signals, gc_tuning=True, task_status=task_status)
             nursery.cancel_scope.cancel()  # stopped: nothing else here to wait for
 
         handle = await nursery.start(run)
@@ -249,11 +296,36 @@ def migrate(database_url: str | None) -> None:
     _run_admin(run)
 
 
+@click.command("prune")
+@DATABASE_URL_OPTION
+@click.option("--dry-run", is_flag=True, help="only count what would be deleted")
+@click.option(
+    "--retention",
+    default=None,
+    metavar="SPEC",
+    help="e.g. 30d, off, 30d,failed=90d (CHRONOS_RETENTION, 30d)",
+)
+def prune_command(database_url: str | None, dry_run: bool, retention: str | None) -> None:
+    """Delete finished jobs and ended schedules past the retention period, now."""
+
+    def run() -> None:
+        rule = parse_retention(retention or os.environ.get("CHRONOS_RETENTION", "30d"))
+        if not rule.enabled:
+            print("Retention is off: nothing to prune")
+            return
+        url = _database_url(database_url)
+        done = trio.run(lambda: prune.prune(url, rule, dry_run=dry_run, clock=SystemClock()))
+        print(prune.report(done, rule, dry_run=dry_run))
+
+    _run_admin(run)
+
+
 COMMANDS: dict[str, click.Command] = {
     "serve": serve,
     "keys": keys,
     "secrets": secrets,
     "migrate": migrate,
+    "prune": prune_command,
 }
 
 

@@ -14,6 +14,7 @@
     │   ├── ScheduleStatusChanged     409 schedule_status_changed
     │   ├── IdempotencyKeyConflict    409 idempotency_key_conflict
     │   ├── JobNotCancellable         409 job_not_cancellable
+    │   ├── InvalidState              409 invalid_state (extension: replay of an unfinished job)
     │   ├── LeaseExpired              409 lease_expired
     │   └── ExecutionAlreadyFinished  409 execution_already_finished
     ├── MethodNotAllowed              405 method_not_allowed (extension; `Allow` header)
@@ -35,9 +36,15 @@ from dataclasses import dataclass
 class FieldError:
     field: str
     message: str
+    # The job a conflict is about (an idempotency key's holder), for clients to read without
+    # parsing `message`: `{"field", "message", "job_id"}`.
+    job_id: str | None = None
 
     def to_json(self) -> dict[str, str]:
-        return {"field": self.field, "message": self.message}
+        out = {"field": self.field, "message": self.message}
+        if self.job_id is not None:
+            out["job_id"] = self.job_id
+        return out
 
 
 class ChronosError(Exception):
@@ -106,13 +113,24 @@ class IdempotencyKeyConflict(Conflict):
 
     def __init__(self, existing_job_id: str) -> None:
         super().__init__(
-            None, [FieldError("idempotency_key", f"already used by job {existing_job_id}")]
+            None,
+            [
+                FieldError(
+                    "idempotency_key",
+                    f"already used by job {existing_job_id}",
+                    existing_job_id if existing_job_id != "unknown" else None,
+                )
+            ],
         )
         self.existing_job_id = existing_job_id
 
 
 class JobNotCancellable(Conflict):
     code, default_message = "job_not_cancellable", "Job has an attempt in flight or is finished"
+
+
+class InvalidState(Conflict):
+    code, default_message = "invalid_state", "The resource is not in a state that allows this"
 
 
 class LeaseExpired(Conflict):

@@ -18,7 +18,8 @@ import resource
 import secrets
 import signal
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import trio
@@ -42,12 +43,17 @@ from chronos_server.delivery.push import (
     system_resolver,
 )
 from chronos_server.loops.admission import run_admission
+from chronos_server.loops.counts import run_count_folding
 from chronos_server.loops.dispatch import run_dispatch
+from chronos_server.loops.retention import Pruner, batch_size_for, run_retention
 from chronos_server.loops.sweeper import run_sweeper, sweeper_once
 from chronos_server.pipeline.services import LoopSettings, Pipeline
-from chronos_server.settings import RateLimit, Settings
+from chronos_server.settings import RateLimit, Settings, SettingsError
 from chronos_server.store.base import Store
 from chronos_server.store.open import open_store
+from chronos_server.telemetry.exposition import METRICS_LIMITS, MetricsApp
+from chronos_server.telemetry.logs import chronos_version, ids, startup_line
+from chronos_server.telemetry.metrics import Metrics, timed_store
 from chronos_server.web.server import HttpServer, Limits
 
 log = logging.getLogger("chronos")
@@ -171,6 +177,7 @@ class ServerHandle:
     http: HttpServer
     shown_api_key: str | None = None
     stopped: trio.Event = field(default_factory=trio.Event)
+    metrics_url: str | None = None  # `--metrics-port`: where `/metrics` is served
 
     @property
     def url(self) -> str:
@@ -203,6 +210,7 @@ async def serve(
     rng: random.Random | None = None,
     loop_settings: LoopSettings | None = None,
     handle_signals: bool = False,
+    signals: AsyncIterator[int] | None = None,
     resolver: Resolver | None = None,
     gc_tuning: bool = False,
     limits: Limits | None = None,
@@ -219,13 +227,33 @@ async def serve(
     listener, url = await open_listener(
         settings.host, settings.port, reuse_port=settings.reuse_port
     )
+    metrics_listener, metrics_url = None, None
+    if settings.metrics_port is not None:
+        try:
+            metrics_listener, metrics_url = await open_listener(
+                settings.host, settings.metrics_port
+            )
+        except OSError as exc:
+            await listener.aclose()
+            raise SettingsError(
+                f"cannot listen for metrics on {settings.host}:{settings.metrics_port}: "
+                f"{exc.strerror or exc} (choose another --metrics-port / CHRONOS_METRICS_PORT)"
+            ) from exc
     async with (
         listener,
+        metrics_listener or nullcontext(),
         open_store(settings.database_url) as store,
         new_push_transport(push_settings) as transport,
     ):
         shown = await bootstrap(store, settings, clock)
-        pipeline = Pipeline(store, clock, rng or random.Random(), loop_settings or LoopSettings())
+        metrics = Metrics(enabled=settings.metrics_port is not None)
+        pipeline = Pipeline(
+            timed_store(store, metrics) if metrics.enabled else store,
+            clock,
+            rng or random.Random(),
+            loop_settings or LoopSettings(),
+            metrics=metrics,
+        )
         limiter = SlidingWindowLimiter(settings.rate_limit) if settings.rate_limit else None
         policy = TargetPolicy(settings.allow_http_targets, settings.allow_private_targets)
         svc = Services(
@@ -234,8 +262,13 @@ async def serve(
             limiter,
             KeyCache(settings.auth_cache_seconds),
             auth_failures=SlidingWindowLimiter(AUTH_FAILURES),
+            worker_stream=settings.worker_stream,
+            access_log=settings.access_log,
         )
         sender = PushSender(pipeline, transport, push_settings, resolver or system_resolver)
+        metrics.gauges.parked_claims = lambda: pipeline.board.parked
+        metrics.gauges.push_in_flight = lambda: sender.in_flight
+        metrics.gauges.worker_channels = lambda: len(pipeline.channels)
         http = HttpServer(Api(svc), limits or http_limits(settings))
         stop_requested = trio.Event()
 
@@ -271,27 +304,57 @@ async def serve(
             await nursery.start(run_dispatch, pipeline, sender)
             await nursery.start(run_sweeper, pipeline)
             await nursery.start(pipeline.job_writer.run)  # group commit of single creates
+            # Stats' job counts (PostgreSQL: fold the triggers' deltas) and history retention.
+            await nursery.start(run_count_folding, pipeline)
+            pruner = Pruner(store, clock, settings.retention, batch_size_for(store))
+            svc.extra["retention"] = pruner
+            await nursery.start(run_retention, pruner)
             # Other replicas' wake-ups (PostgreSQL LISTEN/NOTIFY); nothing to do on SQLite.
             await nursery.start(store.run_listener, pipeline.board)
             await nursery.start(store.run_probe)  # PostgreSQL outages: the breaker's probe
             await nursery.start(http.serve, [listener])
+            if metrics_listener is not None:
+                metrics_http = HttpServer(MetricsApp(metrics, store), METRICS_LIMITS)
+                await nursery.start(metrics_http.serve, [metrics_listener])
             nursery.start_soon(stop_when_settled)
-            handle = ServerHandle([url], svc, stop, http, shown)
-            if handle_signals:
-                nursery.start_soon(_watch_signals, stop, nursery.cancel_scope)
-            log.info("Chronos listening on %s (database %s)", url, store.dialect)
+            handle = ServerHandle([url], svc, stop, http, shown, metrics_url=metrics_url)
+            if handle_signals or signals is not None:
+                # `signals`: a receiver the caller opened before start-up (see cli._serve_one).
+                nursery.start_soon(_watch_signals, stop, nursery.cancel_scope, signals)
+            log.info(
+                startup_line(settings, url, store.dialect, metrics_url),
+                extra=ids(
+                    event="startup",
+                    version=chronos_version(),
+                    store=store.dialect,
+                    url=url,
+                    workers=settings.workers,
+                    metrics_url=metrics_url,
+                ),
+            )
             task_status.started(handle)
         handle.stopped.set()
 
 
-async def _watch_signals(stop: Callable[[], None], scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        count = 0
-        async for _ in signals:
-            count += 1
-            if count == 1:
-                stop()
-            else:
-                log.warning("second signal: stopping at once")
-                scope.cancel()
-                return
+async def _watch_signals(
+    stop: Callable[[], None], scope: trio.CancelScope, signals: AsyncIterator[int] | None
+) -> None:
+    if signals is not None:
+        await _on_signals(signals, stop, scope)
+        return
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as own:
+        await _on_signals(own, stop, scope)
+
+
+async def _on_signals(
+    signals: AsyncIterator[int], stop: Callable[[], None], scope: trio.CancelScope
+) -> None:
+    count = 0
+    async for _ in signals:
+        count += 1
+        if count == 1:
+            stop()
+        else:
+            log.warning("second signal: stopping at once")
+            scope.cancel()
+            return

@@ -78,8 +78,19 @@ def child_environment(settings: Settings, port: int, lifeline: int) -> dict[str,
         CHRONOS_PORT=str(port),
         CHRONOS_DATABASE_URL=settings.database_url,
         CHRONOS_WORKERS="1",
+        CHRONOS_LOG_FORMAT=settings.log_format,
+        CHRONOS_ACCESS_LOG="1" if settings.access_log else "0",
         **{LIFELINE_ENV: str(lifeline)},
     )
+
+
+def metrics_port_env(settings: Settings, number: int) -> dict[str, str]:
+    """`--metrics-port P` with N processes: each has a registry of its own, so each gets its
+    own listener, process `number` (from 0) on P + number (port 0: each a free port, logged)."""
+    if settings.metrics_port is None:
+        return {"CHRONOS_METRICS_PORT": ""}
+    port = settings.metrics_port + number if settings.metrics_port else 0
+    return {"CHRONOS_METRICS_PORT": str(port)}
 
 
 @asynccontextmanager
@@ -91,9 +102,12 @@ async def start_children(settings: Settings, port: int, log_level: str) -> Async
     try:
         env = child_environment(settings, port, read_end)
         cmd = [sys.executable, "-m", "chronos_server", "serve", "--log-level", log_level]
-        for _ in range(settings.workers):
+        for number in range(settings.workers):
             proc = await trio.lowlevel.open_process(
-                cmd, env=env, pass_fds=(read_end,), process_group=0
+                cmd,
+                env=env | metrics_port_env(settings, number),
+                pass_fds=(read_end,),
+                process_group=0,
             )
             children.procs.append(proc)
         os.close(read_end)

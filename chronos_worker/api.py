@@ -35,12 +35,14 @@ from .transport import Answer, Sender, SendError, open_sender
 CLAIM_PATH = "/v1/worker/jobs/claim"
 REPORT_PATH = "/v1/worker/executions/{execution_id}/result"
 BATCH_REPORT_PATH = "/v1/worker/executions/results"
+HEARTBEAT_PATH = "/v1/worker/executions/{execution_id}/heartbeat"
 JOB_PATH = "/v1/jobs/{job_id}"
 MAX_BATCH = 100  # the server's bound for `max_jobs` and for the items of one batch report
 # The server holds a claim up to `wait_time_seconds`; allow this much more for the answer.
 CLAIM_MARGIN_SECONDS = 10.0
 REPORT_TIMEOUT_SECONDS = 30.0
 LOOKUP_TIMEOUT_SECONDS = 10.0
+HEARTBEAT_TIMEOUT_SECONDS = 10.0
 USER_AGENT = "chronos-worker-python/0.1"
 MAX_WORKER_LABEL = 255
 
@@ -132,11 +134,7 @@ class WorkerAPI:
     async def report_batch(self, reports: Sequence[tuple[str, bytes]]) -> list[ItemResult]:
         """Extension: send (execution_id, report body) pairs in one request (1-100 of them);
         returns the server's verdict on each, in the same order."""
-        # A report body is a JSON object that always has `status`, so `{` + id + `,` + rest.
-        items = [
-            b'{"execution_id":' + encode_basestring_ascii(eid).encode() + b"," + body[1:]
-            for eid, body in reports
-        ]
+        items = [result_item(eid, body) for eid, body in reports]
         payload = b'{"results":[' + b",".join(items) + b"]}"
         answer = await self._post(BATCH_REPORT_PATH, payload, REPORT_TIMEOUT_SECONDS)
         data = _data(answer, "batch report")
@@ -145,6 +143,16 @@ class WorkerAPI:
                 "Malformed batch report response: data is not one item per report", 200
             )
         return [_item_result(item, eid) for item, (eid, _) in zip(data, reports, strict=True)]
+
+    async def heartbeat(self, execution_id: str, extend_seconds: int | None) -> str:
+        """Extension: extend a running execution's lease; its new end (ISO 8601)."""
+        path = HEARTBEAT_PATH.format(execution_id=quote(execution_id, safe=""))
+        body = b"{}" if extend_seconds is None else encode_json({"extend_seconds": extend_seconds})
+        data = _data(await self._post(path, body, HEARTBEAT_TIMEOUT_SECONDS), "heartbeat")
+        ends = data.get("lease_expires_at") if isinstance(data, dict) else None
+        if not isinstance(ends, str):
+            raise ChronosRequestError("Malformed heartbeat response: no lease_expires_at", 200)
+        return ends
 
     async def get_job(self, job_id: str) -> JobState:
         """The job's current `status` and `run_at` (one try, no retry)."""
@@ -178,6 +186,13 @@ class WorkerAPI:
             _retry_after(answer) if status in (429, 503) else None,
             _error_code(answer),
         )
+
+
+def result_item(execution_id: str, body: bytes) -> bytes:
+    """A report body with its `execution_id`: an item of a batch report or a channel's
+    `results` message. A report body is a JSON object that always has `status`, so `{` + id +
+    `,` + the rest."""
+    return b'{"execution_id":' + encode_basestring_ascii(execution_id).encode() + b"," + body[1:]
 
 
 def _headers(settings: WorkerSettings) -> dict[str, str]:

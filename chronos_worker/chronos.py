@@ -8,7 +8,7 @@ Reconfiguring: settings are frozen once validated, so a worker is never changed 
 options are the target's (logger, HTTP client and rng included), with every override that is
 not None applied on top, and registers the target's handlers on the new worker. The target
 itself is left untouched. The `chronos-worker` command uses it to apply `--server`,
-`--api-key`, `--concurrency` and `--poll-wait` to the object named by `module:attr`.
+`--api-key`, `--concurrency`, `--poll-wait` and `--protocol` to the object named by `module:attr`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ class Chronos:
     run at once. `logger` is a `logging.Logger` or any object
     with `debug/info/warning/error(message, meta)`; `http_client` an `httpx.AsyncClient` to use
     instead of one the worker opens itself (for tests and proxies; it is not closed for you);
-    `rng` a `random.Random` for the jitter of retry pauses (seed it in tests).
+    `rng` a `random.Random` for the jitter of retry pauses (seed it in tests). `protocol`
+    (extension): `"auto"` (default, else `CHRONOS_WORKER_PROTOCOL`) takes jobs over the worker
+    channel (`GET /v1/worker/stream`, a WebSocket) when the server offers it and falls back to
+    the long-poll otherwise; `"stream"` or `"poll"` forces one (see `chronos_worker.streaming`).
     """
 
     def __init__(
@@ -46,6 +49,7 @@ class Chronos:
         http_client: httpx.AsyncClient | None = None,
         concurrency: int = 1,
         rng: random.Random | None = None,
+        protocol: str | None = None,
     ) -> None:
         settings = WorkerSettings.create(
             api_key=api_key,
@@ -56,6 +60,7 @@ class Chronos:
             http_client=http_client,
             concurrency=concurrency,
             rng=rng,
+            protocol=protocol,
         )
         self._worker = Worker(settings)
 
@@ -76,6 +81,7 @@ def reconfigure(
     poll_wait_time_seconds: int | None = None,
     retry_delay_ms: int | None = None,
     concurrency: int | None = None,
+    protocol: str | None = None,
 ) -> Chronos:
     """A new `Chronos` with `target`'s options, the non-None overrides and the same handlers."""
     worker = target.worker if isinstance(target, Chronos) else target
@@ -93,6 +99,7 @@ def reconfigure(
         http_client=old.http_client,
         concurrency=old.concurrency if concurrency is None else concurrency,
         rng=old.rng,
+        protocol=old.protocol if protocol is None else protocol,
     )
     for name, fn in worker.handlers.items():
         chronos.worker.handle(name, fn)

@@ -1,7 +1,7 @@
 """`chronos-worker`: run the handlers of a Python object against a Chronos server.
 
     chronos-worker [--server URL] [--api-key KEY] [--concurrency N] [--poll-wait S]
-                   [--log-level LEVEL] module:attr
+                   [--protocol auto|stream|poll] [--log-level LEVEL] module:attr
 
 How `module:attr` is loaded and configured:
 
@@ -13,12 +13,13 @@ How `module:attr` is loaded and configured:
    callable returning one.
 4. The object is not run as is: `chronos_worker.chronos.reconfigure()` builds a new `Chronos`
    from its options with the command-line values on top (`--server`, `--api-key`,
-   `--concurrency`, `--poll-wait`; only those given), keeps its other options (retry delay,
-   logger, HTTP client) and copies its handlers. The loaded object is left untouched.
+   `--concurrency`, `--poll-wait`, `--protocol`; only those given), keeps its other options
+   (retry delay, logger, HTTP client) and copies its handlers. The loaded object is left untouched.
 
-Signals: the first SIGINT/SIGTERM calls `worker.stop()` (no new claims; running handlers
-finish and are reported) and the command exits 0; a second one exits 1 at once, leaving any
-running execution to be retried after its lease expires (spec §11.5).
+Signals: the first SIGINT/SIGTERM calls `worker.stop()` (no new claims, or over the worker
+channel a `drain`; running handlers finish and are reported) and the command exits 0; a
+second one exits 1 at once, leaving any running execution to be retried after its lease
+expires (spec §11.5).
 
 Exit codes (G-44): 0 stopped cleanly; 1 second signal or unexpected error; 2 bad arguments,
 invalid configuration or a target that cannot be loaded; 3 API key refused (401/403).
@@ -70,6 +71,7 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
             api_key=args.api_key or os.environ.get("CHRONOS_API_KEY") or None,
             concurrency=args.concurrency,
             poll_wait=args.poll_wait,
+            protocol=args.protocol,
         )
     except ChronosConfigError as exc:
         print(f"chronos-worker: {exc}", file=sys.stderr)
@@ -91,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--concurrency", type=int, help="jobs run at once (default: 1)")
     parser.add_argument("--poll-wait", type=int, help="long-poll seconds, 0-20 (default: 20)")
     parser.add_argument(
+        "--protocol",
+        choices=["auto", "stream", "poll"],
+        help="auto: the worker channel (WebSocket) when the server offers it, else the"
+        " long-poll; stream / poll force one (env CHRONOS_WORKER_PROTOCOL; default: auto)",
+    )
+    parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
     )
     return parser
@@ -103,6 +111,7 @@ def build_chronos(
     api_key: str | None = None,
     concurrency: int | None = None,
     poll_wait: int | None = None,
+    protocol: str | None = None,
 ) -> Chronos:
     """Load `target` and return a new `Chronos` with the command-line overrides applied."""
     if server is not None:
@@ -115,6 +124,7 @@ def build_chronos(
         api_key=api_key,
         concurrency=concurrency,
         poll_wait_time_seconds=poll_wait,
+        protocol=protocol,
     )
 
 

@@ -7,13 +7,19 @@ at once and raises `ValueError` on anything malformed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
+
+from .errors import ChronosError
 
 
-@dataclass(frozen=True)
+class LeaseExtender(Protocol):
+    async def extend(self, seconds: int | None) -> datetime: ...
+
+
+@dataclass
 class ChronosContext:
     """One claimed execution, as handed to a handler.
 
@@ -21,6 +27,14 @@ class ChronosContext:
     each attempt; `attempt` is 1-based. `scheduled_for` and `lease_expires_at` are aware UTC
     datetimes. `timeout` (seconds) is the lease length: report within it or the attempt is
     timed out and retried.
+
+    Lease extension (extension; `chronos_worker.lease`): while the handler runs, the worker
+    extends the lease by `timeout` every third of it, so a handler may run longer than its
+    `timeout` as long as its worker is alive; `lease_expires_at` follows (the server's time).
+    `await ctx.extend(seconds)` asks for a lease ending `seconds` from now (at most 3,600; never
+    earlier than it already does) and returns its new end. When the server refuses an extension
+    (the lease was lost: the attempt timed out, or the job was finished elsewhere), the worker
+    cancels an async handler and sets `lease_lost` for a sync one to check, and reports nothing.
     """
 
     job_id: str
@@ -31,6 +45,16 @@ class ChronosContext:
     scheduled_for: datetime
     lease_expires_at: datetime
     timeout: int
+    lease_lost: bool = field(default=False, compare=False)
+    _lease: LeaseExtender | None = field(default=None, compare=False, repr=False)
+
+    async def extend(self, seconds: int | None = None) -> datetime:
+        """Extend the lease to `seconds` (default `timeout`) from now; its new end. Raises
+        `ChronosError` when the server refuses (the lease is lost) or cannot be reached, or when
+        this context is not one the worker is running."""
+        if self._lease is None:
+            raise ChronosError("This context has no lease to extend")
+        return await self._lease.extend(seconds)
 
 
 def parse_job(data: Mapping[str, Any]) -> ChronosContext:

@@ -1,7 +1,8 @@
 """Worker settings: the `Chronos(...)` options, validated once into a frozen dataclass (§11.1).
 
 Environment fallbacks (G-53): `api_key` else `CHRONOS_API_KEY`; `base_url` else
-`CHRONOS_BASE_URL` else `http://127.0.0.1:8080`. Every invalid option raises
+`CHRONOS_BASE_URL` else `http://127.0.0.1:8080`; `protocol` (extension) else
+`CHRONOS_WORKER_PROTOCOL` else `auto`. Every invalid option raises
 `ChronosConfigError` here, at construction, never later in the poll loop.
 """
 
@@ -20,6 +21,9 @@ from .log import LoggerLike
 API_KEY_PREFIX = "chrns_"
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 MAX_POLL_WAIT_SECONDS = 20
+# How jobs reach the worker: `stream` the worker channel (a WebSocket, extension), `poll` the
+# spec's long-poll, `auto` the channel when the server offers it, else the long-poll.
+PROTOCOLS = ("auto", "stream", "poll")
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,7 @@ class WorkerSettings:
     logger: LoggerLike | None = field(default=None, compare=False)
     http_client: httpx.AsyncClient | None = field(default=None, compare=False)
     rng: random.Random | None = field(default=None, compare=False, repr=False)
+    protocol: str = "auto"
 
     @property
     def retry_delay_seconds(self) -> float:
@@ -52,6 +57,7 @@ class WorkerSettings:
         concurrency: int = 1,
         rng: random.Random | None = None,
         environ: Mapping[str, str] | None = None,
+        protocol: str | None = None,
     ) -> WorkerSettings:
         env = os.environ if environ is None else environ
         return cls(
@@ -67,6 +73,9 @@ class WorkerSettings:
             logger=logger,
             http_client=_check_http_client(http_client),
             rng=_check_rng(rng),
+            protocol=_check_protocol(
+                protocol if protocol is not None else env.get("CHRONOS_WORKER_PROTOCOL") or "auto"
+            ),
         )
 
 
@@ -108,6 +117,14 @@ def _check_http_client(value: object) -> httpx.AsyncClient | None:
     if value is not None and not isinstance(value, httpx.AsyncClient):
         raise ChronosConfigError("http_client must be an httpx.AsyncClient")
     return value
+
+
+def _check_protocol(value: object) -> str:
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text not in PROTOCOLS:
+        raise ChronosConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {value!r}")
+    assert isinstance(text, str)
+    return text
 
 
 def _check_rng(value: object) -> random.Random | None:

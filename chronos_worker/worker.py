@@ -64,12 +64,15 @@ import trio
 from .api import MAX_BATCH, WorkerAPI, open_worker_api
 from .attempt_log import job_meta, log_attempt
 from .backoff import Backoff, Reachability, pause_after
+from .channel import channel_possible
 from .context import ChronosContext
 from .errors import ChronosAuthError, ChronosError, ChronosRequestError
+from .lease import Heartbeats, LeaseKeeper
 from .log import Log
 from .outcome import Report, completed_report, failed_report
 from .reporting import ReportBatcher
 from .settings import WorkerSettings
+from .streaming import StreamRunner
 
 Handler = Callable[[ChronosContext], object]
 H = TypeVar("H", bound=Handler)
@@ -89,6 +92,7 @@ class _Run:
 
     def __init__(self, concurrency: int, backoff: Backoff, reach: Reachability) -> None:
         self.claim_scope = trio.CancelScope()
+        self.stop_requested = trio.Event()
         self.done = trio.Event()
         self.auth_error: ChronosAuthError | None = None
         self.batch_claims = concurrency > 1  # switched off if the server refuses `max_jobs`
@@ -97,6 +101,7 @@ class _Run:
         self.slots = trio.Semaphore(concurrency)  # held from the claim to the handler's return
         self.unsettled = trio.Semaphore(concurrency)  # held while a report is being sent
         self.limiter = trio.CapacityLimiter(concurrency)  # threads for sync handlers
+        self.heartbeats: Heartbeats | None = None  # set by `_serve`
 
 
 class Worker:
@@ -182,20 +187,62 @@ class Worker:
         run = self._run
         if run is None:
             return
+        run.stop_requested.set()
         run.claim_scope.cancel()
         if _current_worker.get() is self:
             return  # called from one of our handlers: waiting here would wait for ourselves
         await run.done.wait()
 
     async def _serve(self, run: _Run) -> None:
-        concurrency = self._settings.concurrency
+        settings = self._settings
         self._log.info(
             "Worker started",
-            base_url=self._settings.base_url,
+            base_url=settings.base_url,
             handlers=",".join(self._handlers),
-            concurrency=concurrency,
+            concurrency=settings.concurrency,
+            protocol=settings.protocol,
         )
-        async with open_worker_api(self._settings) as api, trio.open_nursery() as reporting:
+        async with open_worker_api(settings) as api, trio.open_nursery() as leases:
+            run.heartbeats = Heartbeats(
+                api.heartbeat, self._log, settings.retry_delay_seconds, self._rng
+            )
+            await leases.start(run.heartbeats.run)
+            wants_stream = settings.protocol == "stream" or (
+                settings.protocol == "auto" and channel_possible(settings)
+            )
+            if not (wants_stream and await self._stream(run, api)):
+                run.heartbeats.beat = api.heartbeat
+                await self._poll(run, api)
+            leases.cancel_scope.cancel()
+        self._log.info("Worker stopped")
+
+    async def _stream(self, run: _Run, api: WorkerAPI) -> bool:
+        """Run over the worker channel (`streaming.py`); False if the server has none."""
+
+        async def execute(ctx: ChronosContext, claimed_at: float) -> tuple[Report | None, float]:
+            _current_worker.set(self)
+            return await self._run_job(run, ctx, claimed_at)
+
+        runner = StreamRunner(
+            self._settings,
+            self._log,
+            self._rng,
+            api,
+            execute,
+            run.slots,
+            run.unsettled,
+            list(self._handlers),
+        )
+        assert run.heartbeats is not None
+        run.heartbeats.beat = runner.heartbeat
+        offered = await runner.run(run.stop_requested)
+        run.auth_error = runner.auth_error
+        return offered
+
+    async def _poll(self, run: _Run, api: WorkerAPI) -> None:
+        """Run over the long-poll (the spec's protocol; batch extensions with concurrency > 1)."""
+        concurrency = self._settings.concurrency
+        async with trio.open_nursery() as reporting:
             batcher = ReportBatcher(
                 api,
                 self._log,
@@ -214,7 +261,6 @@ class Worker:
                         run.auth_error = exc
             # `work` has drained, so every report is settled and the flusher is idle.
             reporting.cancel_scope.cancel()
-        self._log.info("Worker stopped")
 
     async def _claim_loop(
         self,
@@ -242,8 +288,7 @@ class Worker:
             for ctx in jobs:
                 # The lease started on the server just before its answer left: by our clock it
                 # runs out `timeout` seconds from now, give or take the answer's transit.
-                deadline = now + ctx.timeout
-                work.start_soon(self._execute, run, api, batcher, ctx, deadline)
+                work.start_soon(self._execute, run, api, batcher, ctx, now)
 
     async def _claim(self, run: _Run, api: WorkerAPI, held: int) -> list[ChronosContext]:
         """One claim for up to `held` jobs; [] for no job, or after a failure (logged and
@@ -283,11 +328,13 @@ class Worker:
         api: WorkerAPI,
         batcher: ReportBatcher,
         ctx: ChronosContext,
-        deadline: float,
+        claimed_at: float,
     ) -> None:
         _current_worker.set(self)
         try:
-            report = await self._run_handler(ctx, run.limiter)
+            report, deadline = await self._run_job(run, ctx, claimed_at)
+            if report is None:
+                return  # the lease was lost: nothing to report (logged)
             # The slot is free once the handler has returned: the next claim goes out while
             # this report is sent. Unless `concurrency` reports are still unsettled (reports
             # failing while claims succeed): then the slot waits, and claiming with it.
@@ -300,14 +347,34 @@ class Worker:
         finally:
             run.unsettled.release()
 
-    async def _run_handler(self, ctx: ChronosContext, limiter: trio.CapacityLimiter) -> Report:
+    async def _run_job(
+        self, run: _Run, ctx: ChronosContext, claimed_at: float
+    ) -> tuple[Report | None, float]:
+        """Run the handler while its lease is kept; (its report or None if the lease was lost,
+        the lease's end by our clock). `claimed_at`: when the claim answer arrived (the lease
+        started on the server just before; it runs `timeout` seconds from then)."""
+        assert run.heartbeats is not None
+        keeper = LeaseKeeper(ctx, run.heartbeats, claimed_at)
+        keeper.cancel_on_loss = self._async.get(ctx.handler, True)
+        keeper.start()
+        try:
+            report = await self._run_handler(ctx, run.limiter, keeper.scope)
+        finally:
+            keeper.finish()
+        return (None if keeper.lost else report), keeper.deadline
+
+    async def _run_handler(
+        self, ctx: ChronosContext, limiter: trio.CapacityLimiter, scope: trio.CancelScope
+    ) -> Report:
         if self._log.enabled(logging.DEBUG):
             self._log.debug("Job claimed", **job_meta(ctx))
+        result: object = None
         try:
             fn = self._handlers.get(ctx.handler)
             if fn is None:
                 raise ChronosError(f'No handler registered for "{ctx.handler}"')
-            result = await _call_handler(fn, self._async[ctx.handler], ctx, limiter)
+            with scope:  # cancelled if the lease is lost (an async handler)
+                result = await _call_handler(fn, self._async[ctx.handler], ctx, limiter)
         except Exception as exc:
             # The outcome is logged once the server has said what it means for the job.
             if self._log.enabled(logging.DEBUG):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -43,6 +44,7 @@ from chronos_server.web.messages import Request, Response
 from chronos_server.web.router import Router, WrongMethod
 
 log = logging.getLogger("chronos.api")
+access = logging.getLogger("chronos.access")
 READY_TIMEOUT_SECONDS = 2.0
 
 
@@ -66,10 +68,44 @@ class Api:
     def __init__(self, svc: Services) -> None:
         self.svc = svc
         self.router: Router[Endpoint] = Router()
+        # The route pattern of each endpoint: the `route` label of the HTTP metrics.
+        self._patterns: dict[int, str] = {}
         for method, pattern, endpoint in ROUTES:
             self.router.add(method, pattern, endpoint)
+            self._patterns[id(endpoint)] = pattern
 
     async def handle(self, request: Request) -> Response:
+        metrics = self.svc.pipeline.metrics
+        if not (metrics.enabled or self.svc.access_log):
+            return await self._handle(request, None)
+        started = time.perf_counter()
+        route: list[str] = []
+        response = await self._handle(request, route)
+        seconds = time.perf_counter() - started
+        pattern = route[0] if route else "unmatched"
+        metrics.http_request(request.method, pattern, response.status, seconds)
+        if self.svc.access_log:
+            access.info(
+                '%s "%s %s" %d %d %.1fms',
+                request.client or "-",
+                request.method,
+                request.path + (f"?{request.query}" if request.query else ""),
+                response.status,
+                len(response.body),
+                seconds * 1000,
+                extra={
+                    "client": request.client,
+                    "method": request.method,
+                    "path": request.path,
+                    "route": pattern,
+                    "status": response.status,
+                    "bytes": len(response.body),
+                    "duration_ms": round(seconds * 1000, 3),
+                },
+            )
+        return response
+
+    async def _handle(self, request: Request, route: list[str] | None) -> Response:
         rate: RateDecision | None = None
         try:
             found = self.router.match(request.method, request.path)
@@ -78,6 +114,8 @@ class Api:
             if isinstance(found, WrongMethod):
                 raise MethodNotAllowed(found.allowed)
             endpoint = found.endpoint
+            if route is not None:
+                route.append(self._patterns.get(id(endpoint), "unmatched"))
             account: Account | None = None
             if not endpoint.public:
                 account, rate = await self._authenticate(request)

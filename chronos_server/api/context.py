@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from chronos_server.api.auth import KeyCache, SlidingWindowLimiter
+from chronos_server.api.cursor import decode_cursor
 from chronos_server.api.text import text_problem
 from chronos_server.api.timefmt import parse_instant
 from chronos_server.api.validation import TargetPolicy
@@ -24,7 +26,7 @@ from chronos_server.pipeline.services import Pipeline
 from chronos_server.web.messages import Request
 
 Reply = tuple[dict[str, Any], int]
-PAGING = frozenset({"page", "size"})
+PAGING = frozenset({"page", "size", "cursor"})
 
 
 @dataclass
@@ -37,6 +39,8 @@ class Services:
     # with 429 before it costs a database read.
     auth_failures: SlidingWindowLimiter | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    worker_stream: bool = True  # `GET /v1/worker/stream` served (CHRONOS_WORKER_STREAM=off: 404)
+    access_log: bool = False  # `--access-log`: one INFO line per request (`chronos.access`)
 
 
 class Query:
@@ -106,6 +110,15 @@ class Call:
     def path_id(self, name: str = "id") -> str:
         return path_id(self.params[name], name)
 
+    def keyset(self, kind: str) -> tuple[int, str] | None:
+        """The `cursor` of a list (keyset paging), never together with `page`."""
+        raw = self.query.one("cursor")
+        if raw is None:
+            return None
+        if self.query.one("page") is not None:
+            raise invalid("cursor", "cannot be combined with page")
+        return decode_cursor(kind, raw)
+
     def paging(self) -> tuple[int, int]:
         errors: list[FieldError] = []
         values = {}
@@ -166,14 +179,27 @@ def ok(data: Any, message: str, status: int = 200) -> Reply:
     return {"success": True, "message": message, "data": data}, status
 
 
-def paged(items: list[Any], page: Page[Any], number: int, size: int, message: str) -> Reply:
+def paged(
+    items: list[Any],
+    page: Page[Any],
+    number: int,
+    size: int,
+    message: str,
+    next_cursor: Callable[[], str] | None = None,
+) -> Reply:
+    """The spec's `meta.paging`, and two extensions: `total_estimated` (the list is too long to
+    count on every request: `total` and `pages` are estimates) and `next_cursor` (keyset
+    paging: pass it as `cursor` for the page after this one; null on the last page)."""
     pages = (page.total + size - 1) // size
-    body = {
-        "success": True,
-        "message": message,
-        "data": items,
-        "meta": {"paging": {"page": number, "pages": pages, "size": size, "total": page.total}},
+    paging = {
+        "page": number,
+        "pages": pages,
+        "size": size,
+        "total": page.total,
+        "total_estimated": page.estimated,
+        "next_cursor": next_cursor() if next_cursor is not None and page.more else None,
     }
+    body = {"success": True, "message": message, "data": items, "meta": {"paging": paging}}
     return body, 200
 
 

@@ -41,6 +41,13 @@ _PAGING = [
         "in": "query",
         "schema": {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
     },
+    {
+        "name": "cursor",
+        "in": "query",
+        "description": "Extension: keyset paging. The `meta.paging.next_cursor` of the previous "
+        "page; the page after it, as cheap however deep (not together with `page`). Opaque.",
+        "schema": _TEXT,
+    },
 ]
 _SINCE = {
     "name": "since",
@@ -122,6 +129,7 @@ def _op(
     params: list[Schema] | None = None,
     errors: tuple[str, ...] = (),
     paged: bool = False,
+    body_required: bool = True,
     links: dict[str, Schema] | None = None,
     public: bool = False,
 ) -> Schema:
@@ -150,7 +158,7 @@ def _op(
         op["security"] = []
     if body:
         op["requestBody"] = {
-            "required": True,
+            "required": body_required,
             "content": {"application/json": {"schema": ref(body)}},
         }
     return op
@@ -180,7 +188,11 @@ _SCHEDULE_LINKS = {
     "PauseSchedule": _link("pauseSchedule"),
     "ResumeSchedule": _link("resumeSchedule"),
 }
-_JOB_LINKS = {"GetJob": _link("getJob"), "CancelJob": _link("cancelJob")}
+_JOB_LINKS = {
+    "GetJob": _link("getJob"),
+    "CancelJob": _link("cancelJob"),
+    "ReplayJob": _link("replayJob"),
+}
 
 
 def _paths() -> dict[str, Any]:
@@ -322,6 +334,33 @@ def _paths() -> dict[str, Any]:
         "/v1/jobs/{id}/cancel": {
             "post": _op("cancelJob", "Cancel a job", job, params=[_ID], errors=("409",))
         },
+        "/v1/jobs/{id}/replay": {
+            "post": _op(
+                "replayJob",
+                "Extension: run a completed, failed or cancelled job again as a new one-off "
+                "job, now (same handler, payload, delivery, timeout and max_retries; "
+                "`replay_of` names the original); 409 invalid_state for any other state. "
+                "The body is optional (`{}`).",
+                job,
+                status="201",
+                body="JobReplayIn",
+                body_required=False,
+                params=[_ID],
+                errors=("409",),
+                links=_JOB_LINKS,
+            )
+        },
+        "/v1/jobs/replay": {
+            "post": _op(
+                "replayJobs",
+                "Extension: replay the finished jobs a filter selects (matched on "
+                "`finished_at`), at most `limit`, earliest finished first, all in one "
+                "transaction; jobs replayed before are left out, so the same request made "
+                "again replays the next ones",
+                ref("ReplayResult"),
+                body="JobsReplayIn",
+            )
+        },
         "/v1/executions": {
             "get": _op(
                 "listExecutions",
@@ -428,6 +467,20 @@ def _paths() -> dict[str, Any]:
                 body="BatchResultsIn",
             )
         },
+        "/v1/worker/executions/{id}/heartbeat": {
+            "post": _optional_body(
+                _op(
+                    "extendLease",
+                    "Extension: extend a running execution's lease (a heartbeat); the lease then "
+                    "ends `extend_seconds` (1-3600; default the job's `timeout`) from now, never "
+                    "earlier than before; 404 and 409 as for a result report",
+                    execution,
+                    body="HeartbeatIn",
+                    params=[_ID],
+                    errors=("409",),
+                )
+            )
+        },
         "/v1/worker/executions/{id}/result": {
             "post": _op(
                 "reportResult",
@@ -439,6 +492,11 @@ def _paths() -> dict[str, Any]:
             )
         },
     }
+
+
+def _optional_body(op: Schema) -> Schema:
+    op["requestBody"]["required"] = False
+    return op
 
 
 def _url_pattern(policy: TargetPolicy) -> str:

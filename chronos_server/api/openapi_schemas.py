@@ -156,6 +156,16 @@ def _job() -> Schema:
             "created_at": INSTANT,
             "updated_at": INSTANT,
             "finished_at": nullable(INSTANT),
+            "last_error": {
+                **nullable(STRING),
+                "description": "Extension: the last finished execution's error in one line "
+                "(push: `HTTP <status>: <start of the body>`, or the network error or "
+                "timeout); null before any failure and after a success.",
+            },
+            "replay_of": {
+                **nullable(UUID),
+                "description": "Extension: the job this one replays (POST /v1/jobs/:id/replay).",
+            },
         }
     )
 
@@ -219,8 +229,12 @@ def _batch_result() -> Schema:
     }
 
 
+# `job_id` names the job an `idempotency_key_conflict` is about (the key's holder).
+FIELD_ERROR = obj({"field": STRING, "message": STRING, "job_id": UUID}, optional=("job_id",))
+
+
 def _batch_job_result() -> Schema:
-    field_error = obj({"field": STRING, "message": STRING})
+    field_error = FIELD_ERROR
     return {
         "oneOf": [
             obj({"success": {"const": True}, "data": ref("Job")}),
@@ -315,7 +329,7 @@ def _account() -> Schema:
 
 
 def _error() -> Schema:
-    field_error = obj({"field": STRING, "message": STRING})
+    field_error = FIELD_ERROR
     return obj(
         {
             "success": {"const": False},
@@ -337,6 +351,9 @@ def response_components() -> dict[str, Schema]:
         "BatchResult": _batch_result(),
         "BatchJobResult": _batch_job_result(),
         "Stats": _stats(),
+        "ReplayResult": obj(
+            {"count": COUNT, "job_ids": {"type": "array", "maxItems": 1000, "items": UUID}}
+        ),
         "Workers": _workers(),
         "Account": _account(),
         "HandlerLimits": _handler_limits(),
@@ -347,6 +364,16 @@ def response_components() -> dict[str, Schema]:
                 "pages": COUNT,
                 "size": {"type": "integer", "minimum": 1, "maximum": 100},
                 "total": COUNT,
+                "total_estimated": {
+                    "type": "boolean",
+                    "description": "Extension: `total` (and `pages`) is an estimate; lists "
+                    "longer than 1,000 items are not counted on every request.",
+                },
+                "next_cursor": nullable(STRING)
+                | {
+                    "description": "Extension: pass as `cursor` for the next page (keyset "
+                    "paging); null on the last page."
+                },
             }
         ),
     }

@@ -8,6 +8,11 @@ items that pass are written in ONE transaction; an idempotency key already held,
 or an earlier item, refuses its item with `idempotency_key_conflict` naming that job. Only a
 body that is not a JSON object, or whose `jobs` is not a list of 1 to 1,000 items, is refused as
 a whole (400/422, field names from the top: `jobs`, `jobs.3.name`), and then nothing is written.
+
+Replay (extension): `POST /v1/jobs/:id/replay` runs a completed, failed or cancelled job again
+as a new one-off job (201, `replay_of` = the original; 409 `invalid_state` otherwise);
+`POST /v1/jobs/replay` does so for the finished jobs a filter selects, at most `limit`, and
+answers `{"count", "job_ids"}`.
 """
 
 from __future__ import annotations
@@ -15,15 +20,33 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from chronos_server.api.context import PAGING, Call, Reply, ok, paged
+from chronos_server.api import cursor
+from chronos_server.api.context import PAGING, Call, Reply, ok, paged, path_id
+from chronos_server.api.cursor import encode_cursor
 from chronos_server.api.routing import Endpoint, Routes
-from chronos_server.api.schemas import JobCreate, JobItemInvalid, JobsBatchIn, parse_body
+from chronos_server.api.schemas import (
+    JobCreate,
+    JobItemInvalid,
+    JobReplayIn,
+    JobsBatchIn,
+    JobsReplayIn,
+    parse_body,
+)
 from chronos_server.api.serialize import execution_json, job_json
+from chronos_server.api.timefmt import parse_instant
 from chronos_server.api.validation import build_job
 from chronos_server.core.models import ExecutionStatus, Job, JobStatus
-from chronos_server.errors import ChronosError, ExecutionNotFound, JobNotFound
+from chronos_server.errors import (
+    ChronosError,
+    ExecutionNotFound,
+    FieldError,
+    JobNotFound,
+    ValidationFailed,
+)
 from chronos_server.pipeline.creates import create_job as create_one
-from chronos_server.pipeline.creates import create_jobs
+from chronos_server.pipeline.creates import create_jobs, replay_job, replay_jobs
+from chronos_server.store.base import ReplayFilter
+from chronos_server.telemetry import logs
 
 JOB_STATUSES = frozenset(s.value for s in JobStatus)
 EXECUTION_STATUSES = frozenset(s.value for s in ExecutionStatus)
@@ -79,6 +102,7 @@ def _batch_item(result: Job | ChronosError) -> dict[str, Any]:
 
 async def list_jobs(call: Call) -> Reply:
     number, size = call.paging()
+    after = call.keyset(cursor.JOBS)
     statuses = call.choices("status", JOB_STATUSES)
     page = await call.pipeline.store.list_jobs(
         call.account.id,
@@ -86,10 +110,19 @@ async def list_jobs(call: Call) -> Reply:
         since=call.instant("since"),
         schedule_id=call.uuid("schedule_id"),
         handler=call.text("handler"),
-        offset=(number - 1) * size,
+        offset=0 if after else (number - 1) * size,
         limit=size,
+        after=after,
     )
-    return paged([job_json(j) for j in page.items], page, number, size, "Jobs")
+    last = page.items[-1] if page.items else None
+    return paged(
+        [job_json(j) for j in page.items],
+        page,
+        number,
+        size,
+        "Jobs",
+        lambda: encode_cursor(cursor.JOBS, last.created_at, last.id) if last else "",
+    )
 
 
 async def get_job(call: Call) -> Reply:
@@ -103,21 +136,77 @@ async def cancel_job(call: Call) -> Reply:
     pipeline = call.pipeline
     job = await pipeline.store.cancel_job(call.account.id, call.path_id(), pipeline.clock.now_ms())
     pipeline.slots_freed_by_hand(call.account.id)  # it may have been `ready`
+    logs.state_change("job %s cancelled", job.id, job_id=job.id, status="cancelled")
     return ok(job_json(job), "Job cancelled")
+
+
+async def replay_one(call: Call) -> Reply:
+    """Extension: the job run again as a new one-off job (`replay_of` = this one)."""
+    job_id = call.path_id()
+    if call.request.body.strip():
+        parse_body(JobReplayIn, call.request.body)  # `{}`; anything else is refused
+    job = await replay_job(call.pipeline, call.account.id, job_id, str(uuid.uuid4()))
+    return ok(job_json(job), "Job replayed", 201)
+
+
+async def replay_many(call: Call) -> Reply:
+    """Extension: the finished jobs a filter selects, each run again as a new one-off job."""
+    body = parse_body(JobsReplayIn, call.request.body)
+    jobs = await replay_jobs(call.pipeline, call.account.id, replay_filter(body))
+    data = {"count": len(jobs), "job_ids": [j.id for j in jobs]}
+    return ok(data, f"{len(jobs)} job(s) replayed")
+
+
+def replay_filter(body: JobsReplayIn) -> ReplayFilter:
+    errors: list[FieldError] = []
+    bounds: dict[str, int | None] = {}
+    for name in ("since", "until"):
+        raw = getattr(body, name)
+        try:
+            bounds[name] = None if raw is None else parse_instant(raw)
+        except ValueError as exc:
+            errors.append(FieldError(name, f"is not a valid ISO 8601 timestamp ({exc})"))
+    schedule_id = None
+    if body.schedule_id is not None:
+        try:
+            schedule_id = path_id(body.schedule_id, "schedule_id")
+        except ValidationFailed as exc:
+            errors.extend(exc.errors)
+    since, until = bounds.get("since"), bounds.get("until")  # since > until: an empty window
+    if errors:
+        raise ValidationFailed(None, errors)
+    return ReplayFilter(
+        statuses=frozenset(JobStatus(s) for s in body.statuses()),
+        handler=body.handler.strip() if body.handler else None,
+        schedule_id=schedule_id,
+        since=since,
+        until=until,
+        limit=body.limit,
+    )
 
 
 async def list_executions(call: Call) -> Reply:
     number, size = call.paging()
+    after = call.keyset(cursor.EXECUTIONS)
     statuses = call.choices("status", EXECUTION_STATUSES)
     page = await call.pipeline.store.list_executions(
         call.account.id,
         job_id=call.uuid("job_id"),
         statuses=[ExecutionStatus(s) for s in statuses] if statuses else None,
         since=call.instant("since"),
-        offset=(number - 1) * size,
+        offset=0 if after else (number - 1) * size,
         limit=size,
+        after=after,
     )
-    return paged([execution_json(e) for e in page.items], page, number, size, "Executions")
+    last = page.items[-1] if page.items else None
+    return paged(
+        [execution_json(e) for e in page.items],
+        page,
+        number,
+        size,
+        "Executions",
+        lambda: encode_cursor(cursor.EXECUTIONS, last.started_at, last.id) if last else "",
+    )
 
 
 async def get_execution(call: Call) -> Reply:
@@ -137,6 +226,8 @@ ROUTES: Routes = [
     ),
     ("GET", "/v1/jobs/{id}", Endpoint(get_job)),
     ("POST", "/v1/jobs/{id}/cancel", Endpoint(cancel_job)),
+    ("POST", "/v1/jobs/{id}/replay", Endpoint(replay_one)),
+    ("POST", "/v1/jobs/replay", Endpoint(replay_many)),
     ("GET", "/v1/executions", Endpoint(list_executions, PAGING | {"status", "since", "job_id"})),
     ("GET", "/v1/executions/{id}", Endpoint(get_execution)),
 ]

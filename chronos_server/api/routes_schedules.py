@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
+from chronos_server.api import cursor
 from chronos_server.api.context import PAGING, Call, Reply, ok, paged
+from chronos_server.api.cursor import encode_cursor
 from chronos_server.api.routing import Endpoint, Routes
 from chronos_server.api.schemas import ScheduleCreate, SchedulePatch, parse_body
 from chronos_server.api.serialize import job_json, schedule_json
@@ -40,15 +42,25 @@ async def create_schedule(call: Call) -> Reply:
 
 async def list_schedules(call: Call) -> Reply:
     number, size = call.paging()
+    after = call.keyset(cursor.SCHEDULES)
     status = call.choice("status", STATUSES)
     page = await call.pipeline.store.list_schedules(
         call.account.id,
         status=ScheduleStatus(status) if status else None,
         handler=call.text("handler"),
-        offset=(number - 1) * size,
+        offset=0 if after else (number - 1) * size,
         limit=size,
+        after=after,
     )
-    return paged([schedule_json(s) for s in page.items], page, number, size, "Schedules")
+    last = page.items[-1] if page.items else None
+    return paged(
+        [schedule_json(s) for s in page.items],
+        page,
+        number,
+        size,
+        "Schedules",
+        lambda: encode_cursor(cursor.SCHEDULES, last.created_at, last.id) if last else "",
+    )
 
 
 async def _load(call: Call, schedule_id: str) -> Schedule:
@@ -124,6 +136,7 @@ async def run_schedule(call: Call) -> Reply:
         call.account.id, call.path_id(), str(uuid.uuid4()), pipeline.clock.now_ms()
     )
     pipeline.admission_nudge.set()
+    pipeline.metrics.job_created("manual")
     return ok(job_json(job), "Job created", 201)
 
 

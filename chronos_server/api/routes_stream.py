@@ -10,9 +10,14 @@ retries and execution records are exactly those of the long-poll path: the same 
 Messages are JSON text, one object each, with a `type` (README, "Worker channel"):
 
     worker → server   hello {handlers, worker?, credits}   credit {n}   results {results: [...]}
-                      ping
+                      ping   drain   heartbeat {execution_ids: [...], extend_seconds?}
     server → worker   welcome {heartbeat_seconds, max_credits}   jobs {jobs: [...]}
-                      acks {results: [...]}   pong   stopping
+                      acks {results: [...]}   pong   stopping   drained
+                      heartbeat_acks {results: [...]}
+
+`drain` is a worker's graceful stop: no job is sent on the channel after it (a claim in progress
+is given up, its jobs go back to `ready`), results are still taken, and `drained` is sent once
+every job sent on the channel is reported; the worker then closes it.
 
 Close codes: 1008 a message that is not JSON, not an object, of an unknown type, out of order or
 invalid (reason says which); 1009 a message over 1 MiB; 1003 a binary message; 1001 the server
@@ -33,13 +38,19 @@ from pydantic import ValidationError as PydanticValidationError
 from chronos_server.api.context import Call, Reply, ok, path_id
 from chronos_server.api.routes_worker import outcome_of
 from chronos_server.api.routing import Endpoint, Routes
-from chronos_server.api.schemas import BatchResultItem, Handler, Text, field_errors
+from chronos_server.api.schemas import (
+    MAX_EXTEND_SECONDS,
+    BatchResultItem,
+    Handler,
+    Text,
+    field_errors,
+)
 from chronos_server.api.serialize import claim_json, execution_json
 from chronos_server.api.timefmt import iso
 from chronos_server.core.models import Outcome
-from chronos_server.errors import BadRequest, ChronosError, Stopping, ValidationFailed
+from chronos_server.errors import BadRequest, ChronosError, NotFound, Stopping, ValidationFailed
 from chronos_server.pipeline.claims import claim_jobs
-from chronos_server.pipeline.outcomes import record_reports
+from chronos_server.pipeline.outcomes import extend_leases, record_reports
 from chronos_server.pipeline.services import ChannelInfo, Pipeline
 from chronos_server.pipeline.signals import Nudge
 from chronos_server.web.websocket import HandshakeRefused, WebSocket, WebSocketClosed
@@ -77,8 +88,21 @@ class Ping(_Message):
     type: Literal["ping"]
 
 
-ClientMessage = Annotated[Hello | Credit | Results | Ping, Field(discriminator="type")]
-_MESSAGES: TypeAdapter[Hello | Credit | Results | Ping] = TypeAdapter(ClientMessage)
+class Drain(_Message):
+    type: Literal["drain"]
+
+
+class Heartbeat(_Message):
+    """Lease extension for executions sent on any channel of the account (extension)."""
+
+    type: Literal["heartbeat"]
+    execution_ids: Annotated[list[str], Field(min_length=1, max_length=100)]
+    extend_seconds: Annotated[StrictInt, Field(ge=1, le=MAX_EXTEND_SECONDS)] | None = None
+
+
+AnyMessage = Hello | Credit | Results | Ping | Drain | Heartbeat
+ClientMessage = Annotated[AnyMessage, Field(discriminator="type")]
+_MESSAGES: TypeAdapter[AnyMessage] = TypeAdapter(ClientMessage)
 _ITEM = TypeAdapter(BatchResultItem)
 
 
@@ -86,7 +110,7 @@ class BadMessage(Exception):
     """A message that closes the channel (1008), with why."""
 
 
-def parse_message(text: str) -> Hello | Credit | Results | Ping:
+def parse_message(text: str) -> AnyMessage:
     try:
         return _MESSAGES.validate_json(text)
     except PydanticValidationError as exc:
@@ -99,6 +123,8 @@ async def stream(call: Call) -> Reply:
     accept = call.request.accept_websocket
     if accept is None:
         raise BadRequest("GET /v1/worker/stream needs a WebSocket upgrade")
+    if not call.svc.worker_stream:
+        raise NotFound("Route not found")  # switched off: as if the route did not exist
     if call.pipeline.shutdown.stopping:
         raise Stopping()
     try:
@@ -117,6 +143,8 @@ class Channel:
         self.handlers: list[str] = []
         self.worker: str | None = None
         self.credit = Nudge()
+        self.draining = trio.Event()
+        self.claim_scope = trio.CancelScope()
         self.outstanding: set[str] = set()  # executions sent and not yet reported here
         self.settled = trio.Event()
         self.info = ChannelInfo(account_id, [], None, p.clock.now_ms())
@@ -151,6 +179,8 @@ class Channel:
                 nursery.start_soon(self._report_loop)
                 try:
                     await self._send_loop()
+                    if not self.p.shutdown.stopping:
+                        await self._finish_drain()
                     await self._finish_at_stop()
                 except WebSocketClosed:
                     pass
@@ -184,21 +214,45 @@ class Channel:
     async def _send_loop(self) -> None:
         """Claim as many jobs as there are credits, send them, until the stop."""
         p = self.p
-        while not p.shutdown.stopping:
+        while not (p.shutdown.stopping or self.draining.is_set()):
             if self.credits <= 0:
                 with trio.move_on_after(PARK_SECONDS):
-                    async with trio.open_nursery() as waits:  # a credit, or the stop
-                        for wait in (self.credit.wait, p.shutdown.begun.wait):
+                    async with trio.open_nursery() as waits:  # a credit, the stop or a drain
+                        for wait in (self.credit.wait, p.shutdown.begun.wait, self.draining.wait):
                             waits.start_soon(_cancel_after, wait, waits.cancel_scope)
                 continue
-            claimed = await claim_jobs(
-                p, self.account_id, self.handlers, self.worker, PARK_SECONDS, self.credits
-            )
+            claimed = []
+            # A drain cancels a parked claim; cancelled, `claim_jobs` leaves no job claimed.
+            with self.claim_scope:
+                claimed = await claim_jobs(
+                    p, self.account_id, self.handlers, self.worker, PARK_SECONDS, self.credits
+                )
+            self.claim_scope = trio.CancelScope()
             if not claimed:
                 continue
             self.credits -= len(claimed)
             self.outstanding.update(c.execution.id for c in claimed)
             await self._send({"type": "jobs", "jobs": [claim_json(c) for c in claimed]})
+
+    async def _finish_drain(self) -> None:
+        """The worker asked to drain: once every job it holds is reported, say `drained`; then
+        keep taking its messages until it closes the channel (or the server stops)."""
+        async with trio.open_nursery() as waits:
+            waits.start_soon(_cancel_after, self.p.shutdown.begun.wait, waits.cancel_scope)
+            while wake_at := self._in_flight_until():
+                self.settled = trio.Event()
+                with trio.move_on_after((wake_at - self.p.clock.now_ms()) / 1000):
+                    await self.settled.wait()
+            await self._send({"type": "drained"})
+            await trio.sleep_forever()  # the read loop ends the channel when the worker closes
+
+    def _in_flight_until(self) -> int | None:
+        """Drops the jobs of this channel that are no longer in flight (reported, refused, or
+        their lease over); when the first lease of the others ends, or None if none is left."""
+        now = self.p.clock.now_ms()
+        ends = {e: self.p.leases.until(e) for e in self.outstanding}
+        self.outstanding = {e for e, until in ends.items() if until is not None and until > now}
+        return min((ends[e] or 0 for e in self.outstanding), default=None)
 
     async def _finish_at_stop(self) -> None:
         """Tell the worker; take its results until every job it holds is reported, or the
@@ -227,7 +281,7 @@ class Channel:
         finally:
             scope.cancel()  # a closed or broken channel ends the send loop too
 
-    async def _on_message(self, message: Hello | Credit | Results | Ping) -> None:
+    async def _on_message(self, message: AnyMessage) -> None:
         if isinstance(message, Credit):
             self.credits = min(MAX_CREDITS, self.credits + message.n)
             self.credit.set()
@@ -235,8 +289,40 @@ class Channel:
             await self._results_in.send(message.results)
         elif isinstance(message, Ping):
             await self._send({"type": "pong"})
+        elif isinstance(message, Drain):
+            self.draining.set()
+            self.claim_scope.cancel()
+        elif isinstance(message, Heartbeat):
+            await self._on_heartbeat(message)
         else:
             raise BadMessage("hello may be sent once")
+
+    async def _on_heartbeat(self, message: Heartbeat) -> None:
+        checked: list[tuple[str, ChronosError | None]] = []
+        for i, raw_id in enumerate(message.execution_ids):
+            try:
+                checked.append((path_id(raw_id, f"execution_ids.{i}"), None))
+            except ChronosError as exc:
+                checked.append((raw_id, exc))
+        items = [(e, message.extend_seconds) for e, refused in checked if refused is None]
+        extended = iter(await extend_leases(self.p, self.account_id, items) if items else [])
+        acks: list[dict[str, Any]] = []
+        for execution_id, refused in checked:
+            result = refused if refused is not None else next(extended)
+            if isinstance(result, ChronosError):
+                acks.append(_ack(execution_id, result))
+                if execution_id in self.outstanding:  # over on the server: not in flight
+                    self.settled.set()
+            else:
+                expires = result.lease_expires_at
+                acks.append(
+                    {
+                        "execution_id": execution_id,
+                        "success": True,
+                        "lease_expires_at": iso(expires) if expires is not None else None,
+                    }
+                )
+        await self._send({"type": "heartbeat_acks", "results": acks})
 
     async def _report_loop(self) -> None:
         async for items in self._results_out:

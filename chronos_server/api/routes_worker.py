@@ -11,7 +11,7 @@ import json
 
 from chronos_server.api.context import Call, Reply, ok, path_id
 from chronos_server.api.routing import Endpoint, Routes
-from chronos_server.api.schemas import BatchResultsIn, ClaimIn, ResultIn, parse_body
+from chronos_server.api.schemas import BatchResultsIn, ClaimIn, HeartbeatIn, ResultIn, parse_body
 from chronos_server.api.serialize import claim_json, execution_json
 from chronos_server.core.models import ClaimedJob, ExecutionError, ExecutionStatus, Outcome
 from chronos_server.errors import (
@@ -22,7 +22,7 @@ from chronos_server.errors import (
     invalid,
 )
 from chronos_server.pipeline.claims import claim_jobs
-from chronos_server.pipeline.outcomes import record_report, record_reports
+from chronos_server.pipeline.outcomes import extend_leases, record_report, record_reports
 
 MAX_RESULT_BYTES = 64 * 1024
 MAX_STACK = 16 * 1024
@@ -122,8 +122,23 @@ async def report_results(call: Call) -> Reply:
     return ok(items, "Results recorded")
 
 
+async def heartbeat(call: Call) -> Reply:
+    """Extension: extend a running execution's lease (body optional: `{"extend_seconds": n}`,
+    1-3600, default the job's `timeout`); refused as a result report would be."""
+    execution_id = call.path_id()
+    raw = call.request.body
+    body = parse_body(HeartbeatIn, raw) if raw.strip() else HeartbeatIn()
+    [result] = await extend_leases(
+        call.pipeline, call.account.id, [(execution_id, body.extend_seconds)]
+    )
+    if isinstance(result, ChronosError):
+        raise result
+    return ok(execution_json(result), "Lease extended")
+
+
 ROUTES: Routes = [
     ("POST", "/v1/worker/jobs/claim", Endpoint(claim)),
     ("POST", "/v1/worker/executions/{id}/result", Endpoint(report_result)),
     ("POST", "/v1/worker/executions/results", Endpoint(report_results)),
+    ("POST", "/v1/worker/executions/{id}/heartbeat", Endpoint(heartbeat)),
 ]

@@ -412,6 +412,17 @@ class ClaimIn(_Strict):
     max_jobs: Annotated[StrictInt, Field(ge=1, le=100), Whole] | None = None
 
 
+MAX_EXTEND_SECONDS = 3600
+
+
+class HeartbeatIn(_Strict):
+    """Extension: the body of `POST /v1/worker/executions/:id/heartbeat` (optional)."""
+
+    # The lease then ends `extend_seconds` from now (never earlier than it did); default: the
+    # job's `timeout`.
+    extend_seconds: Annotated[StrictInt, Field(ge=1, le=MAX_EXTEND_SECONDS), Whole] | None = None
+
+
 class ErrorIn(_Strict):
     message: Annotated[Text, Field(max_length=4096)]
     name: Annotated[Text, Field(max_length=255)] | None = None
@@ -489,6 +500,62 @@ class JobsBatchIn(_Strict):
     def items(self) -> list[JobCreate | JobItemInvalid]:
         """Each item validated, or in its place why it is not (`_job_item`)."""
         return cast(list[JobCreate | JobItemInvalid], self.jobs)
+
+
+FinishedStatus = Literal["completed", "failed", "cancelled"]
+_FINISHED = ("completed", "failed", "cancelled")
+
+
+def _one_or_many(value: object) -> object:
+    """`"failed"` reads as `["failed"]`; a bad single value is named `status`, not `status.0`."""
+    if isinstance(value, str):
+        if value not in _FINISHED:
+            raise PydanticCustomError("enum", "must be one of completed, failed, cancelled")
+        return [value]
+    return value
+
+
+_STATUSES_DOC = {
+    "anyOf": [
+        {"enum": list(_FINISHED)},
+        {"type": "array", "minItems": 1, "maxItems": 3, "items": {"enum": list(_FINISHED)}},
+    ],
+    "description": "One finished state, or several.",
+}
+_PAST_INSTANT_DOC = {
+    "format": "date-time",
+    "x-chronos-rule": "ISO 8601 with an offset (RFC 3339 date-times are accepted)",
+}
+PastInstant = Annotated[Text, Field(json_schema_extra=_PAST_INSTANT_DOC)]
+
+
+class JobReplayIn(_Strict):
+    """`POST /v1/jobs/:id/replay`: no options (an empty body or `{}`)."""
+
+
+class JobsReplayIn(_Strict):
+    """Extension (bulk replay): which finished jobs to run again (`store.base.ReplayFilter`)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-chronos-rule": "jobs are matched on `finished_at` (since inclusive, until "
+            "exclusive; a window that ends before it begins matches nothing)"
+        }
+    )
+    status: Annotated[
+        list[FinishedStatus],
+        Field(min_length=1, max_length=3),
+        BeforeValidator(_one_or_many),
+        WithJsonSchema(_STATUSES_DOC),
+    ]
+    handler: Handler | None = None
+    schedule_id: Annotated[Text, Field(json_schema_extra=_UUID_DOC)] | None = None
+    since: PastInstant | None = None
+    until: PastInstant | None = None
+    limit: Annotated[StrictInt, Field(ge=1, le=1000), Whole] = 100
+
+    def statuses(self) -> list[str]:
+        return list(self.status)
 
 
 # Per-handler limits (extension; README "Handler limits", `core/limits.py`).
@@ -581,6 +648,9 @@ def openapi_components() -> dict[str, Any]:
         ResultIn,
         BatchResultsIn,
         JobsBatchIn,
+        HeartbeatIn,
+        JobReplayIn,
+        JobsReplayIn,
         LimitsIn,
     ]
     schemas: dict[str, Any] = {}

@@ -59,6 +59,9 @@ def job_json(j: Job) -> dict[str, Any]:
         "created_at": iso(j.created_at),
         "updated_at": iso(j.updated_at),
         "finished_at": iso(j.finished_at),
+        # Extensions (README "Replaying jobs"; migration 0007).
+        "last_error": j.last_error,
+        "replay_of": j.replay_of,
     }
 
 

@@ -224,6 +224,10 @@ class Job:
     # A `pending` job of an `overlap: queue` schedule that waits for the earlier jobs of its
     # schedule to finish before admission may take it (stored with status `held`).
     held: bool = False
+    # The last finished execution's error, one line (`describe_failure`); None after a success.
+    last_error: str | None = None
+    # The job this one re-runs (`POST /v1/jobs/:id/replay`), if any.
+    replay_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -281,6 +285,31 @@ class Outcome:
     retry_after_ms: int | None = None  # a receiver's Retry-After, used instead of the backoff
 
 
+# `Job.last_error` is a summary for lists, not the record: the execution keeps the whole error.
+LAST_ERROR_MAX_CHARS = 500
+
+
+def describe_failure(outcome: Outcome) -> str | None:
+    """`Job.last_error` after this outcome: None for a success; for a push answer its HTTP
+    status and the start of its body (`HTTP 503: busy`); otherwise the error as
+    `Name: message` (a timeout, a network error, a handler's exception)."""
+    if outcome.status is ExecutionStatus.COMPLETED:
+        return None
+    if outcome.http_status is not None:
+        text = f"HTTP {outcome.http_status}"
+        body = " ".join((outcome.response_body or "").split())
+        if body:
+            text += f": {body}"
+    elif outcome.error is not None:
+        name, message = outcome.error.name, " ".join(outcome.error.message.split())
+        text = f"{name}: {message}" if name else message
+    else:
+        text = outcome.status.value
+    if len(text) > LAST_ERROR_MAX_CHARS:
+        text = text[: LAST_ERROR_MAX_CHARS - 1] + "…"
+    return text
+
+
 class ObservedOutcome(NamedTuple):
     """A push attempt's outcome and when it ended as the sender saw it (response read, error
     raised, timeout hit): the execution's `finished_at`, not the later time its batch is
@@ -298,3 +327,7 @@ T = TypeVar("T")
 class Page(Generic[T]):
     items: list[T]
     total: int
+    # `total` is an estimate (the list is too long to count on every request).
+    estimated: bool = False
+    # More rows follow the last item (keyset paging hands out a cursor only then).
+    more: bool = False

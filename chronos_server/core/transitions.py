@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 from chronos_server.core.backoff import retry_delay_ms
-from chronos_server.core.models import JobStatus, Trigger
+from chronos_server.core.models import TERMINAL_JOB_STATUSES, Job, JobStatus, Trigger
 
 
 class InvalidTransition(Exception):
@@ -86,3 +86,35 @@ def trigger_for_attempt(attempt: int, first_trigger: Trigger) -> Trigger:
     if attempt < 1:
         raise ValueError(f"attempt numbers start at 1, got {attempt}")
     return first_trigger if attempt == 1 else Trigger.SYSTEM_RETRY
+
+
+# A replay re-runs a finished job; one with an attempt in flight or still to come has its own.
+REPLAYABLE_JOB_STATUSES = TERMINAL_JOB_STATUSES
+
+
+def replay(original: Job, job_id: str, now: int) -> Job:
+    """A new one-off job that runs `original` again, now: the same handler, payload, delivery,
+    timeout and max_retries (and name and description), linked by `replay_of`. One-off (no
+    schedule: an archived schedule must not cancel it; the schedule's `runs` is not spent) and
+    without idempotency key (the original holds it). Its first execution's trigger is `manual`,
+    as for a schedule run by hand. Raises `ValueError` unless `original` is finished."""
+    if original.status not in REPLAYABLE_JOB_STATUSES:
+        raise ValueError(f"a {original.status.value} job cannot be replayed")
+    return replace(
+        original,
+        id=job_id,
+        schedule_id=None,
+        idempotency_key=None,
+        status=JobStatus.PENDING,
+        scheduled_for=now,
+        run_at=now,
+        attempt_count=0,
+        last_execution_id=None,
+        first_trigger=Trigger.MANUAL,
+        created_at=now,
+        updated_at=now,
+        finished_at=None,
+        held=False,
+        last_error=None,
+        replay_of=original.id,
+    )

@@ -41,9 +41,10 @@ from chronos_server.core.targets import Address, host_address, is_blocked_addres
 from chronos_server.delivery.classify import classify_response
 from chronos_server.delivery.signing import request_body, signature_headers
 from chronos_server.delivery.transport import PushTransport
-from chronos_server.errors import StoreUnavailable
+from chronos_server.errors import ChronosError, StoreUnavailable
 from chronos_server.pipeline.services import Pipeline
 from chronos_server.store.base import SigningSecrets
+from chronos_server.telemetry import logs
 
 log = logging.getLogger("chronos.push")
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -189,6 +190,8 @@ class PushSender:
         self._idle.set()
         self._unrecorded: list[ObservedOutcome] = []
         self._recording = False
+        # Failed attempts waiting for their outcome to be written, for the log line after.
+        self._failed: dict[str, tuple[ClaimedJob, Outcome]] = {}
         # Requests in flight for handlers with limits: their outcome frees a slot.
         self._limited: set[str] = set()
 
@@ -213,6 +216,18 @@ class PushSender:
             raise
         self._slots_free(limit - len(started), nudge=False)
         for claimed in started:
+            self._p.metrics.started("push", claimed.execution.started_at - claimed.job.run_at)
+            if logs.states_enabled():
+                logs.state_change(
+                    "job %s running: push execution %s, attempt %d",
+                    claimed.job.id,
+                    claimed.execution.id,
+                    claimed.execution.attempt,
+                    job_id=claimed.job.id,
+                    execution_id=claimed.execution.id,
+                    attempt=claimed.execution.attempt,
+                    status="running",
+                )
             if self._p.limited.covers(claimed.job.account_id, claimed.job.handler):
                 self._limited.add(claimed.execution.id)
         for i, claimed in enumerate(started, 1):
@@ -239,12 +254,18 @@ class PushSender:
         return found or NO_SECRETS
 
     async def _deliver(self, claimed: ClaimedJob, secrets: SigningSecrets) -> None:
+        sent = trio.current_time()
         try:
             outcome = await self.attempt(claimed, secrets)
         except BaseException:
             self._slots_free(1)
             raise
         ended = self._p.clock.now_ms()
+        metrics = self._p.metrics
+        metrics.push_answered(outcome.http_status, outcome.status, trio.current_time() - sent)
+        metrics.execution_finished(outcome.status, "push", ended - claimed.execution.started_at)
+        if outcome.status is not ExecutionStatus.COMPLETED:
+            self._failed[claimed.execution.id] = (claimed, outcome)
         self._unrecorded.append(ObservedOutcome(claimed.execution.id, outcome, ended))
         if not self._recording:  # else the task writing a batch now takes this one next
             await self._record_pending()
@@ -269,7 +290,8 @@ class PushSender:
                 try:
                     await self._record(batch)
                 except StoreUnavailable as exc:
-                    log.warning("push: could not record %d outcomes yet (%s)", len(batch), exc)
+                    self._p.store_health.failed("push sender", exc)
+                    log.debug("push: could not record %d outcomes yet (%s)", len(batch), exc)
                     self._unrecorded[:0] = batch
                     await trio.sleep(self._p.settings.error_backoff_seconds)
                     continue
@@ -278,6 +300,8 @@ class PushSender:
             self._recording = False
             if self._unrecorded:  # cancelled: the sweeper times these executions out and retries
                 self._slots_free(len(self._unrecorded))
+                for o in self._unrecorded:
+                    self._failed.pop(o.execution_id, None)
                 self._unrecorded.clear()
 
     async def _record(self, batch: list[ObservedOutcome]) -> None:
@@ -294,6 +318,47 @@ class PushSender:
             failed=sum(o.outcome.status is not ExecutionStatus.COMPLETED for o in batch),
             freed_limited=freed,
         )
+        p.store_health.ok()
+        await self._log_recorded(batch, refused)
+
+    async def _log_recorded(
+        self, batch: list[ObservedOutcome], refused: dict[str, ChronosError]
+    ) -> None:
+        """The INFO line of each failed attempt (its job read to say whether it is retried:
+        failures only) and the DEBUG line of each completed one."""
+        for o in batch:
+            failed = self._failed.pop(o.execution_id, None)
+            if o.execution_id in refused:
+                continue
+            if failed is None:
+                if logs.states_enabled():
+                    logs.state_change(
+                        "push execution %s completed (HTTP %s)",
+                        o.execution_id,
+                        o.outcome.http_status,
+                        execution_id=o.execution_id,
+                        http_status=o.outcome.http_status,
+                        status="completed",
+                    )
+                continue
+            claimed, outcome = failed
+            if not logs.failures.isEnabledFor(logging.INFO):
+                continue
+            try:
+                job = await self._p.store.get_job(claimed.job.account_id, claimed.job.id)
+            except ChronosError:
+                job = None
+            logs.attempt_failed(
+                delivery="push",
+                job_id=claimed.job.id,
+                execution_id=claimed.execution.id,
+                attempt=claimed.execution.attempt,
+                outcome=outcome.status,
+                handler=claimed.job.handler,
+                job_status=job.status if job is not None else None,
+                error=logs.describe_error(outcome),
+                http_status=outcome.http_status,
+            )
 
     async def attempt(self, claimed: ClaimedJob, secrets: SigningSecrets | None = None) -> Outcome:
         """Make the request for one execution and classify what happened. `secrets` are the

@@ -16,6 +16,7 @@ import trio
 
 from chronos_server.errors import StoreUnavailable
 from chronos_server.pipeline.services import Pipeline
+from chronos_server.telemetry import logs
 
 log = logging.getLogger("chronos.admission")
 HAND_OFF_SECONDS = 0.05
@@ -39,6 +40,16 @@ class AdmissionResult:
 async def admission_once(p: Pipeline) -> AdmissionResult:
     batch = p.settings.batch_size
     admitted = await p.store.admit_due(p.clock.now_ms(), batch)
+    p.metrics.job_created("schedule", admitted.spawned)
+    if logs.states_enabled() and (admitted.spawned or admitted.taken or admitted.released):
+        logs.state_change(
+            "admission: %d job(s) spawned, %d released, %d moved on (%d ready, %d queued)",
+            admitted.spawned,
+            admitted.released,
+            admitted.taken,
+            sum(r.count for r in admitted.ready),
+            admitted.queued_push,
+        )
     for ready in admitted.ready:
         p.board.notify(ready.account_id, ready.handler, ready.count)
     if admitted.queued_push:
@@ -68,6 +79,7 @@ async def run_admission(
         result: AdmissionResult | None = None
         try:
             result = await admission_once(p)
+            p.store_health.ok()
             if result.more:
                 await trio.lowlevel.checkpoint()
                 continue
@@ -76,7 +88,7 @@ async def run_admission(
                 wake -= HAND_OFF_LEAD_MS
             delay = seconds_until(p, wake)
         except StoreUnavailable as exc:
-            log.warning("admission: store unavailable (%s); backing off", exc)
+            p.store_health.failed("admission", exc)
             delay = p.settings.error_backoff_seconds
         # A due time that is already past after a full pass means a row we cannot move yet;
         # the 1 ms floor keeps that from becoming a busy loop.

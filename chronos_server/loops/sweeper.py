@@ -8,9 +8,11 @@ import logging
 
 import trio
 
+from chronos_server.core.models import ExecutionStatus
 from chronos_server.errors import StoreUnavailable
 from chronos_server.pipeline.services import Pipeline
 from chronos_server.store.base import SweepResult
+from chronos_server.telemetry import logs
 
 log = logging.getLogger("chronos.sweeper")
 
@@ -20,6 +22,18 @@ async def sweeper_once(p: Pipeline, *, admitting_grace_ms: int | None = None) ->
     result = await p.store.sweep(
         p.clock.now_ms(), p.settings.lease_grace_ms, grace, p.rng, p.settings.batch_size
     )
+    p.metrics.executions_timed_out(result.timed_out)
+    for t in result.timeouts:
+        logs.attempt_failed(
+            delivery=t.delivery,
+            job_id=t.execution.job_id,
+            execution_id=t.execution.id,
+            attempt=t.execution.attempt,
+            outcome=ExecutionStatus.TIMEOUT,
+            handler=t.handler,
+            job_status=t.job_status,
+            error="lease expired before a result was reported",
+        )
     if result.timed_out or result.recovered_admitting:
         log.info(
             "sweeper: %d lease(s) expired, %d admitting job(s) recovered",
@@ -37,9 +51,10 @@ async def run_sweeper(
     while True:
         try:
             result = await sweeper_once(p)
+            p.store_health.ok()
             if result.timed_out >= p.settings.batch_size:
                 await trio.lowlevel.checkpoint()
                 continue
         except StoreUnavailable as exc:
-            log.warning("sweeper: store unavailable (%s); backing off", exc)
+            p.store_health.failed("sweeper", exc)
         await trio.sleep(p.settings.sweep_seconds)

@@ -16,6 +16,7 @@ import trio
 from chronos_server.core.models import ClaimedJob
 from chronos_server.pipeline.services import Pipeline
 from chronos_server.pipeline.signals import Key, Waiter
+from chronos_server.telemetry import logs
 
 CLAIM_SECONDS = 10.0
 UNCLAIM_SECONDS = 5.0
@@ -31,6 +32,20 @@ async def claim_jobs(
 ) -> list[ClaimedJob]:
     """Up to `limit` jobs of `handlers`, waiting up to `wait_seconds` for one; [] if none came
     (or the stop began). Cancelling the caller at any point leaves no job claimed."""
+    received = trio.current_time()
+    claimed = await _claim_jobs(p, account_id, handlers, worker, wait_seconds, limit)
+    p.metrics.claim_answered(len(claimed), trio.current_time() - received)
+    return claimed
+
+
+async def _claim_jobs(
+    p: Pipeline,
+    account_id: str,
+    handlers: list[str],
+    worker: str | None,
+    wait_seconds: float,
+    limit: int,
+) -> list[ClaimedJob]:
     board = p.board
     deadline = trio.current_time() + wait_seconds
     woken_by: Key | None = None  # the wake-up that ended the last wait
@@ -111,3 +126,17 @@ def _hand_over(p: Pipeline, claimed: list[ClaimedJob]) -> None:
     for c in claimed:
         limited = p.limited.covers(c.job.account_id, c.job.handler)
         p.leases.add(c.execution.id, (c.execution.lease_expires_at or 0) + grace, limited=limited)
+        p.metrics.started("pull", c.execution.started_at - c.job.run_at)
+        if logs.states_enabled():
+            logs.state_change(
+                "job %s running: execution %s, attempt %d, claimed by %s",
+                c.job.id,
+                c.execution.id,
+                c.execution.attempt,
+                c.execution.worker or "-",
+                job_id=c.job.id,
+                execution_id=c.execution.id,
+                handler=c.job.handler,
+                attempt=c.execution.attempt,
+                status="running",
+            )

@@ -14,6 +14,8 @@ from chronos_server.pipeline.group_commit import JobWriter
 from chronos_server.pipeline.limits import LimitedHandlers
 from chronos_server.pipeline.signals import ClaimBoard, Nudge
 from chronos_server.store.base import Store
+from chronos_server.telemetry.logs import StoreHealth
+from chronos_server.telemetry.metrics import Metrics
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ class Leases:
 
     def __contains__(self, execution_id: str) -> bool:
         return execution_id in self._until
+
+    def until(self, execution_id: str) -> int | None:
+        """When the lease of an execution handed out here ends (with the grace); None if it
+        was reported or refused."""
+        return self._until.get(execution_id)
 
     def add(self, execution_id: str, expires_ms: int, *, limited: bool = False) -> None:
         self._until[execution_id] = expires_ms
@@ -111,6 +118,10 @@ class Pipeline:
     limited: LimitedHandlers = field(default_factory=LimitedHandlers)
     # When the sleeping admission loop will wake on its own (ms); None while it is working.
     admission_wakes_at: int | None = None
+    # Off (every event a no-op) unless the server was given a metrics port.
+    metrics: Metrics = field(default_factory=Metrics)
+    # The loops' view of the store: one log line per outage and one per recovery.
+    store_health: StoreHealth = field(default_factory=StoreHealth)
     # Single creates, written in groups (its `run` is a service in the root nursery).
     job_writer: JobWriter = field(init=False)
 

@@ -9,7 +9,7 @@ One conformance suite (tests/store/) runs against every implementation.
 from __future__ import annotations
 
 import random
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -78,9 +78,35 @@ class Released:
 
 
 @dataclass(frozen=True)
+class ReplayFilter:
+    """Which finished jobs a bulk replay re-runs: `statuses` (terminal ones only), optionally a
+    handler, a schedule and a window on `finished_at` (`since` inclusive, `until` exclusive);
+    at most `limit`, the earliest finished first. Jobs replayed before are left out, so the
+    same request made again replays the next ones, never the same twice."""
+
+    statuses: frozenset[JobStatus]
+    handler: str | None = None
+    schedule_id: str | None = None
+    since: int | None = None
+    until: int | None = None
+    limit: int = 100
+
+
+@dataclass(frozen=True)
+class TimedOut:
+    """An execution the sweep timed out, and what became of its job (for the log)."""
+
+    execution: Execution
+    handler: str | None
+    job_status: JobStatus
+    delivery: str = "pull"
+
+
+@dataclass(frozen=True)
 class SweepResult:
     timed_out: int
     recovered_admitting: int
+    timeouts: tuple[TimedOut, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +119,21 @@ class Stats:
     # Per-handler limits: the account's, and how many `queued` jobs wait for them (`limited`).
     limits: dict[str, HandlerLimit] = field(default_factory=dict)
     limited: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What one retention batch deleted (or a dry run would delete): jobs per status, their
+    executions, ended schedules, and the ids of the jobs deleted (empty for a dry run)."""
+
+    jobs: dict[str, int]
+    executions: int
+    schedules: int
+    job_ids: tuple[str, ...] = ()
+
+    @property
+    def total_jobs(self) -> int:
+        return sum(self.jobs.values())
 
 
 @dataclass(frozen=True)
@@ -188,7 +229,11 @@ class Store(Protocol):
         handler: str | None,
         offset: int,
         limit: int,
-    ) -> Page[Schedule]: ...
+        after: tuple[int, str] | None = None,
+    ) -> Page[Schedule]:
+        """Newest first; `after` = the (created_at, id) of the last row of the previous page."""
+        ...
+
     async def replace_schedule(
         self, schedule: Schedule, *, expected_status: ScheduleStatus, expected_updated_at: int
     ) -> bool: ...
@@ -223,8 +268,21 @@ class Store(Protocol):
         offset: int,
         limit: int,
         since: int | None = None,
-    ) -> Page[Job]: ...
+        after: tuple[int, str] | None = None,
+    ) -> Page[Job]:
+        """Newest first; `after` = the (created_at, id) of the last row of the previous page.
+        `total` exact up to listing.EXACT_TOTAL_UP_TO, else possibly an estimate (flagged)."""
+        ...
+
     async def cancel_job(self, account_id: str, job_id: str, now: int) -> Job: ...
+    async def replay_job(self, account_id: str, job_id: str, new_id: str, now: int) -> Job:
+        """A finished job run again as a new one-off job (`core.transitions.replay`), stored;
+        `JobNotFound`, or `InvalidState` unless the original is completed, failed or cancelled."""
+        ...
+
+    async def replay_jobs(self, account_id: str, which: ReplayFilter, now: int) -> list[Job]:
+        """Every job `which` selects replayed, in ONE transaction; the new jobs, in order."""
+        ...
 
     # executions
     async def get_execution(self, account_id: str, execution_id: str) -> Execution | None: ...
@@ -237,9 +295,38 @@ class Store(Protocol):
         offset: int,
         limit: int,
         since: int | None = None,
-    ) -> Page[Execution]: ...
+        after: tuple[int, str] | None = None,
+    ) -> Page[Execution]:
+        """Newest first; `after` = the (started_at, id) of the last row of the previous page."""
+        ...
 
     async def stats(self, account_id: str, since: int) -> Stats: ...
+    async def queue_counts(self) -> dict[tuple[str | None, JobStatus], int]:
+        """Open jobs of every account per (handler, state), `held` ones counted `pending`:
+        the metrics' gauge, one query over the partial indexes of the open states."""
+        ...
+
+    async def fold_counts(self, *, vacuum: bool = False) -> int:
+        """Fold the job-count deltas into the kept counts (PostgreSQL; a store that keeps its
+        counts up to date in place returns 0), then, with `vacuum`, vacuum the deltas table.
+        Returns the delta rows folded."""
+        ...
+
+    # retention
+    async def prune(
+        self, cutoffs: Mapping[JobStatus, int], schedules_before: int | None, limit: int
+    ) -> Pruned:
+        """ONE batch: up to `limit` jobs of the statuses in `cutoffs` (finished ones only) that
+        finished before their cutoff, with their executions; then ended schedules with no job
+        left that ended before `schedules_before`. Replicas pruning at once take disjoint
+        batches."""
+        ...
+
+    async def count_prunable(
+        self, cutoffs: Mapping[JobStatus, int], schedules_before: int | None
+    ) -> Pruned:
+        """What pruning everything now would delete (nothing is)."""
+        ...
 
     # per-handler limits
     async def list_handler_limits(self, account_id: str) -> list[HandlerLimit]: ...
@@ -299,6 +386,9 @@ class Store(Protocol):
         outcomes: list[tuple[str, Outcome]],
         now: int,
         rng: random.Random,
+    ) -> list[Execution | ChronosError]: ...
+    async def extend_leases(
+        self, account_id: str, items: list[tuple[str, int | None]], now: int
     ) -> list[Execution | ChronosError]: ...
     async def record_push_outcomes(
         self, outcomes: list[ObservedOutcome], now: int, rng: random.Random

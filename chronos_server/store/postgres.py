@@ -53,6 +53,7 @@ from chronos_server.store import transactions as t
 from chronos_server.store.base import Admitted, ReadyBatch, Released, WakeBoard
 from chronos_server.store.breaker import BreakerOpen, StoreBreaker
 from chronos_server.store.interruptible import run_interruptible
+from chronos_server.store.listing import ListQuery
 from chronos_server.store.pg_native import ConnectionLost, NativePool, numbered
 from chronos_server.store.queries import load_queries, migrations
 from chronos_server.store.rows import Row, dump_json, execution_from_row, job_params, json_text
@@ -192,10 +193,15 @@ class PostgresStore(SqlStore):
         self._pool = pool
         self._conninfo = conninfo
         self._limiter = trio.CapacityLimiter(pool_size)
-        self._queries = _load("queries.sql") | _load("wakeups.sql") | _load("hotpath.sql")
+        self._queries = (
+            _load("queries.sql")
+            | _load("wakeups.sql")
+            | _load("hotpath.sql")
+            | _load("maintenance.sql")
+        )
         self._native_sql = {
             name: numbered(sql)
-            for filename in ("queries.sql", "wakeups.sql", "hotpath.sql")
+            for filename in ("queries.sql", "wakeups.sql", "hotpath.sql", "maintenance.sql")
             for name, sql in load_queries("postgres", filename).items()
         }
         self._native = NativePool(conninfo, NATIVE_POOL_SIZE, pg_listen.CONNECT_KWARGS)
@@ -203,6 +209,26 @@ class PostgresStore(SqlStore):
         self.breaker = StoreBreaker()
         self._epoch = 0  # bumped by each drain of the pool after a lost connection
         self._epoch_lock = threading.Lock()
+
+    def _register(self, name: str, sql: str) -> str:
+        if name not in self._queries:
+            self._native_sql[name] = numbered(sql)
+            self._queries[name] = pyformat(sql)
+        return name
+
+    async def _all(self, query: str, **params: Any) -> list[Row]:
+        return await self._query(query, **params)
+
+    async def _estimate(self, query: ListQuery) -> int | None:
+        name, sql, params = query.estimate_sql()
+        self._register(name, sql)
+        row = await self._one(name, **params)
+        if row is None:
+            return None
+        plan = row["QUERY PLAN"]
+        if isinstance(plan, str):
+            plan = json.loads(plan)
+        return int(plan[0]["Plan"]["Plan Rows"])
 
     async def _tx(self, fn: Callable[[Tx], R]) -> R:
         self.breaker.check()  # known unreachable: no thread, no pool, no wait
@@ -257,6 +283,12 @@ class PostgresStore(SqlStore):
     async def _one(self, query: str, **params: Any) -> Row | None:
         rows = await self._query(query, **params)
         return rows[0] if rows else None
+
+    async def fold_counts(self, *, vacuum: bool = False) -> int:
+        row = await self._one("fold_count_deltas")
+        if vacuum:
+            await self._statement(lambda tx: tx.run("vacuum_count_deltas"))
+        return int(row["n"]) if row else 0
 
     async def close(self) -> None:
         self._native.close()

@@ -41,6 +41,11 @@ LIMITED = "limited"
 _STORED_AS = {HELD: JobStatus.PENDING, LIMITED: JobStatus.QUEUED}
 
 
+def api_status(stored: str) -> JobStatus:
+    """A stored job status as the API shows it (`held` is pending, `limited` queued)."""
+    return _STORED_AS.get(stored) or JobStatus(stored)
+
+
 def dump_json(value: JSON) -> str | None:
     """Compact UTF-8 JSON text, as stored; None stays NULL."""
     if value is None:
@@ -181,6 +186,8 @@ def job_params(j: Job) -> dict[str, Any]:
         "created_at": j.created_at,
         "updated_at": j.updated_at,
         "finished_at": j.finished_at,
+        "replay_of": j.replay_of,
+        "last_error": j.last_error,
     }
 
 
@@ -209,6 +216,8 @@ def job_from_row(r: Row, **changes: Any) -> Job:
         "updated_at": r["updated_at"],
         "finished_at": r["finished_at"],
         "held": r["status"] == HELD,
+        "last_error": r["last_error"],
+        "replay_of": r["replay_of"],
     }
     fields.update(changes)
     return Job(**fields)

@@ -6,10 +6,8 @@ thread. Everything else — which queries, in what order, which CAS — lives in
 
 from __future__ import annotations
 
-import json
 import random
-from collections.abc import Callable, Collection
-from enum import StrEnum
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 import trio
@@ -32,18 +30,21 @@ from chronos_server.errors import ChronosError, IdempotencyKeyConflict
 from chronos_server.store import transactions as t
 from chronos_server.store.base import (
     Admitted,
+    Pruned,
     ReadyBatch,
     Released,
+    ReplayFilter,
     SigningSecrets,
     Stats,
     SweepResult,
     WakeBoard,
 )
+from chronos_server.store.listing import EXACT_TOTAL_UP_TO, JOBS, SCHEDULES, ListQuery
+from chronos_server.store.listing import EXECUTIONS as EXECUTIONS_TABLE
 from chronos_server.store.rows import (
-    HELD,
-    LIMITED,
     Row,
     account_from_row,
+    api_status,
     execution_from_row,
     job_from_row,
     schedule_from_row,
@@ -54,22 +55,21 @@ from chronos_server.store.transactions import Tx
 from chronos_server.store.transactions import limits as tl
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 
-def _status_list(statuses: Collection[StrEnum] | None) -> str | None:
-    """A status filter as a JSON array (SQLite reads it with json_each; PostgreSQL may too)."""
-    return None if statuses is None else json.dumps(sorted(s.value for s in statuses))
-
-
-def _job_status_list(statuses: Collection[JobStatus] | None) -> str | None:
-    """As `_status_list`; `pending` takes in the jobs stored `held`, `queued` those stored
+def _job_statuses(statuses: Collection[JobStatus] | None) -> tuple[str, ...]:
+    """Stored status values; `pending` takes in the jobs stored `held`, `queued` those stored
     `limited` (what clients see them as)."""
-    if statuses is None:
-        return None
+    if not statuses:
+        return ()
     values = {s.value for s in statuses}
-    values |= {HELD} if JobStatus.PENDING in statuses else set()
-    values |= {LIMITED} if JobStatus.QUEUED in statuses else set()
-    return json.dumps(sorted(values))
+    values |= {stored for stored, shown in t.SHOWN_AS.items() if shown in statuses}
+    return tuple(sorted(values))
+
+
+def _equal(**columns: str | None) -> tuple[tuple[str, str], ...]:
+    return tuple((column, value) for column, value in columns.items() if value is not None)
 
 
 class SqlStore:
@@ -188,19 +188,15 @@ class SqlStore:
         handler: str | None,
         offset: int,
         limit: int,
+        after: tuple[int, str] | None = None,
     ) -> Page[Schedule]:
-        filters: dict[str, Any] = {
-            "account_id": account_id,
-            "status": status.value if status else None,
-            "handler": handler,
-        }
-        rows, total = await self._read(
-            lambda tx: (
-                tx.all("list_schedules", offset=offset, limit=limit, **filters),
-                tx.one("count_schedules", **filters),
-            )
+        query = ListQuery(
+            SCHEDULES,
+            _equal(account_id=account_id, handler=handler),
+            (status.value,) if status else (),
+            after=after,
         )
-        return Page([schedule_from_row(r) for r in rows], int(total["n"]) if total else 0)
+        return await self._list(query, offset, limit, schedule_from_row)
 
     async def replace_schedule(
         self, schedule: Schedule, *, expected_status: ScheduleStatus, expected_updated_at: int
@@ -251,24 +247,25 @@ class SqlStore:
         offset: int,
         limit: int,
         since: int | None = None,
+        after: tuple[int, str] | None = None,
     ) -> Page[Job]:
-        filters: dict[str, Any] = {
-            "account_id": account_id,
-            "statuses": _job_status_list(statuses),
-            "schedule_id": schedule_id,
-            "handler": handler,
-            "since": since,
-        }
-        rows, total = await self._read(
-            lambda tx: (
-                tx.all("list_jobs", offset=offset, limit=limit, **filters),
-                tx.one("count_jobs", **filters),
-            )
+        query = ListQuery(
+            JOBS,
+            _equal(account_id=account_id, schedule_id=schedule_id, handler=handler),
+            _job_statuses(statuses),
+            since,
+            after,
         )
-        return Page([job_from_row(r) for r in rows], int(total["n"]) if total else 0)
+        return await self._list(query, offset, limit, job_from_row)
 
     async def cancel_job(self, account_id: str, job_id: str, now: int) -> Job:
         return await self._tx(lambda tx: t.cancel_job(tx, account_id, job_id, now))
+
+    async def replay_job(self, account_id: str, job_id: str, new_id: str, now: int) -> Job:
+        return await self._tx(lambda tx: t.replay_job(tx, account_id, job_id, new_id, now))
+
+    async def replay_jobs(self, account_id: str, which: ReplayFilter, now: int) -> list[Job]:
+        return await self._tx(lambda tx: t.replay_jobs(tx, account_id, which, now))
 
     # executions -------------------------------------------------------------------------
 
@@ -285,23 +282,100 @@ class SqlStore:
         offset: int,
         limit: int,
         since: int | None = None,
+        after: tuple[int, str] | None = None,
     ) -> Page[Execution]:
-        filters: dict[str, Any] = {
-            "account_id": account_id,
-            "job_id": job_id,
-            "statuses": _status_list(statuses),
-            "since": since,
-        }
-        rows, total = await self._read(
-            lambda tx: (
-                tx.all("list_executions", offset=offset, limit=limit, **filters),
-                tx.one("count_executions", **filters),
-            )
+        query = ListQuery(
+            EXECUTIONS_TABLE,
+            _equal(account_id=account_id, job_id=job_id),
+            tuple(sorted(s.value for s in statuses or ())),
+            since,
+            after,
         )
-        return Page([execution_from_row(r) for r in rows], int(total["n"]) if total else 0)
+        return await self._list(query, offset, limit, execution_from_row)
+
+    # lists (listing.py) -----------------------------------------------------------------
+
+    def _register(self, name: str, sql: str) -> str:
+        """Keep a list query's text under its shape's name (a dialect may convert it)."""
+        raise NotImplementedError
+
+    async def _estimate(self, query: ListQuery) -> int | None:
+        """The database's estimate of the rows matching `query` (None: it has none)."""
+        return None
+
+    async def _all(self, query: str, **params: Any) -> list[Row]:
+        """One read statement's rows; a dialect may run it on a cheaper path."""
+        return await self._read(lambda tx: tx.all(query, **params))
+
+    async def _list(
+        self, query: ListQuery, offset: int, limit: int, parse: Callable[[Row], T]
+    ) -> Page[T]:
+        """One page (limit + 1 rows read: is there more?) and its total: exact up to
+        EXACT_TOTAL_UP_TO matching rows, beyond that exact from the kept counts where they
+        answer it, else the database's estimate (flagged). Each a statement of its own (READ
+        COMMITTED, as every read here): the total may be a commit apart from the page."""
+        name, sql, params = query.page_sql()
+        self._register(name, sql)
+        rows = await self._all(
+            name, limit=limit + 1, offset=offset, depth=offset + limit + 1, **params
+        )
+        more = len(rows) > limit
+        if offset == 0 and query.after is None and not more:
+            return Page([parse(r) for r in rows], len(rows), more=False)
+        count_name, count_text, _ = query.count_sql()
+        self._register(count_name, count_text)
+        counted = await self._one(count_name, cap=EXACT_TOTAL_UP_TO + 1, **params)
+        total, estimated = int(counted["n"]) if counted else 0, False
+        if total > EXACT_TOTAL_UP_TO:
+            total, estimated = await self._beyond(query, total)
+        return Page([parse(r) for r in rows[:limit]], total, estimated, more)
+
+    async def _beyond(self, query: ListQuery, at_least: int) -> tuple[int, bool]:
+        from_counts = query.counts_sql()
+        if from_counts is not None:
+            name, sql, params = from_counts
+            self._register(name, sql)
+            row = await self._one(name, **params)
+            return max(int(row["n"]) if row else 0, at_least), False
+        estimate = await self._estimate(query)
+        return max(estimate or 0, at_least), True
 
     async def stats(self, account_id: str, since: int) -> Stats:
-        return await self._read(lambda tx: t.stats(tx, account_id, since))
+        """Four statements: the kept counts, the window's finished jobs, the oldest `ready`
+        job of each handler that has one (`transactions.jobs`), the handler limits."""
+        counts = await self._all("stats_state_counts", account_id=account_id)
+        finished = await self._all("stats_finished", account_id=account_id, since=since)
+        ready = t.ready_handlers(counts)
+        oldest = (
+            await self._all("stats_oldest_ready", account_id=account_id, handlers=ready)
+            if ready != "[]"
+            else []
+        )
+        limits = await self._all("list_handler_limits", account_id=account_id)
+        return t.stats_from_rows(counts, finished, oldest, [tl.limit_from_row(r) for r in limits])
+
+    async def fold_counts(self, *, vacuum: bool = False) -> int:
+        return 0  # SQLite: the row triggers keep `job_counts` itself up to date
+
+    # retention --------------------------------------------------------------------------
+
+    async def prune(
+        self, cutoffs: Mapping[JobStatus, int], schedules_before: int | None, limit: int
+    ) -> Pruned:
+        return await self._tx(lambda tx: t.prune(tx, cutoffs, schedules_before, limit))
+
+    async def count_prunable(
+        self, cutoffs: Mapping[JobStatus, int], schedules_before: int | None
+    ) -> Pruned:
+        return await self._read(lambda tx: t.count_prunable(tx, cutoffs, schedules_before))
+
+    async def queue_counts(self) -> dict[tuple[str | None, JobStatus], int]:
+        rows = await self._read(lambda tx: tx.all("queue_counts"))
+        counts: dict[tuple[str | None, JobStatus], int] = {}
+        for r in rows:
+            key = (r["handler"], api_status(r["status"]))
+            counts[key] = counts.get(key, 0) + int(r["n"])
+        return counts
 
     # per-handler limits -----------------------------------------------------------------
 
@@ -390,6 +464,11 @@ class SqlStore:
         rng: random.Random,
     ) -> list[Execution | ChronosError]:
         return await self._tx(lambda tx: t.finish_executions(tx, account_id, outcomes, now, rng))
+
+    async def extend_leases(
+        self, account_id: str, items: list[tuple[str, int | None]], now: int
+    ) -> list[Execution | ChronosError]:
+        return await self._tx(lambda tx: t.extend_leases(tx, account_id, items, now))
 
     async def record_push_outcomes(
         self, outcomes: list[ObservedOutcome], now: int, rng: random.Random

@@ -135,13 +135,17 @@ class SQLiteStore(SqlStore):
         self._writer = writer
         self._readers = readers
         self._inline = inline
-        self._queries = load_queries("sqlite")
+        self._queries = dict(load_queries("sqlite"))  # + list shapes (_register)
         self._write_limiter = trio.CapacityLimiter(1)
         self._read_limiter = trio.CapacityLimiter(max(1, len(readers)))
         # The reader threads' own tokens: with trio's default limiter, reads would queue behind
         # whatever else holds its threads (every push's `getaddrinfo`), and a slow resolver
         # would stall every API read, authentication included.
         self._read_threads = trio.CapacityLimiter(max(1, len(readers)))
+
+    def _register(self, name: str, sql: str) -> str:
+        self._queries.setdefault(name, sql)
+        return name
 
     async def _tx(self, fn: Callable[[Any], R]) -> R:
         def work() -> R:

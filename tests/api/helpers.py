@@ -41,8 +41,16 @@ def paged(resp: httpx.Response) -> tuple[list[Any], dict[str, int]]:
     data = ok(resp)
     assert isinstance(data, list)
     paging = resp.json()["meta"]["paging"]
-    assert set(paging) == {"page", "pages", "size", "total"}
+    # The spec's four, and the extensions `total_estimated` and `next_cursor` (README).
+    assert set(paging) == {"page", "pages", "size", "total", "total_estimated", "next_cursor"}
+    assert isinstance(paging["total_estimated"], bool)
+    assert paging["next_cursor"] is None or isinstance(paging["next_cursor"], str)
     return data, paging
+
+
+def spec_paging(paging: dict[str, Any]) -> dict[str, Any]:
+    """The spec's four `meta.paging` fields (without the extensions)."""
+    return {name: paging[name] for name in ("page", "pages", "size", "total")}
 
 
 def fails(resp: httpx.Response, status: int, code: str) -> dict[str, Any]:

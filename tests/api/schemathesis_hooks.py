@@ -15,6 +15,7 @@ from typing import Any
 
 import schemathesis
 
+from chronos_server.api import cursor
 from chronos_server.api.schemas import URL_DOC
 from chronos_server.api.timefmt import iso, parse_instant
 from chronos_server.core import slots, targets
@@ -71,10 +72,30 @@ def _fix_stop_at(body: dict[str, Any], now: int, create: bool) -> None:
             pass
 
 
+_CURSOR_KINDS = {"/v1/jobs": cursor.JOBS, "/v1/executions": cursor.EXECUTIONS}
+_CURSOR_KINDS["/v1/schedules"] = cursor.SCHEDULES
+
+
+def _fix_cursor(case: schemathesis.Case[Any]) -> None:
+    """`cursor` is opaque (a string the server handed out) and never comes with `page`: a
+    generated one becomes a cursor of that list, and `page` goes."""
+    query = case.query
+    kind = _CURSOR_KINDS.get(case.operation.path)
+    if kind is None or not isinstance(query, dict) or not isinstance(query.get("cursor"), str):
+        return
+    if not query["cursor"].strip():
+        return
+    query["cursor"] = cursor.encode_cursor(
+        kind, 1_800_000_000_000, "00000000-0000-0000-0000-000000000000"
+    )
+    query.pop("page", None)
+
+
 @schemathesis.hook
 def before_call(
     context: schemathesis.HookContext, case: schemathesis.Case[Any], kwargs: Any
 ) -> None:
+    _fix_cursor(case)
     body: Any = case.body
     if not isinstance(body, dict):
         return

@@ -163,7 +163,11 @@ async def test_idempotency_key_reuse_is_409(server: RunningServer) -> None:
     )
     body = fails(resp, 409, "idempotency_key_conflict")
     assert body["errors"] == [
-        {"field": "idempotency_key", "message": f"already used by job {first['id']}"}
+        {
+            "field": "idempotency_key",
+            "message": f"already used by job {first['id']}",
+            "job_id": first["id"],
+        }
     ]
     _, paging = paged(await server.client.get("/v1/jobs"))
     assert paging["total"] == 1
@@ -183,7 +187,14 @@ async def test_list_filters_and_paging(server: RunningServer) -> None:
 
     data, paging = paged(await c.get("/v1/jobs"))
     assert [j["id"] for j in data] == [later["id"], a["id"], spawned["id"]]
-    assert paging == {"page": 1, "pages": 1, "size": 20, "total": 3}
+    assert paging == {
+        "page": 1,
+        "pages": 1,
+        "size": 20,
+        "total": 3,
+        "total_estimated": False,
+        "next_cursor": None,
+    }
     data, _ = paged(await c.get("/v1/jobs", params={"handler": "a"}))
     assert [j["id"] for j in data] == [later["id"], a["id"]]
     data, _ = paged(await c.get("/v1/jobs", params={"schedule_id": sched["id"]}))
@@ -194,9 +205,49 @@ async def test_list_filters_and_paging(server: RunningServer) -> None:
     assert data == []
     data, paging = paged(await c.get("/v1/jobs", params={"size": 2, "page": 2}))
     assert [j["id"] for j in data] == [spawned["id"]]
-    assert paging == {"page": 2, "pages": 2, "size": 2, "total": 3}
+    assert paging == {
+        "page": 2,
+        "pages": 2,
+        "size": 2,
+        "total": 3,
+        "total_estimated": False,
+        "next_cursor": None,
+    }
     data, paging = paged(await c.get("/v1/jobs", params={"size": 2, "page": 3}))
-    assert data == [] and paging == {"page": 3, "pages": 2, "size": 2, "total": 3}
+    assert data == []
+    assert paging == {
+        "page": 3,
+        "pages": 2,
+        "size": 2,
+        "total": 3,
+        "total_estimated": False,
+        "next_cursor": None,
+    }
+
+    # Keyset paging (extension): next_cursor while more follow, then null.
+    data, paging = paged(await c.get("/v1/jobs", params={"size": 2}))
+    assert [j["id"] for j in data] == [later["id"], a["id"]] and paging["next_cursor"]
+    data, paging = paged(
+        await c.get("/v1/jobs", params={"size": 2, "cursor": paging["next_cursor"]})
+    )
+    assert [j["id"] for j in data] == [spawned["id"]] and paging["next_cursor"] is None
+    assert paging["total"] == 3 and paging["total_estimated"] is False
+    _, paging = paged(await c.get("/v1/jobs", params={"size": 1, "handler": "a"}))
+    data, _ = paged(
+        await c.get("/v1/jobs", params={"handler": "a", "cursor": paging["next_cursor"]})
+    )
+    assert [j["id"] for j in data] == [a["id"]]
+    bad = fails(await c.get("/v1/jobs", params={"cursor": "nonsense"}), 422, "validation_error")
+    assert bad["errors"][0]["field"] == "cursor"
+    both = {"cursor": paging["next_cursor"], "page": 2}
+    bad = fails(await c.get("/v1/jobs", params=both), 422, "validation_error")
+    assert bad["errors"][0]["field"] == "cursor"
+    elsewhere = {"cursor": paging["next_cursor"]}
+    bad = fails(await c.get("/v1/executions", params=elsewhere), 422, "validation_error")
+    assert bad["errors"][0]["field"] == "cursor"
+    paged(await c.get("/v1/executions", params={"size": 1}))
+    schedules, paging = paged(await c.get("/v1/schedules", params={"size": 1}))
+    assert len(schedules) == 1 and paging["next_cursor"] is None
 
 
 @pytest.mark.parametrize(

@@ -95,11 +95,11 @@ async def test_document_states_the_cross_field_rules(server: RunningServer) -> N
 async def test_document_lists_parameters_statuses_and_security(server: RunningServer) -> None:
     doc = await _document(server)
     jobs = {p["name"]: p for p in doc["paths"]["/v1/jobs"]["get"]["parameters"]}
-    assert set(jobs) == {"page", "size", "status", "since", "schedule_id", "handler"}
+    assert set(jobs) == {"page", "size", "cursor", "status", "since", "schedule_id", "handler"}
     assert jobs["status"]["explode"] is True and jobs["status"]["schema"]["type"] == "array"
     assert jobs["page"]["schema"]["maximum"] == 1_000_000
     executions = {p["name"] for p in doc["paths"]["/v1/executions"]["get"]["parameters"]}
-    assert executions == {"page", "size", "status", "since", "job_id"}
+    assert executions == {"page", "size", "cursor", "status", "since", "job_id"}
     for path in ("/healthz", "/readyz", "/v1/openapi.json"):
         assert doc["paths"][path]["get"]["security"] == []
     report = doc["paths"]["/v1/worker/executions/{id}/result"]["post"]["responses"]

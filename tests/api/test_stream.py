@@ -24,7 +24,13 @@ from trio_websocket import (
 
 from chronos_server.api.auth import display_prefix, hash_key
 from tests.api.helpers import PULL_JOB, ok
-from tests.conftest import API_KEY, RunningServer, make_settings, start_server
+from tests.conftest import (
+    API_KEY,
+    RunningServer,
+    make_settings,
+    open_running_server,
+    start_server,
+)
 from tests.pg import eventually
 
 GUARD = 10  # seconds: a stall guard, not a measurement
@@ -250,3 +256,57 @@ async def test_open_channels_are_listed_per_handler(server: RunningServer) -> No
         return not ok(await server.client.get("/v1/workers"))["channels"]
 
     await eventually(closed)
+
+
+async def test_a_drain_stops_the_jobs_and_says_drained_once_all_are_reported(
+    server: RunningServer,
+) -> None:
+    for _ in range(3):
+        ok(await server.client.post("/v1/jobs", json=PULL_JOB), 201)
+    async with channel(server) as ws:
+        await hello(ws, credits=1)
+        [job] = await jobs(ws, 1)
+        await send(ws, {"type": "drain"})
+        await send(ws, {"type": "credit", "n": 5})  # credits after a drain send nothing
+        await send(ws, {"type": "ping"})
+        assert (await receive(ws))["type"] == "pong"  # no `drained`: a job is out
+        await send(
+            ws,
+            {
+                "type": "results",
+                "results": [{"execution_id": job["execution_id"], "status": "completed"}],
+            },
+        )
+        assert (await receive(ws))["results"][0]["success"] is True
+        assert (await receive(ws)) == {"type": "drained"}
+        with trio.move_on_after(0.3):
+            assert await ws.get_message() is None  # and still no job
+    ready = await server.client.get("/v1/jobs", params={"status": "ready"})
+    assert ready.json()["meta"]["paging"]["total"] == 2
+
+
+async def test_a_drain_ends_a_parked_claim_and_leaves_nothing_claimed(
+    server: RunningServer,
+) -> None:
+    async with channel(server) as ws:
+        await hello(ws, credits=2, handlers=["later"])
+        await send(ws, {"type": "drain"})
+        assert (await receive(ws)) == {"type": "drained"}
+        ok(await server.client.post("/v1/jobs", json={"name": "j", "handler": "later"}), 201)
+        with trio.move_on_after(0.3):
+            assert await ws.get_message() is None
+    ready = await server.client.get("/v1/jobs", params={"status": "ready"})
+    assert ready.json()["meta"]["paging"]["total"] == 1
+
+
+async def test_the_channel_switched_off_answers_404(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, worker_stream=False)
+    async with open_running_server(settings) as server:
+        with pytest.raises(ConnectionRejected) as refused, trio.fail_after(GUARD):
+            async with channel(server):
+                pass
+        assert refused.value.status_code == 404
+        r = await server.client.post(
+            "/v1/worker/jobs/claim", json={"handlers": ["h"], "wait_time_seconds": 0}
+        )
+        assert r.status_code in (200, 204)

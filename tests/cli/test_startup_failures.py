@@ -96,3 +96,19 @@ def test_a_bad_log_level_is_a_usage_error(tmp_path: Path) -> None:
     result = chronos("serve", "--log-level", "LOUD", cwd=tmp_path)
     assert result.returncode == 2
     assert "'LOUD' is not one of" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_taken_metrics_port_is_one_line_naming_the_flag(tmp_path: Path, taken_port: int) -> None:
+    result = chronos("serve", "--port", "0", "--metrics-port", str(taken_port),
+                     "--database-url", "sqlite:///c.db", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2
+    line = the_line(result)
+    assert f"cannot listen for metrics on 127.0.0.1:{taken_port}" in line
+    assert "--metrics-port" in line
+    assert not (tmp_path / "c.db").exists()
+
+
+def test_a_bad_log_format_is_a_usage_error(tmp_path: Path) -> None:
+    result = chronos("serve", "--log-format", "xml", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "xml" in result.stderr

@@ -6,11 +6,11 @@ work directory is shared with the server (`chronos serve` runs there on `chronos
 database, so `chronos keys create` without `--database-url` finds it, as it would for a reader).
 
 Placeholders are replaced mechanically before a block runs: the key and secret written as
-`chrns_…` and `whsec_…`, the ports 8080 (the server), 8000 (a receiver) and 8081 (a second
-server), the PostgreSQL URL `postgresql://chronos@db.internal:5432/chronos` (the test's database,
-for `needs: postgres` blocks), `.venv/bin/` (this checkout's virtualenv), and `<name>` values
-captured from earlier answers. An ellipsis left over after that is an example a reader cannot
-paste, and fails.
+`chrns_…` and `whsec_…`, the ports 8080 (the server), 9464 (its metrics), 8000 (a receiver) and
+8081 (a second server), the PostgreSQL URL `postgresql://chronos@db.internal:5432/chronos` (the
+test's database, for `needs: postgres` blocks), `.venv/bin/` (this checkout's virtualenv), and
+`<name>` values captured from earlier answers. An ellipsis left over after that is an example a
+reader cannot paste, and fails.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class Environment:
     signing_secret: str
     receiver_port: int
     spare_port: int
+    metrics_port: int
     postgres_url: str | None = None
 
     def substitutions(self) -> list[tuple[str, str]]:
@@ -62,6 +63,8 @@ class Environment:
             ("localhost:8081", f"127.0.0.1:{self.spare_port}"),
             ("127.0.0.1:8081", f"127.0.0.1:{self.spare_port}"),
             ("--port 8081", f"--port {self.spare_port}"),
+            ("localhost:9464", f"127.0.0.1:{self.metrics_port}"),
+            ("127.0.0.1:9464", f"127.0.0.1:{self.metrics_port}"),
             (".venv/bin/", f"{venv_bin}/"),
         ]
         if self.postgres_url:

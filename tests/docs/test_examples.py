@@ -35,7 +35,9 @@ def free_port() -> int:
         return port
 
 
-def start_server(workdir: Path, database_url: str | None) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    workdir: Path, database_url: str | None, metrics_port: int
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHRONOS_")} | {
         "CHRONOS_BOOTSTRAP_API_KEY": API_KEY,
@@ -48,6 +50,7 @@ def start_server(workdir: Path, database_url: str | None) -> tuple[subprocess.Po
         "CHRONOS_SHUTDOWN_GRACE_SECONDS": "2",
     }
     cmd = [sys.executable, "-m", "chronos_server", "serve", "--port", str(port)]
+    cmd += ["--metrics-port", str(metrics_port)]
     if database_url is not None:
         cmd += ["--database-url", database_url]
     log = (workdir / "server.log").open("ab")
@@ -78,9 +81,10 @@ def stop_server(proc: subprocess.Popen[bytes]) -> None:
 @pytest.fixture(scope="module")
 def sqlite_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
     workdir = tmp_path_factory.mktemp("examples-sqlite")
-    proc, url = start_server(workdir, None)  # the default database: ./chronos.db
+    metrics = free_port()
+    proc, url = start_server(workdir, None, metrics)  # the default database: ./chronos.db
     try:
-        yield Environment(workdir, url, API_KEY, SIGNING_SECRET, free_port(), free_port())
+        yield Environment(workdir, url, API_KEY, SIGNING_SECRET, free_port(), free_port(), metrics)
     finally:
         stop_server(proc)
 
@@ -89,10 +93,11 @@ def sqlite_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment
 def postgres_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Environment]:
     database_url = pg.new_schema_url()
     workdir = tmp_path_factory.mktemp("examples-postgres")
-    proc, url = start_server(workdir, database_url)
+    metrics = free_port()
+    proc, url = start_server(workdir, database_url, metrics)
     try:
         yield Environment(
-            workdir, url, API_KEY, SIGNING_SECRET, free_port(), free_port(), database_url
+            workdir, url, API_KEY, SIGNING_SECRET, free_port(), free_port(), metrics, database_url
         )
     finally:
         stop_server(proc)

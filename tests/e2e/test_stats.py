@@ -53,12 +53,10 @@ def test_stats_queries_use_indexes(tmp_path: object) -> None:
     conn = sqlite3.connect(":memory:", isolation_level=None)
     migrate(conn)
     queries = load_queries("sqlite")
-    for name in ("stats_open_counts", "stats_finished_counts", "stats_oldest_ready"):
+    params = {"account_id": "a", "since": 0, "handlers": '["f", "g"]'}
+    for name in ("stats_state_counts", "stats_finished", "stats_oldest_ready"):
         plan = " ".join(
-            str(row[3])
-            for row in conn.execute(
-                "EXPLAIN QUERY PLAN " + queries[name], {"account_id": "a", "since": 0}
-            )
+            str(row[3]) for row in conn.execute("EXPLAIN QUERY PLAN " + queries[name], params)
         )
         assert "USING" in plan and "INDEX" in plan, (name, plan)
         assert "SCAN jobs" not in plan.replace("USING", ""), (name, plan)

@@ -56,7 +56,11 @@ async def test_a_key_already_held_refuses_only_its_own_job(store: Store, acct: A
     conflict = results[1]
     assert isinstance(conflict, ChronosError)
     assert [e.to_json() for e in conflict.errors] == [
-        {"field": "idempotency_key", "message": f"already used by job {held.id}"}
+        {
+            "field": "idempotency_key",
+            "message": f"already used by job {held.id}",
+            "job_id": held.id,
+        }
     ]
     assert await store.get_job(acct.a, jobs[1].id) is None
     assert sorted(await job_ids(store, acct.a)) == sorted([held.id, jobs[0].id, jobs[2].id])

@@ -70,7 +70,11 @@ async def test_same_idempotency_key_conflicts_and_names_the_holder(
 
     assert info.value.existing_job_id == first.id
     assert [e.to_json() for e in info.value.errors] == [
-        {"field": "idempotency_key", "message": f"already used by job {first.id}"}
+        {
+            "field": "idempotency_key",
+            "message": f"already used by job {first.id}",
+            "job_id": first.id,
+        }
     ]
     assert await store.get_job(acct.a, second.id) is None
     assert await job_ids(store, acct.a) == [first.id]

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 
 from chronos_server import errors
-from chronos_server.core.models import Schedule, ScheduleStatus, Trigger
+from chronos_server.core.models import Job, Schedule, ScheduleStatus, Trigger
 from chronos_server.store import postgres as pg_store
 from chronos_server.store import sqlite as sqlite_store
 from chronos_server.store.base import Store
@@ -56,9 +56,19 @@ class OldDatabase:
         values = ", ".join(f":{name}" for name in params)
         self.run_sql(f"INSERT INTO schedules ({columns}) VALUES ({values})", params)
 
+    def insert_job(self, job: Job) -> None:
+        """As the code of that version wrote one (with `insert_job`'s column list of then):
+        the columns of 0007 did not exist."""
+        params = {k: v for k, v in job_params(job).items() if k not in REPLAY_COLUMNS}
+        columns = ", ".join(params)
+        values = ", ".join(f":{name}" for name in params)
+        self.run_sql(f"INSERT INTO jobs ({columns}) VALUES ({values})", params)
+
 
 # Added by 0004_schedule_policies.
 POLICY_COLUMNS = ("catch_up", "catch_up_limit", "overlap", "paused_at", "paused_next_run_at")
+# Added by 0007_replay_last_error.
+REPLAY_COLUMNS = ("replay_of", "last_error")
 
 
 def _migrations_up_to(version: int) -> Callable[[str], list[tuple[int, str, str]]]:
@@ -149,7 +159,7 @@ async def test_upgrade_moves_spawned_jobs_to_the_spawn_namespace(old_db: OldData
     client = make_job("acc-1", idempotency_key="order-42", created_at=T0 + 1)
     squatter = make_job("acc-1", idempotency_key=f"{schedule.id}.{SLOT2}", created_at=T0 + 2)
     for job in (spawned, client, squatter):
-        old_db.run("insert_job", job_params(job))
+        old_db.insert_job(job)
 
     new = [name for version, name, _ in migrations(old_db.dialect) if version > old_db.version]
     assert old_db.migrate() == new

@@ -25,6 +25,7 @@ def _no_chronos_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Tests never see the developer's CHRONOS_* variables (and the CLI's writes are undone)."""
     monkeypatch.delenv("CHRONOS_API_KEY", raising=False)
     monkeypatch.delenv("CHRONOS_BASE_URL", raising=False)
+    monkeypatch.delenv("CHRONOS_WORKER_PROTOCOL", raising=False)
     yield
 
 

@@ -8,6 +8,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -72,7 +73,11 @@ class FakeServer:
         self.lookups: list[Request] = []
         self.job_script: deque[Scripted] = deque()
         self.down_until = float("-inf")
+        self.heartbeats: list[Request] = []
+        self.heartbeat_script: deque[Scripted] = deque()
+        self.heartbeat_route = True  # False: answered 404 `not_found`, as by the hosted API
         self._job_of: dict[str, str] = {}  # execution id -> job id
+        self._timeouts: dict[str, int] = {}  # execution id -> its job's timeout
         self._changed = trio.Event()
         self._count = 0
 
@@ -101,6 +106,7 @@ class FakeServer:
             "max_retries": max_retries,
         }
         self._job_of[job["execution_id"]] = job["job_id"]
+        self._timeouts[job["execution_id"]] = job["timeout"]
         self._notify()
         return str(job["execution_id"])
 
@@ -125,6 +131,10 @@ class FakeServer:
         body = json.loads(request.content) if request.content else {}
         seen = Request(request.url.path, request.headers, body, trio.current_time())
         path = request.url.path
+        if path.endswith("/heartbeat"):
+            self.heartbeats.append(seen)
+            self._notify()
+            return self._heartbeat(seen)
         try:
             if request.method == "GET" and path.startswith(JOB_PREFIX):
                 self.lookups.append(seen)
@@ -182,6 +192,27 @@ class FakeServer:
             job.update(status="retrying", run_at=RETRY_AT)
         else:
             job["status"] = "failed"
+
+    def _heartbeat(self, seen: Request) -> httpx.Response:
+        """Lease extension: the lease is said to end the job's `timeout` (or `extend_seconds`)
+        after 2026-01-15T09:00:00Z plus the virtual time of the request."""
+        if not self.heartbeat_route:
+            return _play(error_response(404, "not_found"))
+        if self.heartbeat_script:
+            return _play(self.heartbeat_script.popleft())
+        execution_id = seen.path.split("/")[-2]
+        if execution_id in self.results:
+            return _play(error_response(409, "execution_already_finished"))
+        seconds = seen.body.get("extend_seconds") or self._timeouts.get(execution_id, 30)
+        ends = datetime(2026, 1, 15, 9, 0, tzinfo=UTC) + timedelta(seconds=seen.at + seconds)
+        data = {
+            "id": execution_id,
+            "status": "running",
+            "lease_expires_at": ends.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+        return httpx.Response(
+            200, json={"success": True, "message": "Lease extended", "data": data}
+        )
 
     def _job(self, seen: Request) -> httpx.Response:
         if self.job_script:

@@ -16,7 +16,13 @@ import trio
 import trio.testing
 
 from chronos_worker import Chronos, ChronosConfigError, ChronosContext, Worker
-from chronos_worker.cli import build_chronos, load_target, run_cli, run_until_signalled
+from chronos_worker.cli import (
+    build_chronos,
+    build_parser,
+    load_target,
+    run_cli,
+    run_until_signalled,
+)
 from chronos_worker.context import parse_job
 
 from .conftest import MakeChronos
@@ -60,12 +66,14 @@ def test_cli_values_override_the_module_object_which_stays_untouched(project: Pa
         api_key="chrns_from_cli",
         concurrency=3,
         poll_wait=5,
+        protocol="poll",
     )
     module = sys.modules[name]
     settings = chronos.worker.settings
     assert settings.base_url == "http://chronos.internal:9000"
     assert settings.api_key == "chrns_from_cli"
     assert (settings.concurrency, settings.poll_wait_time_seconds) == (3, 5)
+    assert settings.protocol == "poll"
     assert settings.retry_delay_ms == 250  # not on the command line: kept from the module
     assert dict(chronos.worker.handlers) == {"mod.job": module.job}
     assert chronos is not module.chronos
@@ -259,3 +267,11 @@ async def test_auth_error_exits_3_with_a_message(
     with trio.fail_after(600):
         assert await run_until_signalled(chronos.worker, receive) == 3
     assert "API key refused by the server" in capsys.readouterr().err
+
+
+def test_protocol_flag_takes_auto_stream_or_poll() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["m:c"]).protocol is None  # the settings' default: auto
+    assert parser.parse_args(["--protocol", "stream", "m:c"]).protocol == "stream"
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--protocol", "grpc", "m:c"])

@@ -37,6 +37,18 @@ def test_arguments_win_over_environment(monkeypatch: pytest.MonkeyPatch) -> None
     assert (settings.api_key, settings.base_url) == (KEY, "http://localhost:9000")
 
 
+def test_protocol_defaults_to_auto_then_the_environment_then_the_argument(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Chronos(api_key=KEY).worker.settings.protocol == "auto"
+    monkeypatch.setenv("CHRONOS_WORKER_PROTOCOL", "Poll")
+    assert Chronos(api_key=KEY).worker.settings.protocol == "poll"
+    assert Chronos(api_key=KEY, protocol="stream").worker.settings.protocol == "stream"
+    assert reconfigure(Chronos(api_key=KEY), protocol="stream").worker.settings.protocol == (
+        "stream"
+    )
+
+
 def test_base_url_defaults_to_local_server() -> None:
     assert Chronos(api_key=KEY).worker.settings.base_url == "http://127.0.0.1:8080"
 
@@ -71,6 +83,8 @@ def test_api_key_is_not_in_the_repr() -> None:
         ("base_url", "not a url"),
         ("http_client", object()),
         ("rng", 42),
+        ("protocol", "grpc"),
+        ("protocol", 1),
     ],
 )
 def test_invalid_options_raise_config_error(option: str, value: Any) -> None:

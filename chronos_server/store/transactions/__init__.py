@@ -12,12 +12,17 @@ executions, the sweep). Callers use the names re-exported here (`t.<name>`).
 from __future__ import annotations
 
 from chronos_server.store.transactions.jobs import (
+    SHOWN_AS,
     cancel_job,
     insert_holder,
     insert_job,
     insert_jobs,
-    stats,
+    ready_handlers,
+    replay_job,
+    replay_jobs,
+    stats_from_rows,
 )
+from chronos_server.store.transactions.leases import extend_leases
 from chronos_server.store.transactions.outcomes import (
     finish_execution,
     finish_executions,
@@ -41,6 +46,7 @@ from chronos_server.store.transactions.pipeline import (
     unclaim,
     with_limited_released,
 )
+from chronos_server.store.transactions.retention import count_prunable, prune
 from chronos_server.store.transactions.schedules import (
     archive_schedule,
     pause_schedule,
@@ -52,6 +58,7 @@ from chronos_server.store.transactions.schedules import (
 from chronos_server.store.transactions.tx import Tx, new_id
 
 __all__ = [
+    "SHOWN_AS",
     "Tx",
     "admit_due",
     "any_held",
@@ -59,6 +66,8 @@ __all__ = [
     "cancel_job",
     "claim_ready_jobs",
     "claimed_from_started",
+    "count_prunable",
+    "extend_leases",
     "finish_execution",
     "finish_executions",
     "held_recheck",
@@ -68,18 +77,22 @@ __all__ = [
     "new_id",
     "next_wakeup",
     "pause_schedule",
+    "prune",
     "queue_admitted",
+    "ready_handlers",
     "ready_pull_jobs",
     "record_push_outcomes",
     "refusal",
     "release_held_jobs",
     "replace_schedule",
+    "replay_job",
+    "replay_jobs",
     "resume_schedule",
     "run_schedule_now",
     "spawn_due_schedules",
     "start_executions",
     "start_push_jobs",
-    "stats",
+    "stats_from_rows",
     "sweep",
     "take_due_jobs",
     "unclaim",

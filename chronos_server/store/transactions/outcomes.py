@@ -17,9 +17,10 @@ from chronos_server.core.models import (
     Outcome,
     Overlap,
     ScheduleStatus,
+    describe_failure,
 )
 from chronos_server.core.transitions import decide_after_failure
-from chronos_server.store.base import SweepResult
+from chronos_server.store.base import SweepResult, TimedOut
 from chronos_server.store.rows import Row, dump_json, execution_from_row, job_from_row
 from chronos_server.store.transactions.tx import Tx
 
@@ -132,7 +133,8 @@ def _apply_outcome(
     now: int,
     rng: random.Random,
     ended_at: int | None = None,
-) -> None:
+) -> tuple[Job, JobStatus]:
+    """Finish the execution and its job; returns the job as it was read and its new state."""
     # Never before the start: a wall clock stepped back must not give a negative duration.
     end = now if ended_at is None else max(ended_at, execution.started_at)
     changed = tx.run(
@@ -179,8 +181,10 @@ def _apply_outcome(
         status=status.value,
         run_at=run_at,
         finished_at=finished,
+        last_error=describe_failure(outcome),
         now=now,
     )
+    return job, status
 
 
 def _retry_withdrawn(tx: Tx, job: Job) -> bool:
@@ -207,9 +211,14 @@ def sweep(
         ExecutionStatus.TIMEOUT,
         error=ExecutionError("Lease expired before a result was reported", "LeaseExpired"),
     )
+    timeouts = []
     for row in expired:
         execution_row = tx.one("get_execution_any", id=row["id"])
         assert execution_row is not None
-        _apply_outcome(tx, execution_from_row(execution_row), timeout, now, rng)
+        execution = execution_from_row(execution_row)
+        job, status = _apply_outcome(tx, execution, timeout, now, rng)
+        timeouts.append(TimedOut(execution, job.handler, status, job.delivery.type.value))
     recovered = tx.all("stuck_admitting", older_than=now - admitting_grace_ms, now=now)
-    return SweepResult(timed_out=len(expired), recovered_admitting=len(recovered))
+    return SweepResult(
+        timed_out=len(expired), recovered_admitting=len(recovered), timeouts=tuple(timeouts)
+    )

@@ -64,7 +64,8 @@ WITH x AS (
     FROM x WHERE e.id = x.id AND e.account_id = :account_id AND e.status = 'running'
     RETURNING e.*
 ), jobs_done AS (
-    UPDATE jobs j SET status = 'completed', finished_at = d.finished_at, updated_at = :now
+    UPDATE jobs j SET status = 'completed', finished_at = d.finished_at, last_error = NULL,
+        updated_at = :now
     FROM done d WHERE j.id = d.job_id AND j.status = 'running' AND j.last_execution_id = d.id
 )
 SELECT d.*, true AS done FROM done d
@@ -148,14 +149,16 @@ WITH x AS (
         delivery TEXT, payload TEXT, timeout INTEGER, max_retries INTEGER,
         idempotency_key TEXT, status TEXT, scheduled_for BIGINT, run_at BIGINT,
         attempt_count INTEGER, last_execution_id TEXT, first_trigger TEXT, created_at BIGINT,
-        updated_at BIGINT, finished_at BIGINT)
+        updated_at BIGINT, finished_at BIGINT, replay_of TEXT)
 ), inserted AS (
     INSERT INTO jobs (id, account_id, schedule_id, name, description, handler, delivery_type,
         delivery, payload, timeout, max_retries, idempotency_key, status, scheduled_for, run_at,
-        attempt_count, last_execution_id, first_trigger, created_at, updated_at, finished_at)
+        attempt_count, last_execution_id, first_trigger, created_at, updated_at, finished_at,
+        replay_of)
     SELECT id, account_id, schedule_id, name, description, handler, delivery_type,
         delivery, payload, timeout, max_retries, idempotency_key, status, scheduled_for, run_at,
-        attempt_count, last_execution_id, first_trigger, created_at, updated_at, finished_at
+        attempt_count, last_execution_id, first_trigger, created_at, updated_at, finished_at,
+        replay_of
     FROM x
     ON CONFLICT DO NOTHING
     RETURNING id

@@ -95,18 +95,7 @@ SELECT * FROM schedules WHERE id = :id AND account_id = :account_id;
 -- name: get_schedule_any
 SELECT * FROM schedules WHERE id = :id;
 
--- name: list_schedules
-SELECT * FROM schedules
-WHERE account_id = :account_id
-  AND (:status::text IS NULL OR status = :status)
-  AND (:handler::text IS NULL OR handler = :handler)
-ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
 
--- name: count_schedules
-SELECT count(*) AS n FROM schedules
-WHERE account_id = :account_id
-  AND (:status::text IS NULL OR status = :status)
-  AND (:handler::text IS NULL OR handler = :handler);
 
 -- name: due_schedules
 SELECT * FROM schedules
@@ -128,11 +117,12 @@ WHERE schedule_id = :schedule_id
 -- Jobs of clients (with their idempotency key) and manual runs; never a spawn_slot.
 INSERT INTO jobs (id, account_id, schedule_id, name, description, handler, delivery_type,
     delivery, payload, timeout, max_retries, idempotency_key, status, scheduled_for, run_at,
-    attempt_count, last_execution_id, first_trigger, created_at, updated_at, finished_at)
+    attempt_count, last_execution_id, first_trigger, created_at, updated_at, finished_at,
+    replay_of)
 VALUES (:id, :account_id, :schedule_id, :name, :description, :handler, :delivery_type,
     :delivery, :payload, :timeout, :max_retries, :idempotency_key, :status, :scheduled_for,
     :run_at, :attempt_count, :last_execution_id, :first_trigger, :created_at, :updated_at,
-    :finished_at)
+    :finished_at, :replay_of)
 ON CONFLICT (account_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING;
 
 -- name: insert_spawned_job
@@ -156,29 +146,50 @@ SELECT * FROM jobs WHERE id = :id AND account_id = :account_id;
 -- name: get_job_any
 SELECT * FROM jobs WHERE id = :id;
 
--- name: list_jobs
-SELECT * FROM jobs
-WHERE account_id = :account_id
-  AND (:statuses::text IS NULL
-       OR status IN (SELECT json_array_elements_text(:statuses::json)))
-  AND (:since::bigint IS NULL OR created_at >= :since)
-  AND (:schedule_id::text IS NULL OR schedule_id = :schedule_id)
-  AND (:handler::text IS NULL OR handler = :handler)
-ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset;
 
--- name: count_jobs
-SELECT count(*) AS n FROM jobs
-WHERE account_id = :account_id
-  AND (:statuses::text IS NULL
-       OR status IN (SELECT json_array_elements_text(:statuses::json)))
-  AND (:since::bigint IS NULL OR created_at >= :since)
-  AND (:schedule_id::text IS NULL OR schedule_id = :schedule_id)
-  AND (:handler::text IS NULL OR handler = :handler);
 
 -- name: cancel_job
 UPDATE jobs SET status = 'cancelled', finished_at = :now, updated_at = :now
 WHERE id = :id AND account_id = :account_id
   AND status IN ('pending', 'held', 'admitting', 'queued', 'limited', 'ready', 'retrying');
+
+-- name: replayable_jobs
+-- The bulk replay's originals (`store.base.ReplayFilter`): finished jobs of the account, by
+-- status and the optional filters, not replayed before, earliest finished first. Locked (and
+-- locked rows skipped) so two replays running at once never take the same job.
+SELECT * FROM jobs j
+WHERE account_id = :account_id
+  AND status IN (SELECT json_array_elements_text(:statuses::json))
+  AND (:handler::text IS NULL OR handler = :handler)
+  AND (:schedule_id::text IS NULL OR schedule_id = :schedule_id)
+  AND (:since::bigint IS NULL OR finished_at >= :since)
+  AND (:until::bigint IS NULL OR finished_at < :until)
+  AND NOT EXISTS (SELECT 1 FROM jobs r WHERE r.replay_of = j.id)
+ORDER BY finished_at, id LIMIT :limit
+FOR UPDATE OF j SKIP LOCKED;
+
+-- name: queue_counts
+-- Open jobs of every account per handler and state (metrics, at most once per scrape interval):
+-- each state through its own partial index (jobs_ready, jobs_due, jobs_held, jobs_admitting,
+-- jobs_queued, jobs_limited: shown as `queued`), and `running` through the running executions (executions_lease), since no
+-- index covers running jobs; a running job has exactly one running execution.
+SELECT handler, status, count(*) AS n FROM jobs WHERE status = 'ready' GROUP BY handler, status
+UNION ALL
+SELECT handler, status, count(*) AS n FROM jobs WHERE status IN ('pending', 'retrying')
+GROUP BY handler, status
+UNION ALL
+SELECT handler, status, count(*) AS n FROM jobs WHERE status = 'held' GROUP BY handler, status
+UNION ALL
+SELECT handler, status, count(*) AS n FROM jobs WHERE status = 'admitting'
+GROUP BY handler, status
+UNION ALL
+SELECT handler, status, count(*) AS n FROM jobs WHERE status = 'queued' GROUP BY handler, status
+UNION ALL
+SELECT handler, status, count(*) AS n FROM jobs WHERE status = 'limited' GROUP BY handler, status
+UNION ALL
+SELECT j.handler, 'running' AS status, count(*) AS n
+FROM executions e JOIN jobs j ON j.id = e.job_id
+WHERE e.status = 'running' GROUP BY j.handler;
 
 -- name: take_due_jobs
 WITH due AS (
@@ -276,22 +287,7 @@ SELECT * FROM executions WHERE id = :id AND account_id = :account_id;
 -- name: get_execution_any
 SELECT * FROM executions WHERE id = :id;
 
--- name: list_executions
-SELECT * FROM executions
-WHERE account_id = :account_id
-  AND (:job_id::text IS NULL OR job_id = :job_id)
-  AND (:statuses::text IS NULL
-       OR status IN (SELECT json_array_elements_text(:statuses::json)))
-  AND (:since::bigint IS NULL OR started_at >= :since)
-ORDER BY started_at DESC, id DESC LIMIT :limit OFFSET :offset;
 
--- name: count_executions
-SELECT count(*) AS n FROM executions
-WHERE account_id = :account_id
-  AND (:job_id::text IS NULL OR job_id = :job_id)
-  AND (:statuses::text IS NULL
-       OR status IN (SELECT json_array_elements_text(:statuses::json)))
-  AND (:since::bigint IS NULL OR started_at >= :since);
 
 -- name: finish_execution
 UPDATE executions SET status = :status, finished_at = :finished_at,
@@ -300,9 +296,14 @@ UPDATE executions SET status = :status, finished_at = :finished_at,
     response_body = :response_body
 WHERE id = :id AND status = 'running';
 
+-- name: extend_lease
+UPDATE executions SET lease_expires_at = GREATEST(COALESCE(lease_expires_at, 0), :until)
+WHERE id = :id AND status = 'running';
+
 -- name: finish_job
+-- `last_error` (0007) in the same write: NULL for a success, else the attempt's error.
 UPDATE jobs SET status = :status, run_at = :run_at, finished_at = :finished_at,
-    updated_at = :now
+    last_error = :last_error, updated_at = :now
 WHERE id = :id AND status = 'running' AND last_execution_id = :execution_id;
 
 -- name: complete_executions
@@ -316,7 +317,8 @@ WHERE executions.id = x.id AND executions.status = 'running'
 RETURNING executions.id, executions.job_id, executions.finished_at;
 
 -- name: complete_jobs
-UPDATE jobs SET status = 'completed', finished_at = x.finished_at, updated_at = :now
+UPDATE jobs SET status = 'completed', finished_at = x.finished_at, last_error = NULL,
+    updated_at = :now
 FROM jsonb_to_recordset(:items::jsonb) AS x(job_id TEXT, execution_id TEXT, finished_at BIGINT)
 WHERE jobs.id = x.job_id AND jobs.status = 'running' AND jobs.last_execution_id = x.execution_id;
 
@@ -338,30 +340,31 @@ RETURNING jobs.id;
 SELECT id FROM executions WHERE status = 'running' AND lease_expires_at IS NULL
 LIMIT :limit;
 
--- name: stats_open_counts
--- A `held` job is `pending` to the API; a `limited` one `queued` (the caller adds it in).
-SELECT handler, CASE WHEN status = 'held' THEN 'pending' ELSE status END AS status,
-    count(*) AS n FROM jobs
-WHERE account_id = :account_id
-  AND status IN ('pending', 'held', 'admitting', 'queued', 'limited', 'ready', 'running', 'retrying')
-GROUP BY 1, 2;
+-- name: stats_state_counts
+-- Jobs per (handler, status) of an account, from the counts the triggers of migration 0009 keep
+-- (folded counts + deltas not yet folded, in one statement: one snapshot). Handler '' = none.
+SELECT handler, status, sum(n) AS n FROM (
+    SELECT handler, status, n FROM job_counts WHERE account_id = :account_id
+    UNION ALL
+    SELECT handler, status, delta AS n FROM job_count_deltas WHERE account_id = :account_id
+) AS counted
+GROUP BY handler, status HAVING sum(n) <> 0;
 
--- name: stats_finished_counts
-SELECT handler, status, count(*) AS n FROM jobs
+-- name: stats_finished
+-- Jobs finished since :since per (handler, status, minute): one range of the `jobs_stats` index
+-- per terminal status (account, status, finished_at, handler: an index-only scan).
+SELECT handler, status, finished_at / 60000 AS minute, count(*) AS n FROM jobs
 WHERE account_id = :account_id
   AND status IN ('completed', 'failed', 'cancelled') AND finished_at >= :since
-GROUP BY handler, status;
+GROUP BY handler, status, minute;
 
 -- name: stats_oldest_ready
-SELECT handler, min(run_at) AS oldest FROM jobs
-WHERE account_id = :account_id AND status = 'ready'
-GROUP BY handler;
+-- The oldest `ready` job of each named handler: one probe of `jobs_ready` per handler.
+SELECT h.name AS handler, (
+    SELECT min(run_at) FROM jobs
+    WHERE status = 'ready' AND account_id = :account_id AND handler = h.name) AS oldest
+FROM json_array_elements_text(:handlers::json) AS h(name);
 
--- name: stats_per_minute
-SELECT finished_at / 60000 AS minute, status, count(*) AS n FROM jobs
-WHERE account_id = :account_id
-  AND status IN ('completed', 'failed') AND finished_at >= :since
-GROUP BY minute, status;
 
 -- name: admit_due_jobs
 -- Due `pending`/`retrying` jobs past admission in one statement: pull jobs `ready`, push jobs
@@ -453,6 +456,55 @@ SELECT run_at, account_id, CASE WHEN delivery_type = 'pull' AND NOT EXISTS (
     THEN handler END AS handler
 FROM jobs WHERE status IN ('pending', 'retrying')
 ORDER BY run_at LIMIT 1;
+
+-- --- retention (README "Retention"; loops/retention.py) ----------------------------------------
+-- Finished jobs older than their status's period go in batches, each job with its executions;
+-- a job that is not finished is never selected nor deleted. On PostgreSQL each batch's jobs are
+-- locked (SKIP LOCKED): replicas pruning at once take different batches, and never wait.
+
+-- name: account_ids
+SELECT id FROM accounts ORDER BY id;
+
+-- name: expired_jobs
+-- A range of `jobs_stats` (account, status, finished_at).
+SELECT id FROM jobs
+WHERE account_id = :account_id AND status = :status AND finished_at < :before
+LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: delete_executions_of_jobs
+DELETE FROM executions WHERE job_id = ANY(ARRAY(SELECT jsonb_array_elements_text(:ids::jsonb)));
+
+-- name: delete_finished_jobs
+DELETE FROM jobs WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(:ids::jsonb)))
+  AND status IN ('completed', 'failed', 'cancelled')
+RETURNING status;
+
+-- name: expired_schedules
+-- Archived or completed schedules ended before :before with no job left.
+SELECT id FROM schedules s
+WHERE status IN ('archived', 'completed')
+  AND coalesce(archived_at, completed_at, updated_at) < :before
+  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.schedule_id = s.id)
+LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: delete_schedules
+DELETE FROM schedules WHERE id = ANY(ARRAY(SELECT jsonb_array_elements_text(:ids::jsonb))) AND status IN ('archived', 'completed');
+
+-- name: count_expired_jobs
+SELECT count(*) AS n FROM jobs
+WHERE account_id = :account_id AND status = :status AND finished_at < :before;
+
+-- name: count_expired_executions
+SELECT count(*) AS n FROM executions e JOIN jobs j ON j.id = e.job_id
+WHERE j.account_id = :account_id AND j.status = :status AND j.finished_at < :before;
+
+-- name: count_expired_schedules
+SELECT count(*) AS n FROM schedules s
+WHERE status IN ('archived', 'completed')
+  AND coalesce(archived_at, completed_at, updated_at) < :before
+  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.schedule_id = s.id);
 
 -- --- handler limits (README "Handler limits"; 0008_handler_limits.sql) ---------------------------
 
