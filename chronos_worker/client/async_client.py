@@ -111,7 +111,7 @@ class AsyncClient:
             response = await self._http.request(call.method, call.path, **call.request_kwargs())
         except httpx.HTTPError as exc:
             raise connection_error(self.base_url, exc) from exc
-        return envelope(call.method, call.path, response)
+        return envelope(call.method, call.path, response, enveloped=call.enveloped)
 
     async def _pages(
         self, call: Call[Page[T]], make: Callable[[dict[str, str]], Call[Page[T]]]

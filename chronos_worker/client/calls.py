@@ -89,7 +89,7 @@ def ready() -> Call[HealthStatus]:
 
 
 def openapi() -> Call[dict[str, Any]]:
-    return Call("GET", "/v1/openapi.json", lambda found: found)
+    return Call("GET", "/v1/openapi.json", lambda found: found, enveloped=False)
 
 
 # -- schedules (spec §5.2-§5.6, pause/resume extension) ------------------------------------

@@ -50,6 +50,7 @@ class Call(Generic[R]):
     params: Mapping[str, str] = field(default_factory=dict)
     json: Any = None
     idempotency_key: bool = False  # a POST whose body carries an idempotency key
+    enveloped: bool = True  # False: a 2xx answer is a bare JSON object (the OpenAPI document)
 
     @property
     def idempotent(self) -> bool:
@@ -89,7 +90,9 @@ class Connection:
 # -- answers -------------------------------------------------------------------------------
 
 
-def envelope(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
+def envelope(
+    method: str, path: str, response: httpx.Response, *, enveloped: bool = True
+) -> dict[str, Any]:
     """The answer's envelope, or the exception its status and body call for."""
     try:
         body = response.json()
@@ -98,6 +101,8 @@ def envelope(method: str, path: str, response: httpx.Response) -> dict[str, Any]
     found: dict[str, Any] = body if isinstance(body, dict) else {}
     status = response.status_code
     if 200 <= status < 300 and (status == 204 or found.get("success") is True):
+        return found
+    if 200 <= status < 300 and not enveloped and found:
         return found
     raise status_error(method, path, response, found)
 
@@ -115,6 +120,7 @@ def status_error(
             f"the server refused the API key: {message} (HTTP {status})",
             status=status,
             code=code,
+            errors=errors,
             retry_after=retry_after,
         )
     detail = ": " + "; ".join(f"{e.field} {e.message}" for e in errors) if errors else ""
