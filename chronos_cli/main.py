@@ -14,6 +14,8 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from chronos_cli.commands import COMMANDS
+
 # name → short help, for `chronos --help` without importing the server
 SERVER_COMMANDS = {
     "serve": "Run the API server and the pipeline loops.",
@@ -65,6 +67,10 @@ def _missing_server(name: str, exc: ImportError) -> click.Command:
 @click.version_option(package_version(), "--version", "-V", prog_name="chronos")
 def cli() -> None:
     """Chronos job scheduler: run the server, and operate any Chronos server over HTTP."""
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

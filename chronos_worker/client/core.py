@@ -112,6 +112,8 @@ def status_error(
 ) -> ChronosAPIError:
     status = response.status_code
     message = str(found.get("message") or response.reason_phrase or "error")
+    if 200 <= status < 300:
+        message = "the answer is not the Chronos API's JSON envelope (is this a Chronos server?)"
     code = found.get("code") if isinstance(found.get("code"), str) else None
     errors = field_errors(found)
     retry_after = retry_after_seconds(response)
