@@ -439,3 +439,13 @@ RETURNING id;
 SELECT run_at, account_id, CASE WHEN delivery_type = 'pull' THEN handler END AS handler
 FROM jobs WHERE status IN ('pending', 'retrying')
 ORDER BY run_at LIMIT 1;
+
+-- name: touch_api_key
+-- At most one write a minute per key, whichever process (replica) gets there first.
+UPDATE api_keys SET last_used_at = :now
+WHERE key_hash = :key_hash AND (last_used_at IS NULL OR last_used_at <= :now - 60000);
+
+-- name: list_api_keys
+SELECT k.prefix, a.name AS account, k.created_at, k.last_used_at, k.revoked_at
+FROM api_keys k JOIN accounts a ON a.id = k.account_id
+ORDER BY a.name, k.created_at, k.prefix;
