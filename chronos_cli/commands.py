@@ -28,8 +28,10 @@ def exit_codes() -> None:
 @click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
 @click.pass_context
 def completion(ctx: click.Context, shell: str) -> None:
-    """Print the shell completion script, e.g. `eval "$(chronos completion bash)"`
-    (zsh: `eval "$(chronos completion zsh)"`; fish: `chronos completion fish | source`)."""
+    """Print the shell completion script for bash, zsh or fish.
+
+    bash: `eval "$(chronos completion bash)"`; zsh: `eval "$(chronos completion zsh)"`;
+    fish: `chronos completion fish | source`."""
     root = ctx.find_root()
     cls = get_completion_class(shell)
     assert cls is not None

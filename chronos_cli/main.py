@@ -15,6 +15,7 @@ from importlib.metadata import PackageNotFoundError, version
 import click
 
 from chronos_cli.commands import COMMANDS
+from chronos_cli.support import CommandFailed
 
 # name → short help, for `chronos --help` without importing the server
 SERVER_COMMANDS = {
@@ -58,7 +59,7 @@ def _missing_server(name: str, exc: ImportError) -> click.Command:
     )
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def missing(args: tuple[str, ...]) -> None:
-        raise click.ClickException(SERVER_MISSING.format(name=name, error=exc))
+        raise CommandFailed(SERVER_MISSING.format(name=name, error=exc), 1)
 
     return missing
 
