@@ -19,6 +19,11 @@ from chronos_server.pipeline.services import Pipeline
 
 log = logging.getLogger("chronos.admission")
 HAND_OFF_SECONDS = 0.05
+# The hand-off timer fires this much before a due instant: a sleep ends up to 1 ms late (epoll
+# waits in whole milliseconds, rounded up), so aiming 1 ms early lands the claim at the instant
+# instead of 0-2 ms after it. The claim then runs "as of" the due instant (its `now`), so the
+# job is never taken, nor recorded as started, before it is due.
+HAND_OFF_LEAD_MS = 1
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,10 @@ async def run_admission(
             if result.more:
                 await trio.lowlevel.checkpoint()
                 continue
-            delay = seconds_until(p, result.next_wakeup)
+            wake = result.next_wakeup
+            if wake is not None and result.next_claimable is not None:
+                wake -= HAND_OFF_LEAD_MS
+            delay = seconds_until(p, wake)
         except StoreUnavailable as exc:
             log.warning("admission: store unavailable (%s); backing off", exc)
             delay = p.settings.error_backoff_seconds
@@ -87,9 +95,10 @@ async def hand_off(p: Pipeline, result: AdmissionResult) -> None:
     worker in one statement; the pass that follows admits the rest (and, should the claimer
     lose the row to it, makes the job `ready` and wakes the claimer again)."""
     key, due = result.next_claimable, result.next_wakeup
-    if key is None or due is None or p.clock.now_ms() < due:
+    if key is None or due is None or p.clock.now_ms() < due - HAND_OFF_LEAD_MS:
         return
     for waiter in p.board.wake(key[0], key[1], 1):
+        waiter.claim_at = due
         # Let its claim run first (bounded: a claimer that vanished must not hold admission).
         with trio.move_on_after(HAND_OFF_SECONDS):
             await waiter.attempted.wait()

@@ -39,7 +39,8 @@ async def claim_jobs(
         waiter = board.register(account_id, handlers)
         try:
             try:
-                claimed = await _claim_once(p, account_id, handlers, worker, limit)
+                at = woken.claim_at if woken is not None else None
+                claimed = await _claim_once(p, account_id, handlers, worker, limit, at)
             finally:
                 if woken is not None:
                     woken.attempted.set()
@@ -65,8 +66,15 @@ async def claim_jobs(
 
 
 async def _claim_once(
-    p: Pipeline, account_id: str, handlers: list[str], worker: str | None, limit: int
+    p: Pipeline,
+    account_id: str,
+    handlers: list[str],
+    worker: str | None,
+    limit: int,
+    at: int | None = None,
 ) -> list[ClaimedJob]:
+    """One claim statement; `at` (a due instant admission woke us for, at most a millisecond
+    ahead) is its `now` if the clock has not reached it yet."""
     board = p.board
     if board.known_empty(account_id, handlers):
         return []
@@ -74,9 +82,10 @@ async def _claim_once(
     claimed: list[ClaimedJob] = []
     with trio.move_on_after(CLAIM_SECONDS) as scope:
         scope.shield = True
-        claimed = await p.store.claim_ready_jobs(
-            account_id, handlers, worker, p.clock.now_ms(), limit
-        )
+        now = p.clock.now_ms()
+        if at is not None and at > now:
+            now = at
+        claimed = await p.store.claim_ready_jobs(account_id, handlers, worker, now, limit)
     if not claimed and not scope.cancelled_caught:
         board.mark_empty(account_id, handlers, before)
     handed_over = False

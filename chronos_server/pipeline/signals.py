@@ -35,6 +35,9 @@ class Waiter:
         # Set once the claim this wake-up led to has run (whatever it found): admission's
         # hand-off at a due instant waits for it before its own pass.
         self.attempted = trio.Event()
+        # Set by admission's hand-off at a due instant (ms): the claim this wake-up leads to runs
+        # as of that instant, since the timer fires up to `HAND_OFF_LEAD_MS` before it.
+        self.claim_at: int | None = None
 
 
 class ClaimBoard:

@@ -27,7 +27,7 @@ from chronos_server.core.models import (
     ScheduleStatus,
     Trigger,
 )
-from chronos_server.loops.admission import run_admission
+from chronos_server.loops.admission import HAND_OFF_LEAD_MS, run_admission
 from chronos_server.loops.dispatch import run_dispatch
 from chronos_server.loops.sweeper import run_sweeper
 from chronos_server.pipeline.claims import claim_jobs
@@ -101,8 +101,11 @@ async def test_parked_claim_wakes_when_job_becomes_ready(
     job = await world.add_job(run_at=ORIGIN_MS + 3_000)
     waiter = world.p.board.register(world.account_id, ["h"])
     await waiter.event.wait()
-    assert world.now() == ORIGIN_MS + 3_000
-    claimed = await world.p.store.claim_ready_job(world.account_id, ["h"], None, world.now())
+    # The hand-off timer aims HAND_OFF_LEAD_MS early (a real sleep ends up to 1 ms late) and the
+    # wake-up carries the due instant the claim is to run as of.
+    assert ORIGIN_MS + 3_000 - HAND_OFF_LEAD_MS <= world.now() <= ORIGIN_MS + 3_000
+    assert waiter.claim_at == ORIGIN_MS + 3_000
+    claimed = await world.p.store.claim_ready_job(world.account_id, ["h"], None, waiter.claim_at)
     assert claimed is not None and claimed.job.id == job.id
 
 
@@ -114,18 +117,24 @@ async def test_a_parked_claimer_takes_a_job_at_its_due_instant_without_an_admiss
     world.start_loops()
     job = await world.add_job(run_at=ORIGIN_MS + 4_000)
     before_claims: list[JobStatus] = []
+    claim_nows: list[int] = []
     real_claim = world.p.store.claim_ready_jobs
 
     async def watching_claim(
         account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
     ) -> list[ClaimedJob]:
         before_claims.append(await world.status(job.id))
+        claim_nows.append(now)
         return await real_claim(account_id, handlers, worker, now, limit)
 
     world.p.store.claim_ready_jobs = watching_claim  # type: ignore[method-assign]
     claimed = await claim_jobs(world.p, world.account_id, ["h"], None, 20)
     assert [c.job.id for c in claimed] == [job.id]
-    assert world.now() == ORIGIN_MS + 4_000
+    # Woken at most HAND_OFF_LEAD_MS early, the claim ran as of the due instant: the execution
+    # is recorded as started then, never before.
+    assert ORIGIN_MS + 4_000 - HAND_OFF_LEAD_MS <= world.now() <= ORIGIN_MS + 4_000
+    assert claim_nows[-1] == ORIGIN_MS + 4_000
+    assert claimed[0].execution.started_at == ORIGIN_MS + 4_000
     # The claim that took it found it still `pending`: no admission pass made it `ready` first.
     assert before_claims[-1] is JobStatus.PENDING
     assert await world.status(job.id) is JobStatus.RUNNING
