@@ -5,7 +5,7 @@ Prints figures; asserts nothing.
     .venv/bin/python -m bench.hot_path [--store postgres|sqlite] [--jobs 5000]
         [--concurrency 1 8 32] [--rates 100 200] [--seconds 10] [--create 5000]
         [--phases burst lateness create] [--profile DIR] [--profile-worker DIR]
-        [--server-workers N] [--port P] [--db-name NAME]
+        [--server-workers N] [--port P] [--db-name NAME] [--other-limits N]
 
 Chronos: `chronos serve` and the real `chronos-worker` command (bench/noop_worker.py), each in
 its own process; every job is created through the HTTP API.
@@ -23,6 +23,8 @@ supervisor; the server CPU shown is then their sum, followed by each one's share
 CPU went (self time of the top functions); `--profile-worker DIR` does the same for the worker
 process during each burst (`--gil --nonblocking`: on-CPU samples, the worker barely slowed).
 `--db-name` and `--port` keep two runs on one machine apart (a run recreates its database).
+`--other-limits N` first gives N other handlers limits and due jobs that wait for them
+(`limit_others`): compare a run with and without it for what limits cost a handler without any.
 """
 
 from __future__ import annotations
@@ -351,7 +353,29 @@ def fmt(late: list[float]) -> str:
     return f"p50 {pct(late, 50):6.1f} ms  p95 {pct(late, 95):6.1f} ms  p99 {pct(late, 99):6.1f} ms"
 
 
+OTHER_WAITING = 20  # jobs created per other handler; no worker runs them: most wait for limits
+
+
+async def limit_others(ch: Chronos, n: int) -> None:
+    """`--other-limits N`: N other handlers get limits (`max_running` 5, 50/s) and 20 due jobs
+    each that nobody runs, so every admission pass also has limited jobs to look at, while the
+    phases measure the unlimited handlers as before."""
+    headers = {"Authorization": f"Bearer {KEY}"}
+    async with httpx.AsyncClient(base_url=ch.base, headers=headers, timeout=60) as client:
+        for i in range(n):
+            handler = f"other-{i}"
+            resp = await client.put(
+                f"/v1/handlers/{handler}/limits", json={"max_running": 5, "max_per_second": 50}
+            )
+            assert resp.status_code == 200, resp.text
+            jobs = [{"name": "other", "handler": handler} for _ in range(OTHER_WAITING)]
+            resp = await client.post("/v1/jobs/batch", json={"jobs": jobs})
+            assert resp.status_code == 200, resp.text
+
+
 async def run(args: argparse.Namespace, ch: Chronos) -> None:
+    if args.other_limits:
+        await limit_others(ch, args.other_limits)
     if "burst" in args.phases:
         for c in args.concurrency:
             ch.vacuum()
@@ -408,6 +432,12 @@ def main() -> None:
     parser.add_argument(
         "--server-workers", type=int, default=1, help="server processes (`serve --workers`)"
     )
+    parser.add_argument(
+        "--other-limits",
+        type=int,
+        default=0,
+        help="N other handlers with limits and jobs waiting for them (their cost to the others)",
+    )
     args = parser.parse_args()
     args.server_env = dict(item.split("=", 1) for item in args.server_env)
     for directory in (args.profile, args.profile_worker):
@@ -427,7 +457,8 @@ def main() -> None:
     )
     print(
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; store {args.store}; burst jobs {args.jobs};"
-        f" server processes {args.server_workers}"
+        f" server processes {args.server_workers}; other handlers with limits"
+        f" {args.other_limits}"
     )
     ch = Chronos(args, url)
     try:

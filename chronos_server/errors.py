@@ -79,6 +79,12 @@ class ExecutionNotFound(NotFound):
     code, default_message = "execution_not_found", "Execution not found"
 
 
+class HandlerLimitsNotFound(NotFound):
+    """Extension: the handler has no limits (README "Handler limits")."""
+
+    code, default_message = "handler_limits_not_found", "This handler has no limits"
+
+
 class Conflict(ChronosError):
     status, code, default_message = 409, "conflict", "Conflict"
 

@@ -267,6 +267,10 @@ async def serve(
         async with trio.open_nursery() as nursery:
             # Startup recovery: anything left `admitting` by a previous process goes back now.
             await sweeper_once(pipeline, admitting_grace_ms=0)
+            # Which handlers have limits (who must hear of a finish): loaded in the background,
+            # not one more round trip before the server answers (a copy not loaded yet costs a
+            # limited handler's waiting jobs at most admission's idle pass).
+            nursery.start_soon(pipeline.limited.run, store)
             await nursery.start(run_admission, pipeline)
             await nursery.start(run_dispatch, pipeline, sender)
             await nursery.start(run_sweeper, pipeline)

@@ -104,6 +104,16 @@ def count(n: int, status_name: str) -> Text:
     return Text(str(n), style=STATUS_STYLES.get(status_name, ""), justify="right")
 
 
+def limits(max_running: int | None, max_per_second: float | None, held: int) -> Text:
+    """A handler's limits after its name, `≤2 5/s`; yellow while they hold jobs back."""
+    parts = []
+    if max_running is not None:
+        parts.append(f"≤{max_running}")
+    if max_per_second is not None:
+        parts.append(f"{max_per_second:g}/s")
+    return Text(" ".join(parts), style="bold yellow" if held else "grey62")
+
+
 def oldest_ready(age_ms: int | None) -> Text:
     """The oldest `ready` job's age; loud when nothing seems to claim it."""
     if age_ms is None:

@@ -3,10 +3,12 @@
 One tick = three requests made concurrently: `GET /v1/stats`, the first page of
 `GET /v1/executions` and `GET /v1/workers` (the worker channels per handler; against a server
 without it the client stops asking and the worker columns stay hidden). The queue panel ranks
-handlers busiest first (see `rows.activity_rank`) and scrolls. Enter on a handler opens its jobs,
-Enter on an execution opens its detail. Plus `GET /v1/account` every `ACCOUNT_REFRESH_SECONDS`
-(the rate limit is per key, shared with workers, and a rotation is rare and long): during a
-signing-secret rotation the status line says until when the previous secret is still sent.
+handlers busiest first (see `rows.activity_rank`) and scrolls; a handler with limits shows them
+after its name (`≤2` running, `5/s` started), in yellow while they hold jobs in `queued`. Enter
+on a handler opens its jobs, Enter on an execution opens its detail. Plus `GET /v1/account`
+every `ACCOUNT_REFRESH_SECONDS` (the rate limit is per key, shared with workers, and a rotation
+is rare and long): during a signing-secret rotation the status line says until when the
+previous secret is still sent.
 """
 
 from __future__ import annotations

@@ -143,6 +143,9 @@ def queue_rows(stats: Stats, workers: Workers | None = None) -> list[Row]:
 
 def _queue_cells(h: HandlerStats, worker_cells: list[Cell]) -> list[Cell]:
     name = Text(h.handler or NO_HANDLER, style="bold")
+    if h.limits is not None:  # the handler's limits, loud while they hold jobs in `queued`
+        name.append(" ")
+        name.append_text(fmt.limits(h.limits.max_running, h.limits.max_per_second, h.limited))
     counts = [fmt.count(h.count(s), s.value) for s in QUEUE_STATES]
     return [name, *counts, fmt.oldest_ready(h.oldest_ready_age_ms), *worker_cells]
 

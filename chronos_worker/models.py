@@ -145,11 +145,25 @@ class Execution(_Model):
     response_body: str | None = None
 
 
+class HandlerLimits(_Model):
+    """A handler's limits (server extension; README "Handler limits"): in a stats row (no
+    `handler`), and from `/v1/handlers/{name}/limits`."""
+
+    handler: str | None = None
+    max_running: int | None = None
+    max_per_second: float | None = None
+    updated_at: datetime | None = None
+
+
 class HandlerStats(_Model):
     handler: str | None
     counts: dict[JobStatus, int]
     oldest_ready_at: datetime | None = None
     oldest_ready_age_ms: int | None = None
+    # Absent from a server without handler limits: no limit, nothing held back.
+    limits: HandlerLimits | None = None
+    limited: int = 0  # `queued` jobs waiting for the limits
+    queued_reason: str | None = None  # `max_running` or `max_per_second`
 
     def count(self, status: JobStatus) -> int:
         return self.counts.get(status, 0)
@@ -232,15 +246,6 @@ class ReplayResult(_Model):
 
     count: int
     job_ids: list[str]
-
-
-class HandlerLimits(_Model):
-    """`/v1/handlers/{name}/limits` (extension): a handler's concurrency and rate caps."""
-
-    handler: str
-    max_running: int | None = None
-    max_per_second: float | None = None
-    updated_at: datetime | None = None
 
 
 class WorkerChannel(_Model):

@@ -20,6 +20,7 @@ import trio
 from chronos_server.api import (
     routes_account,
     routes_jobs,
+    routes_limits,
     routes_schedules,
     routes_stats,
     routes_stream,
@@ -85,7 +86,7 @@ class Api:
                     raise RateLimited(rate.retry_after)
             query = Query(request.query, endpoint.query)
             body, status = await endpoint.fn(Call(self.svc, request, found.params, account, query))
-            response = Response(status, dumps(body))
+            response = Response(status, b"" if status == 204 else dumps(body))
         except ChronosError as exc:
             response = self.render(exc)
         except Exception as exc:
@@ -188,4 +189,5 @@ ROUTES: Routes = [
     *routes_stream.ROUTES,
     *routes_stats.ROUTES,
     *routes_account.ROUTES,
+    *routes_limits.ROUTES,
 ]

@@ -160,6 +160,18 @@ def _link(op_id: str, expression: str = "$response.body#/data/id") -> Schema:
     return {"operationId": op_id, "parameters": {"id": expression}}
 
 
+def _limit_link(op_id: str) -> Schema:
+    return {"operationId": op_id, "parameters": {"name": "$response.body#/data/handler"}}
+
+
+# A handler name as a job's `handler` (trimmed; percent-encode what a path segment cannot hold).
+_HANDLER = {
+    "name": "name",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK},
+}
+
 _SCHEDULE_LINKS = {
     "GetSchedule": _link("getSchedule"),
     "UpdateSchedule": _link("updateSchedule"),
@@ -173,6 +185,7 @@ _JOB_LINKS = {"GetJob": _link("getJob"), "CancelJob": _link("cancelJob")}
 
 def _paths() -> dict[str, Any]:
     schedule, job, execution = ref("Schedule"), ref("Job"), ref("Execution")
+    limits = ref("HandlerLimits")
     many = {"type": "array"}
     return {
         "/healthz": {
@@ -347,6 +360,41 @@ def _paths() -> dict[str, Any]:
                 "how many serve it and their free credits",
                 ref("Workers"),
             )
+        },
+        "/v1/handlers/limits": {
+            "get": _op(
+                "listHandlerLimits",
+                "Extension: the account's per-handler limits, by handler name",
+                many | {"items": limits},
+            )
+        },
+        "/v1/handlers/{name}/limits": {
+            "get": _op(
+                "getHandlerLimits",
+                "Extension: a handler's limits (404 handler_limits_not_found if it has none)",
+                limits,
+                params=[_HANDLER],
+            ),
+            "put": _op(
+                "setHandlerLimits",
+                "Extension: set a handler's limits, replacing any it had: `max_running` jobs "
+                "`ready` or `running` at once, `max_per_second` started per second; jobs over "
+                "them wait in `queued` (GET /v1/stats says how many and why)",
+                limits,
+                body="LimitsIn",
+                params=[_HANDLER],
+                links={
+                    "GetHandlerLimits": _limit_link("getHandlerLimits"),
+                    "DeleteHandlerLimits": _limit_link("deleteHandlerLimits"),
+                },
+            ),
+            "delete": _op(
+                "deleteHandlerLimits",
+                "Extension: remove a handler's limits; the jobs waiting for them go on at once",
+                None,
+                status="204",
+                params=[_HANDLER],
+            ),
         },
         "/v1/worker/jobs/claim": {
             "post": _op(

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from chronos_server.api.schemas import UUID_PATTERN
+from chronos_server.core.limits import MAX_PER_SECOND, MAX_RUNNING_LIMIT, MIN_PER_SECOND
 from chronos_server.core.models import (
     MAX_CATCH_UP_LIMIT,
     CatchUp,
@@ -247,6 +248,9 @@ def _stats() -> Schema:
             "counts": counts,
             "oldest_ready_at": nullable(INSTANT),
             "oldest_ready_age_ms": nullable(COUNT),
+            "limits": nullable(obj({"max_running": _MAX_RUNNING, "max_per_second": _PER_SECOND})),
+            "limited": COUNT,
+            "queued_reason": {"enum": ["max_running", "max_per_second", None]},
         }
     )
     minute = obj({"minute": INSTANT, "completed": COUNT, "failed": COUNT})
@@ -257,6 +261,24 @@ def _stats() -> Schema:
             "handlers": {"type": "array", "items": handler},
             "totals": counts,
             "throughput": {"type": "array", "minItems": 1, "maxItems": 1440, "items": minute},
+        }
+    )
+
+
+_MAX_RUNNING: Schema = nullable({"type": "integer", "minimum": 1, "maximum": MAX_RUNNING_LIMIT})
+_PER_SECOND: Schema = nullable(
+    {"type": "number", "minimum": MIN_PER_SECOND, "maximum": MAX_PER_SECOND}
+)
+
+
+def _handler_limits() -> Schema:
+    """Extension: a handler's limits (README "Handler limits")."""
+    return obj(
+        {
+            "handler": STRING,
+            "max_running": _MAX_RUNNING,
+            "max_per_second": _PER_SECOND,
+            "updated_at": INSTANT,
         }
     )
 
@@ -303,6 +325,7 @@ def response_components() -> dict[str, Schema]:
         "BatchJobResult": _batch_job_result(),
         "Stats": _stats(),
         "Workers": _workers(),
+        "HandlerLimits": _handler_limits(),
         "Error": _error(),
         "Paging": obj(
             {

@@ -102,6 +102,7 @@ async def get_job(call: Call) -> Reply:
 async def cancel_job(call: Call) -> Reply:
     pipeline = call.pipeline
     job = await pipeline.store.cancel_job(call.account.id, call.path_id(), pipeline.clock.now_ms())
+    pipeline.slots_freed_by_hand(call.account.id)  # it may have been `ready`
     return ok(job_json(job), "Job cancelled")
 
 

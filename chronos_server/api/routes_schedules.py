@@ -92,6 +92,7 @@ async def archive_schedule(call: Call) -> Reply:
     archived = await pipeline.store.archive_schedule(
         call.account.id, call.path_id(), pipeline.clock.now_ms()
     )
+    pipeline.slots_freed_by_hand(call.account.id)  # it cancelled its `ready` jobs
     return ok(schedule_json(archived), "Schedule archived")
 
 

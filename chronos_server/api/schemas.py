@@ -26,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictBool,
+    StrictFloat,
     StrictInt,
     StrictStr,
     ValidationInfo,
@@ -44,6 +45,7 @@ from chronos_server.api.text import (
     surrogate_body_problem,
 )
 from chronos_server.core import slots
+from chronos_server.core.limits import MAX_PER_SECOND, MAX_RUNNING_LIMIT, MIN_PER_SECOND
 from chronos_server.errors import BadRequest, ChronosError, FieldError, ValidationFailed
 
 _UNSTORABLE = "unstorable_text"
@@ -489,6 +491,40 @@ class JobsBatchIn(_Strict):
         return cast(list[JobCreate | JobItemInvalid], self.jobs)
 
 
+# Per-handler limits (extension; README "Handler limits", `core/limits.py`).
+MaxRunning = Annotated[
+    StrictInt,
+    Field(
+        ge=1,
+        le=MAX_RUNNING_LIMIT,
+        description="Jobs of the handler `ready` or `running` at once (push: sent and not "
+        "answered yet); null: no such limit.",
+    ),
+    Whole,
+]
+MaxPerSecond = Annotated[
+    StrictFloat,
+    Field(
+        ge=MIN_PER_SECOND,
+        le=MAX_PER_SECOND,
+        description="Jobs of the handler started per second (a token bucket holding a tenth of "
+        "a second's worth, at least one); null: no such limit.",
+    ),
+]
+_SOME_LIMIT = {
+    "anyOf": [_shape({"max_running": "integer"}), _shape({"max_per_second": "number"})],
+    "description": "At least one limit is given (DELETE removes a handler's limits).",
+}
+
+
+class LimitsIn(_Strict):
+    """Extension: a handler's limits, replaced as a whole (absent = null = no such limit)."""
+
+    model_config = ConfigDict(json_schema_extra=_rules(_SOME_LIMIT))
+    max_running: MaxRunning | None = None
+    max_per_second: MaxPerSecond | None = None
+
+
 M = TypeVar("M", bound=BaseModel)
 
 _MESSAGES = {
@@ -545,6 +581,7 @@ def openapi_components() -> dict[str, Any]:
         ResultIn,
         BatchResultsIn,
         JobsBatchIn,
+        LimitsIn,
     ]
     schemas: dict[str, Any] = {}
     for model in models:

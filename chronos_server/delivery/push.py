@@ -189,6 +189,8 @@ class PushSender:
         self._idle.set()
         self._unrecorded: list[ObservedOutcome] = []
         self._recording = False
+        # Requests in flight for handlers with limits: their outcome frees a slot.
+        self._limited: set[str] = set()
 
     async def dispatch_once(self, nursery: trio.Nursery) -> int:
         """Start as many queued push jobs as there are free slots; returns how many."""
@@ -210,6 +212,9 @@ class PushSender:
             self._slots_free(limit, nudge=False)  # any started job is left to the sweeper
             raise
         self._slots_free(limit - len(started), nudge=False)
+        for claimed in started:
+            if self._p.limited.covers(claimed.job.account_id, claimed.job.handler):
+                self._limited.add(claimed.execution.id)
         for i, claimed in enumerate(started, 1):
             nursery.start_soon(self._deliver, claimed, secrets[claimed.job.account_id])
             if i % START_CHUNK == 0:
@@ -280,8 +285,14 @@ class PushSender:
         refused = await p.store.record_push_outcomes(batch, p.clock.now_ms(), p.rng)
         for execution_id, error in refused.items():
             log.warning("push %s: outcome not recorded (%s)", execution_id, error.message)
+        freed = False
+        for o in batch:
+            if o.execution_id in self._limited:
+                self._limited.discard(o.execution_id)
+                freed = True
         p.outcomes_recorded(
-            failed=sum(o.outcome.status is not ExecutionStatus.COMPLETED for o in batch)
+            failed=sum(o.outcome.status is not ExecutionStatus.COMPLETED for o in batch),
+            freed_limited=freed,
         )
 
     async def attempt(self, claimed: ClaimedJob, secrets: SigningSecrets | None = None) -> Outcome:

@@ -48,7 +48,7 @@ async def admission_once(p: Pipeline) -> AdmissionResult:
         ready=sum(r.count for r in admitted.ready),
         queued=admitted.queued_push,
         # Slots spawned: their jobs may be due now (on PostgreSQL they are admitted next pass).
-        more=admitted.spawned > 0 or admitted.taken >= batch,
+        more=admitted.spawned > 0 or admitted.taken >= batch or admitted.limited_more,
         next_wakeup=admitted.next_wakeup,
         next_claimable=admitted.next_claimable,
     )

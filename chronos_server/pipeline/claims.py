@@ -109,4 +109,5 @@ async def _undo(p: Pipeline, account_id: str, claimed: list[ClaimedJob]) -> None
 def _hand_over(p: Pipeline, claimed: list[ClaimedJob]) -> None:
     grace = p.settings.lease_grace_ms
     for c in claimed:
-        p.leases.add(c.execution.id, (c.execution.lease_expires_at or 0) + grace)
+        limited = p.limited.covers(c.job.account_id, c.job.handler)
+        p.leases.add(c.execution.id, (c.execution.lease_expires_at or 0) + grace, limited=limited)

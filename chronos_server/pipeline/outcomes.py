@@ -1,6 +1,7 @@
 """Recording workers' reports (spec §10.4), apart from any transport: one or several outcomes
 in one store call; each report answered for good (recorded, or refused with 404/409) settles this
-process's lease for it; a failed attempt wakes admission for its retry.
+process's lease for it; a failed attempt wakes admission for its retry, and a finished one of a
+handler with limits wakes it to let a waiting job take the freed slot.
 
 A report the store could not take (unavailable) settles nothing: the worker sends it again.
 """
@@ -25,8 +26,11 @@ async def record_report(
     except ChronosError:
         p.leases.settle(execution_id)
         raise
+    freed = p.frees_limited_slot(account_id, execution_id)
     p.leases.settle(execution_id)
-    p.outcomes_recorded(failed=int(outcome.status is not ExecutionStatus.COMPLETED))
+    p.outcomes_recorded(
+        failed=int(outcome.status is not ExecutionStatus.COMPLETED), freed_limited=freed
+    )
     return execution
 
 
@@ -35,12 +39,15 @@ async def record_reports(
 ) -> list[Execution | ChronosError]:
     """Several reports in one store call; each item recorded or refused on its own."""
     results = await p.store.finish_executions(account_id, outcomes, p.clock.now_ms(), p.rng)
-    for execution_id, _ in outcomes:
+    freed = False
+    for (execution_id, _), result in zip(outcomes, results, strict=True):
+        if not freed and not isinstance(result, ChronosError):
+            freed = p.frees_limited_slot(account_id, execution_id)
         p.leases.settle(execution_id)
     failed = sum(
         1
         for (_, outcome), result in zip(outcomes, results, strict=True)
         if outcome.status is not ExecutionStatus.COMPLETED and not isinstance(result, ChronosError)
     )
-    p.outcomes_recorded(failed=failed)
+    p.outcomes_recorded(failed=failed, freed_limited=freed)
     return results

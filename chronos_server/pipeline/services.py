@@ -11,6 +11,7 @@ import trio
 
 from chronos_server.clock import Clock
 from chronos_server.pipeline.group_commit import JobWriter
+from chronos_server.pipeline.limits import LimitedHandlers
 from chronos_server.pipeline.signals import ClaimBoard, Nudge
 from chronos_server.store.base import Store
 
@@ -32,14 +33,22 @@ class Leases:
     def __init__(self) -> None:
         self._until: dict[str, int] = {}
         self._changed = trio.Event()
+        # Executions of handlers with limits among them: their finish frees a slot.
+        self.limited: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._until)
 
-    def add(self, execution_id: str, expires_ms: int) -> None:
+    def __contains__(self, execution_id: str) -> bool:
+        return execution_id in self._until
+
+    def add(self, execution_id: str, expires_ms: int, *, limited: bool = False) -> None:
         self._until[execution_id] = expires_ms
+        if limited:
+            self.limited.add(execution_id)
 
     def settle(self, execution_id: str) -> None:
+        self.limited.discard(execution_id)
         if self._until.pop(execution_id, None) is not None:
             self._changed.set()
 
@@ -48,6 +57,7 @@ class Leases:
         while True:
             now = clock.now_ms()
             self._until = {e: until for e, until in self._until.items() if until > now}
+            self.limited &= self._until.keys()
             if not self._until:
                 return
             self._changed = trio.Event()
@@ -98,6 +108,7 @@ class Pipeline:
     leases: Leases = field(default_factory=Leases)
     shutdown: Shutdown = field(default_factory=Shutdown)
     channels: dict[int, ChannelInfo] = field(default_factory=dict)  # by id(channel)
+    limited: LimitedHandlers = field(default_factory=LimitedHandlers)
     # When the sleeping admission loop will wake on its own (ms); None while it is working.
     admission_wakes_at: int | None = None
     # Single creates, written in groups (its `run` is a service in the root nursery).
@@ -105,6 +116,7 @@ class Pipeline:
 
     def __post_init__(self) -> None:
         self.job_writer = JobWriter(self.store)
+        self.board.on_limits_changed = self.limited.changed_elsewhere
 
     def admit_by(self, due_ms: int) -> None:
         """Something becomes due at `due_ms`: nudge admission unless it already wakes by then
@@ -112,11 +124,26 @@ class Pipeline:
         if self.admission_wakes_at is None or due_ms < self.admission_wakes_at:
             self.admission_nudge.set()
 
-    def outcomes_recorded(self, failed: int) -> None:
-        """Outcomes were written: a failed or timed-out attempt may have scheduled a retry, which
-        admission must learn of (the one place this rule lives; reports, push and the sweep
-        call it)."""
-        if failed:
+    def outcomes_recorded(self, failed: int, freed_limited: bool = False) -> None:
+        """Outcomes were written: a failed or timed-out attempt may have scheduled a retry, and
+        a finished execution of a handler with limits freed a slot its waiting jobs may take;
+        admission must learn of either (the one place this rule lives; reports, push and the
+        sweep call it)."""
+        if failed or freed_limited:
+            self.admission_nudge.set()
+
+    def frees_limited_slot(self, account_id: str, execution_id: str) -> bool:
+        """Would finishing this execution free a slot of a limited handler? Exact for a lease
+        this process handed out; for another's (a report that reached another replica), any
+        limit in the account says yes (a needless pass at worst)."""
+        if execution_id in self.leases:
+            return execution_id in self.leases.limited
+        return self.limited.covers_account(account_id)
+
+    def slots_freed_by_hand(self, account_id: str) -> None:
+        """A job left `ready` other than by a claim (a cancel, an archive): if the account has
+        limits, admission looks whether a waiting job may take its place."""
+        if self.limited.covers_account(account_id):
             self.admission_nudge.set()
 
     def stop(self, grace_seconds: float) -> bool:

@@ -6,6 +6,8 @@ exactly as many waiters of an (account, handler) as it made jobs ready.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import trio
 
 
@@ -54,6 +56,11 @@ class ClaimBoard:
         self._generation: dict[Key, int] = {}
         self._empty: set[Key] = set()
         self.closing = False
+        # Told when another process changed a handler's limits (the store's listener).
+        self.on_limits_changed: Callable[[], None] = lambda: None
+
+    def limits_changed(self) -> None:
+        self.on_limits_changed()
 
     def snapshot(self, account_id: str, handlers: list[str]) -> tuple[int, ...]:
         """Call before a claim query; pass the result to `mark_empty` if it found nothing."""

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import trio
 
+from chronos_server.core.limits import HandlerLimit
 from chronos_server.core.models import (
     Account,
     ClaimedJob,
@@ -54,6 +55,26 @@ class Admitted:
     # The (account, handler) of the next due pull job, where the store's claims can take a due
     # job straight from `pending` (PostgreSQL): admission wakes a claimer of it at that instant.
     next_claimable: tuple[str, str] | None = None
+    # Jobs of limited handlers this pass let go on (already counted in `ready`/`queued_push`),
+    # and whether a handler had a whole batch to let go (the caller looks again at once).
+    limited_released: int = 0
+    limited_more: bool = False
+
+
+@dataclass
+class Released:
+    """What a release of jobs waiting for their handler's limits did: pull jobs made `ready`
+    (claimers to wake), push jobs `queued` for the sender, and when the next token lets a
+    rate-limited handler's next job go (the caller wakes then; nothing polls meanwhile)."""
+
+    ready: list[ReadyBatch] = field(default_factory=list)
+    queued_push: int = 0
+    next_wakeup: int | None = None
+    more: bool = False  # a handler released a whole batch: look again at once
+
+    @property
+    def count(self) -> int:
+        return sum(b.count for b in self.ready) + self.queued_push
 
 
 @dataclass(frozen=True)
@@ -69,6 +90,9 @@ class Stats:
     counts: dict[tuple[str | None, JobStatus], int]
     oldest_ready: dict[str | None, int]
     per_minute: dict[tuple[int, JobStatus], int]
+    # Per-handler limits: the account's, and how many `queued` jobs wait for them (`limited`).
+    limits: dict[str, HandlerLimit] = field(default_factory=dict)
+    limited: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,6 +138,9 @@ class WakeBoard(Protocol):
 
     def notify(self, account_id: str, handler: str, count: int) -> int: ...
     def parked_keys(self) -> list[tuple[str, str]]: ...
+    def limits_changed(self) -> None:
+        """Another process changed a handler's limits (or we may have missed that it did)."""
+        ...
 
 
 class Store(Protocol):
@@ -230,6 +257,31 @@ class Store(Protocol):
     ) -> Page[Execution]: ...
 
     async def stats(self, account_id: str, since: int) -> Stats: ...
+
+    # per-handler limits
+    async def list_handler_limits(self, account_id: str) -> list[HandlerLimit]: ...
+    async def get_handler_limits(self, account_id: str, handler: str) -> HandlerLimit | None: ...
+    async def set_handler_limits(
+        self,
+        account_id: str,
+        handler: str,
+        max_running: int | None,
+        max_per_second: float | None,
+        now: int,
+    ) -> HandlerLimit:
+        """Create or replace; jobs it holds back or lets go are for the next admission pass."""
+        ...
+
+    async def delete_handler_limits(
+        self, account_id: str, handler: str, now: int
+    ) -> Released | None:
+        """Remove (None: there were none); every job waiting for them goes on at once."""
+        ...
+
+    async def limited_handlers(self) -> set[tuple[str, str]]:
+        """Every (account, handler) with limits (the server's cache of who must hear of a
+        finish)."""
+        ...
 
     # pipeline: admission
     async def admit_due(self, now: int, limit: int) -> Admitted: ...

@@ -6,6 +6,9 @@ process keeps ONE dedicated connection that LISTENs, in one thread; each notific
 process (its own origin is skipped: its dispatcher already woke its own claimers) becomes a
 `board.notify(account, handler, count)` on the Trio thread through the Trio token.
 
+The same channel carries `{"o": origin, "l": 1}` when a process changed a handler's limits: the
+others reload their copy of which handlers have limits (`pipeline/limits.py`).
+
 NOTIFY is a hint, never the only way a claimer learns of work. After every (re)connect of the
 listener, and every `FALLBACK_SECONDS` while claimers are parked, one query counts the ready jobs
 of the parked (account, handler) keys and wakes that many; each long-poll also re-checks when it
@@ -68,11 +71,25 @@ def _payload(origin: str, entries: list[list[Any]]) -> str:
     return json.dumps({"o": origin, "r": entries}, separators=(",", ":"))
 
 
+def encode_limits_changed(origin: str) -> str:
+    """The NOTIFY payload saying this process changed a handler's limits."""
+    return json.dumps({"o": origin, "l": 1}, separators=(",", ":"))
+
+
+def decode_limits_changed(payload: str, origin: str) -> bool:
+    """Did another process announce a change of limits?"""
+    try:
+        body = json.loads(payload)
+        return isinstance(body, dict) and "l" in body and body.get("o") != origin
+    except ValueError:
+        return False
+
+
 def decode_ready(payload: str, origin: str) -> list[ReadyBatch]:
     """The batches another process announced; [] for our own or for anything malformed."""
     try:
         body = json.loads(payload)
-        if body["o"] == origin:
+        if body["o"] == origin or "l" in body:
             return []
         return [ReadyBatch(str(a), str(h), int(n)) for a, h, n in body["r"]]
     except (ValueError, KeyError, TypeError) as exc:
@@ -89,11 +106,13 @@ class Listener:
         origin: str,
         on_ready: Callable[[list[ReadyBatch]], None],
         on_connected: Callable[[], None],
+        on_limits_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self._conninfo = conninfo
         self._origin = origin
         self._on_ready = on_ready
         self._on_connected = on_connected
+        self._on_limits_changed = on_limits_changed
         self._token = trio.lowlevel.current_trio_token()
         self._stop = threading.Event()
 
@@ -122,6 +141,9 @@ class Listener:
             self._token.run_sync_soon(self._on_connected)
             while not self._stop.is_set():
                 for note in conn.notifies(timeout=POLL_SECONDS):
+                    if decode_limits_changed(note.payload, self._origin):
+                        self._token.run_sync_soon(self._on_limits_changed)
+                        continue
                     batches = decode_ready(note.payload, self._origin)
                     if batches:
                         self._token.run_sync_soon(self._on_ready, batches)

@@ -40,6 +40,7 @@ import trio
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from chronos_server.core.limits import HandlerLimit
 from chronos_server.core.models import ClaimedJob, Execution, ExecutionStatus, Job, Outcome
 from chronos_server.errors import (
     ChronosError,
@@ -49,7 +50,7 @@ from chronos_server.errors import (
 )
 from chronos_server.store import pg_listen
 from chronos_server.store import transactions as t
-from chronos_server.store.base import Admitted, ReadyBatch, WakeBoard
+from chronos_server.store.base import Admitted, ReadyBatch, Released, WakeBoard
 from chronos_server.store.breaker import BreakerOpen, StoreBreaker
 from chronos_server.store.interruptible import run_interruptible
 from chronos_server.store.pg_native import ConnectionLost, NativePool, numbered
@@ -57,6 +58,7 @@ from chronos_server.store.queries import load_queries, migrations
 from chronos_server.store.rows import Row, dump_json, execution_from_row, job_params, json_text
 from chronos_server.store.sql_store import SqlStore
 from chronos_server.store.transactions import Tx
+from chronos_server.store.transactions import limits as tl
 
 R = TypeVar("R")
 log = logging.getLogger("chronos.store.postgres")
@@ -401,7 +403,7 @@ class PostgresStore(SqlStore):
         wakes = [w for w in (following["n"], next_schedule) if w is not None]
         if released:
             wakes.append(now)
-        return Admitted(
+        admitted = Admitted(
             spawned=spawned,
             ready=[
                 ReadyBatch(r["account_id"], r["handler"], int(r["n"]))
@@ -418,6 +420,51 @@ class PostgresStore(SqlStore):
                 else None
             ),
         )
+        if not following["limited"]:  # no job waits for its handler's limits: nothing to do
+            return admitted
+        return t.with_limited_released(admitted, await self._release_limited(now, limit))
+
+    async def _release_limited(self, now: int, limit: int) -> Released:
+        """Jobs waiting for their handler's limits let go as far as the limits allow, in one
+        transaction holding each limit row's lock while it counts and releases."""
+
+        def fn(tx: Tx) -> Released:
+            out = tl.release_limited(tx, now, limit)
+            self._notify_ready(tx, out.ready)
+            return out
+
+        return await self._tx(fn)
+
+    async def set_handler_limits(
+        self,
+        account_id: str,
+        handler: str,
+        max_running: int | None,
+        max_per_second: float | None,
+        now: int,
+    ) -> HandlerLimit:
+        def fn(tx: Tx) -> HandlerLimit:
+            found = tl.set_limits(tx, account_id, handler, max_running, max_per_second, now)
+            self._notify_limits_changed(tx)
+            return found
+
+        return await self._tx(fn)
+
+    async def delete_handler_limits(
+        self, account_id: str, handler: str, now: int
+    ) -> Released | None:
+        def fn(tx: Tx) -> Released | None:
+            out = tl.delete_limits(tx, account_id, handler, now)
+            if out is not None:
+                self._notify_ready(tx, out.ready)
+                self._notify_limits_changed(tx)
+            return out
+
+        return await self._tx(fn)
+
+    def _notify_limits_changed(self, tx: Tx) -> None:
+        payloads = [pg_listen.encode_limits_changed(self._origin)]
+        tx.all("notify_ready", channel=pg_listen.CHANNEL, payloads=payloads)
 
     def _notify_ready(self, tx: Tx, batches: list[ReadyBatch]) -> None:
         if batches:  # delivered on COMMIT only, to every LISTENing replica
@@ -555,8 +602,11 @@ class PostgresStore(SqlStore):
 
         def on_connected() -> None:
             resync.set()  # notifications sent while we were not listening are lost: look now
+            board.limits_changed()
 
-        listener = pg_listen.Listener(self._conninfo, self._origin, on_ready, on_connected)
+        listener = pg_listen.Listener(
+            self._conninfo, self._origin, on_ready, on_connected, board.limits_changed
+        )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._run_listen_thread, listener)
             task_status.started()

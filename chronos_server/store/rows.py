@@ -33,6 +33,12 @@ Row = Mapping[str, Any]
 # The stored status of a `pending` job held behind an earlier job of its `overlap: queue`
 # schedule (`Job.held`): no due scan looks at it (0004_schedule_policies.sql).
 HELD = "held"
+# The stored status of a `queued` job waiting for its handler's limits (0008_handler_limits.sql):
+# only a release under the limit row's lock lets it go on.
+LIMITED = "limited"
+
+
+_STORED_AS = {HELD: JobStatus.PENDING, LIMITED: JobStatus.QUEUED}
 
 
 def dump_json(value: JSON) -> str | None:
@@ -193,7 +199,7 @@ def job_from_row(r: Row, **changes: Any) -> Job:
         "timeout": r["timeout"],
         "max_retries": r["max_retries"],
         "idempotency_key": _idempotency_key(r),
-        "status": JobStatus.PENDING if r["status"] == HELD else JobStatus(r["status"]),
+        "status": _STORED_AS.get(r["status"]) or JobStatus(r["status"]),
         "scheduled_for": r["scheduled_for"],
         "run_at": r["run_at"],
         "attempt_count": r["attempt_count"],

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from chronos_server.core.limits import HandlerLimit
 from chronos_server.core.models import (
     Account,
     ClaimedJob,
@@ -33,6 +34,7 @@ from chronos_server.store.base import (
     Admitted,
     ApiKeyInfo,
     ReadyBatch,
+    Released,
     SigningSecrets,
     Stats,
     SweepResult,
@@ -40,6 +42,7 @@ from chronos_server.store.base import (
 )
 from chronos_server.store.rows import (
     HELD,
+    LIMITED,
     Row,
     account_from_row,
     execution_from_row,
@@ -49,6 +52,7 @@ from chronos_server.store.rows import (
     signing_secrets_from_row,
 )
 from chronos_server.store.transactions import Tx
+from chronos_server.store.transactions import limits as tl
 
 R = TypeVar("R")
 
@@ -59,10 +63,13 @@ def _status_list(statuses: Collection[StrEnum] | None) -> str | None:
 
 
 def _job_status_list(statuses: Collection[JobStatus] | None) -> str | None:
-    """As `_status_list`; `pending` takes in the jobs stored `held` (pending to clients)."""
+    """As `_status_list`; `pending` takes in the jobs stored `held`, `queued` those stored
+    `limited` (what clients see them as)."""
     if statuses is None:
         return None
-    values = {s.value for s in statuses} | ({HELD} if JobStatus.PENDING in statuses else set())
+    values = {s.value for s in statuses}
+    values |= {HELD} if JobStatus.PENDING in statuses else set()
+    values |= {LIMITED} if JobStatus.QUEUED in statuses else set()
     return json.dumps(sorted(values))
 
 
@@ -316,6 +323,34 @@ class SqlStore:
 
     async def stats(self, account_id: str, since: int) -> Stats:
         return await self._read(lambda tx: t.stats(tx, account_id, since))
+
+    # per-handler limits -----------------------------------------------------------------
+
+    async def list_handler_limits(self, account_id: str) -> list[HandlerLimit]:
+        return await self._read(lambda tx: tl.list_limits(tx, account_id))
+
+    async def get_handler_limits(self, account_id: str, handler: str) -> HandlerLimit | None:
+        return await self._read(lambda tx: tl.get_limits(tx, account_id, handler))
+
+    async def set_handler_limits(
+        self,
+        account_id: str,
+        handler: str,
+        max_running: int | None,
+        max_per_second: float | None,
+        now: int,
+    ) -> HandlerLimit:
+        return await self._tx(
+            lambda tx: tl.set_limits(tx, account_id, handler, max_running, max_per_second, now)
+        )
+
+    async def delete_handler_limits(
+        self, account_id: str, handler: str, now: int
+    ) -> Released | None:
+        return await self._tx(lambda tx: tl.delete_limits(tx, account_id, handler, now))
+
+    async def limited_handlers(self) -> set[tuple[str, str]]:
+        return await self._read(tl.limited_keys)
 
     # pipeline ---------------------------------------------------------------------------
 

@@ -362,16 +362,24 @@ class _Connection:
 
     @asynccontextmanager
     async def cancel_on_disconnect(self) -> AsyncIterator[None]:
+        # An error of the block (the store unavailable, say) leaves the nursery as itself, not
+        # wrapped in an ExceptionGroup, so the application answers it as it would anywhere
+        # else (503, not 500). Cancellations are not caught: the nursery's scope needs them.
+        failure: Exception | None = None
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_for_eof, nursery.cancel_scope)
             self._park_scope = nursery.cancel_scope
             self.server._parked_changed(self, True)
             try:
                 yield
+            except Exception as exc:
+                failure = exc
             finally:
                 self.server._parked_changed(self, False)
                 self._park_scope = None
             nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
 
     async def _watch_for_eof(self, scope: trio.CancelScope) -> None:
         try:
@@ -403,6 +411,8 @@ class _Connection:
             (b"content-length", str(len(response.body)).encode()),
             (b"date", http_date()),
         ]
+        if response.status == 204:  # no content: neither a type nor a length (RFC 9110 §8.6)
+            headers = headers[2:]
         headers.extend((k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers)
         if close:
             headers.append((b"connection", b"close"))

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import trio
 
+from chronos_server.errors import StoreUnavailable
 from tests.api.helpers import (
     assert_timestamps,
     claim,
@@ -218,3 +219,20 @@ async def test_bad_report_body_is_422_and_changes_nothing(
     execution = ok(await c.get(f"/v1/executions/{claimed['execution_id']}"))
     assert execution["status"] == "running"
     assert (await get_job(c, job["id"]))["status"] == "running"
+
+
+async def test_a_long_poll_whose_store_fails_answers_503_not_500(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store failing inside a long-poll (which watches the client's connection in a nursery)
+    is the same 503 `service_unavailable` as anywhere else, not an ExceptionGroup's 500."""
+    store = server.handle.services.pipeline.store
+
+    async def unavailable(*args: object, **kwargs: object) -> Any:
+        raise StoreUnavailable("connection refused")
+
+    monkeypatch.setattr(store, "claim_ready_jobs", unavailable)
+    with trio.fail_after(10):
+        resp = await server.client.post(CLAIM, json={"handlers": ["h"], "wait_time_seconds": 1})
+    assert resp.status_code == 503, resp.text
+    assert resp.json()["success"] is False

@@ -26,7 +26,7 @@ from tests import pg
 from tests.conftest import API_KEY, make_settings, open_running_server
 from tests.tui.server import ThreadServer, thread_server
 
-NEEDS_OPS = pytest.mark.skip(reason="needs h-ops/h-limits")
+NEEDS_OPS = pytest.mark.skip(reason="needs h-ops/h-limits")  # replay: h-ops
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -171,7 +171,6 @@ def test_replay_single_and_bulk(chronos: Client) -> None:
         chronos.replay_job(pending.id)
 
 
-@NEEDS_OPS
 def test_handler_limits(chronos: Client) -> None:
     limits = chronos.set_handler_limits("slow", max_running=2, max_per_second=None)
     assert (limits.handler, limits.max_running, limits.max_per_second) == ("slow", 2, None)

@@ -26,6 +26,7 @@ class FakeBoard:
         self.keys = keys or []
         self.notified: list[tuple[str, str, int]] = []
         self.checks = 0
+        self.limit_changes = 0
 
     def notify(self, account_id: str, handler: str, count: int) -> int:
         self.notified.append((account_id, handler, count))
@@ -34,6 +35,9 @@ class FakeBoard:
     def parked_keys(self) -> list[tuple[str, str]]:
         self.checks += 1
         return self.keys
+
+    def limits_changed(self) -> None:
+        self.limit_changes += 1
 
 
 @asynccontextmanager
@@ -79,6 +83,21 @@ async def test_jobs_made_ready_by_one_replica_wake_claimers_of_another() -> None
             # `one`'s would have been too.
             await make_ready(two, account.id, "late", 1)
             await pg.eventually(lambda: local.notified == [(account.id, "late", 1)])
+
+
+async def test_a_change_of_limits_on_one_replica_is_announced_to_the_others() -> None:
+    url = await pg.new_schema_url_async()
+    async with pg.open_test_store(url) as one, pg.open_test_store(url) as two:
+        account, _ = await one.ensure_account("acme", T0)
+        remote, local = FakeBoard(), FakeBoard()
+        async with listening(two, remote), listening(one, local):
+            connected = remote.limit_changes  # each (re)connect counts as a possible change
+            await one.set_handler_limits(account.id, "h", 2, None, T0)
+            await pg.eventually(lambda: remote.limit_changes == connected + 1)
+            await one.delete_handler_limits(account.id, "h", T0)
+            await pg.eventually(lambda: remote.limit_changes == connected + 2)
+            # Its own announcements are not news to the process that made them.
+            assert local.limit_changes == 1
 
 
 async def test_after_connecting_the_listener_wakes_claimers_of_jobs_already_ready() -> None:

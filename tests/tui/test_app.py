@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from rich.text import Text
 from textual import events
 from textual.pilot import Pilot
 
@@ -19,7 +20,13 @@ from chronos_tui.lists import ExecutionsScreen, JobsScreen, SchedulesScreen
 from chronos_tui.overview import OverviewScreen
 from chronos_tui.rows import TOTAL_KEY
 from chronos_tui.widgets import ConfirmScreen, FilterBar, HelpScreen, LiveTable
-from chronos_worker.models import Account, HandlerStats, JobStatus, SigningSecretState
+from chronos_worker.models import (
+    Account,
+    HandlerLimits,
+    HandlerStats,
+    JobStatus,
+    SigningSecretState,
+)
 from tests.tui import fakes
 from tests.tui.fakes import FakeAPI, demo_api, make_job
 from tests.tui.helpers import (
@@ -398,6 +405,36 @@ def test_queue_panel_ranks_the_busiest_first_and_scrolls() -> None:
         assert queues.scroll_y == queues.max_scroll_y  # scrolled to show the last row
 
     drive(many_handlers(), scenario, size=(80, 24))
+
+
+def test_a_handler_with_limits_shows_them_after_its_name_loud_while_they_hold_jobs() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        assert cell(app, "#queues", "send-report", "handler") == "send-report ≤2 0.5/s"
+        assert cell(app, "#queues", "demo.tick", "handler") == "demo.tick 10/s"
+        assert cell(app, "#queues", "send-mail", "handler") == "send-mail"
+        held = table(app, "#queues").get_cell("send-report", "handler")
+        idle = table(app, "#queues").get_cell("demo.tick", "handler")
+        assert isinstance(held, Text) and isinstance(idle, Text)
+        assert "yellow" in str(held.spans[-1].style) and "yellow" not in str(idle.spans[-1].style)
+        await press(pilot, "enter")  # the row still opens the handler's jobs
+        assert isinstance(app.screen, JobsScreen)
+
+    api = demo_api()
+    rows = []
+    for h in api.stats_doc.handlers:
+        if h.handler == "send-report":
+            h = h.model_copy(
+                update={
+                    "limits": HandlerLimits(max_running=2, max_per_second=0.5),
+                    "limited": 3,
+                    "queued_reason": "max_running",
+                }
+            )
+        elif h.handler == "demo.tick":
+            h = h.model_copy(update={"limits": HandlerLimits(max_per_second=10.0)})
+        rows.append(h)
+    api.stats_doc = api.stats_doc.model_copy(update={"handlers": rows})
+    drive(api, scenario)
 
 
 def test_worker_columns_show_channels_and_free_credits_per_handler() -> None:

@@ -39,6 +39,7 @@ from chronos_server.store.transactions.pipeline import (
     start_push_jobs,
     take_due_jobs,
     unclaim,
+    with_limited_released,
 )
 from chronos_server.store.transactions.schedules import (
     archive_schedule,
@@ -82,4 +83,5 @@ __all__ = [
     "sweep",
     "take_due_jobs",
     "unclaim",
+    "with_limited_released",
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from chronos_server import errors
 from chronos_server.core.models import Job, JobStatus
 from chronos_server.store.base import Stats
-from chronos_server.store.rows import job_from_row, job_params
+from chronos_server.store.rows import LIMITED, job_from_row, job_params
+from chronos_server.store.transactions.limits import list_limits
 from chronos_server.store.transactions.tx import Tx
 
 
@@ -48,11 +49,17 @@ def _job_or_404(tx: Tx, account_id: str, job_id: str) -> Job:
 
 
 def stats(tx: Tx, account_id: str, since: int) -> Stats:
-    counts = {
-        (r["handler"], JobStatus(r["status"])): int(r["n"])
-        for query in ("stats_open_counts", "stats_finished_counts")
-        for r in tx.all(query, account_id=account_id, since=since)
-    }
+    counts: dict[tuple[str | None, JobStatus], int] = {}
+    limited: dict[str, int] = {}
+    for query in ("stats_open_counts", "stats_finished_counts"):
+        for r in tx.all(query, account_id=account_id, since=since):
+            handler, n = r["handler"], int(r["n"])
+            if r["status"] == LIMITED:  # `queued` to the API, waiting for its handler's limit
+                limited[handler] = n
+                key = (handler, JobStatus.QUEUED)
+            else:
+                key = (handler, JobStatus(r["status"]))
+            counts[key] = counts.get(key, 0) + n
     oldest = {
         r["handler"]: int(r["oldest"]) for r in tx.all("stats_oldest_ready", account_id=account_id)
     }
@@ -60,4 +67,5 @@ def stats(tx: Tx, account_id: str, since: int) -> Stats:
         (int(r["minute"]), JobStatus(r["status"])): int(r["n"])
         for r in tx.all("stats_per_minute", account_id=account_id, since=since)
     }
-    return Stats(counts, oldest, per_minute)
+    limits = {lim.handler: lim for lim in list_limits(tx, account_id)}
+    return Stats(counts, oldest, per_minute, limits, limited)

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from dataclasses import replace
 
 from chronos_server.core.models import ClaimedJob, Execution, ExecutionStatus, Job, JobStatus
 from chronos_server.core.transitions import trigger_for_attempt
-from chronos_server.store.base import Admitted, ReadyBatch
+from chronos_server.store.base import Admitted, ReadyBatch, Released
 from chronos_server.store.rows import Row, job_from_row
+from chronos_server.store.transactions.limits import release_limited
 from chronos_server.store.transactions.schedules import spawn_due_schedules
 from chronos_server.store.transactions.tx import Tx, new_id
 
@@ -34,7 +36,7 @@ def admit_due(tx: Tx, now: int, limit: int) -> Admitted:
     claimable = None
     if following is not None and following["handler"] is not None and following["run_at"] == wake:
         claimable = (following["account_id"], following["handler"])
-    return Admitted(
+    admitted = Admitted(
         spawned=spawned,
         ready=[ReadyBatch(account, handler, n) for (account, handler), n in ready.items()],
         queued_push=queued,
@@ -42,6 +44,25 @@ def admit_due(tx: Tx, now: int, limit: int) -> Admitted:
         next_wakeup=held_recheck(wake, any_held(tx), now),
         released=released,
         next_claimable=claimable,
+    )
+    if tx.one("any_limited_job") is None:
+        return admitted
+    return with_limited_released(admitted, release_limited(tx, now, limit))
+
+
+def with_limited_released(admitted: Admitted, out: Released) -> Admitted:
+    """The pass's result with what the limits released added in."""
+    wakes = [w for w in (admitted.next_wakeup, out.next_wakeup) if w is not None]
+    wake = min(wakes) if wakes else None
+    return replace(
+        admitted,
+        ready=admitted.ready + out.ready,
+        queued_push=admitted.queued_push + out.queued_push,
+        next_wakeup=wake,
+        # The hand-off is for the next due job's instant, not an earlier token's.
+        next_claimable=admitted.next_claimable if wake == admitted.next_wakeup else None,
+        limited_released=out.count,
+        limited_more=out.more,
     )
 
 

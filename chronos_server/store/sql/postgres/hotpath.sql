@@ -10,7 +10,9 @@
 -- `core.transitions.trigger_for_attempt`: the job's own first, then `system_retry`), lease =
 -- now + timeout. Taken from `ready` (index `jobs_ready`) and, so that a claimer woken at a due
 -- instant needs no admission pass first, from due `pending`/`retrying` pull jobs not under an
--- archived schedule (index `jobs_due_pull`; the same rule admission applies, in one statement).
+-- archived schedule (index `jobs_due_pull`; the same rule admission applies, in one statement)
+-- and of a handler without a limit (a limited handler's jobs start only as admission releases
+-- them; for the others this is one probe of the small `handler_limits` per handler).
 WITH ready_jobs AS (
     SELECT c.* FROM unnest(:handlers::text[]) AS h(name),
     LATERAL (
@@ -26,6 +28,9 @@ WITH ready_jobs AS (
           AND account_id = :account_id AND handler = h.name AND run_at <= :now
           AND NOT EXISTS (
               SELECT 1 FROM schedules s WHERE s.id = j.schedule_id AND s.status = 'archived')
+          AND NOT EXISTS (
+              SELECT 1 FROM handler_limits l
+              WHERE l.account_id = :account_id AND l.handler = h.name)
         ORDER BY run_at, created_at LIMIT :limit
         FOR UPDATE SKIP LOCKED) AS c
 ), picked AS (
@@ -75,7 +80,9 @@ WHERE e.account_id = :account_id AND NOT EXISTS (SELECT 1 FROM done d WHERE d.id
 -- job's run_at (not counting the ones just moved) — with its account and, for a pull job, its
 -- handler, so a claimer of it can be woken at that instant —, `next_schedule` the next schedule slot and `held`
 -- whether any job waits behind another of its schedule (`overlap: queue`; a probe of the
--- almost always empty `jobs_held` index).
+-- almost always empty `jobs_held` index), `limited` whether any job waits for its handler's
+-- limit (a probe of `jobs_limited`, empty unless limits hold jobs back). A due job of a handler
+-- with a limit becomes `limited`; the caller then releases what the limits allow.
 WITH due AS (
     SELECT id FROM jobs WHERE status IN ('pending', 'retrying') AND run_at <= :now
     ORDER BY run_at LIMIT :limit
@@ -84,7 +91,10 @@ WITH due AS (
     UPDATE jobs SET status = CASE
             WHEN schedule_id IS NOT NULL AND EXISTS (
                 SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
-            THEN 'cancelled' WHEN delivery_type = 'pull' THEN 'ready' ELSE 'queued' END,
+            THEN 'cancelled' WHEN EXISTS (
+                SELECT 1 FROM handler_limits l
+                WHERE l.account_id = jobs.account_id AND l.handler = jobs.handler)
+            THEN 'limited' WHEN delivery_type = 'pull' THEN 'ready' ELSE 'queued' END,
         finished_at = CASE
             WHEN schedule_id IS NOT NULL AND EXISTS (
                 SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
@@ -104,15 +114,22 @@ WITH due AS (
         'o', :origin::text, 'r', json_agg(json_build_array(account_id, handler, n)))::text)
     FROM ready GROUP BY chunk
 )
-SELECT account_id, handler, status, n, NULL::bigint AS next_schedule, NULL::boolean AS held
+SELECT account_id, handler, status, n, NULL::bigint AS next_schedule, NULL::boolean AS held,
+    NULL::boolean AS limited
 FROM counts
 UNION ALL
 SELECT following.account_id, following.handler, 'next', following.run_at,
     (SELECT min(next_run_at) FROM schedules WHERE status = 'active'),
-    EXISTS (SELECT 1 FROM jobs WHERE status = 'held')
+    EXISTS (SELECT 1 FROM jobs WHERE status = 'held'),
+    -- (This statement's own moves are not in its snapshot of `jobs`: `counts` has them.)
+    EXISTS (SELECT 1 FROM jobs WHERE status = 'limited')
+        OR EXISTS (SELECT 1 FROM counts WHERE status = 'limited')
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
-    SELECT account_id, CASE WHEN delivery_type = 'pull' THEN handler END AS handler, run_at
+    SELECT account_id, CASE WHEN delivery_type = 'pull' AND NOT EXISTS (
+            SELECT 1 FROM handler_limits l
+            WHERE l.account_id = jobs.account_id AND l.handler = jobs.handler)
+        THEN handler END AS handler, run_at
     FROM jobs WHERE status IN ('pending', 'retrying') AND id NOT IN (SELECT id FROM due)
     ORDER BY run_at LIMIT 1) AS following ON true
 WHERE (SELECT count(*) FROM notified) >= 0;

@@ -116,7 +116,7 @@ WHERE id = :id AND status = 'active';
 -- name: cancel_schedule_jobs
 UPDATE jobs SET status = 'cancelled', finished_at = :now, updated_at = :now
 WHERE schedule_id = :schedule_id
-  AND status IN ('pending', 'held', 'admitting', 'queued', 'ready', 'retrying');
+  AND status IN ('pending', 'held', 'admitting', 'queued', 'limited', 'ready', 'retrying');
 
 -- name: insert_job
 -- Jobs of clients (with their idempotency key) and manual runs; never a spawn_slot.
@@ -170,7 +170,7 @@ WHERE account_id = :account_id
 -- name: cancel_job
 UPDATE jobs SET status = 'cancelled', finished_at = :now, updated_at = :now
 WHERE id = :id AND account_id = :account_id
-  AND status IN ('pending', 'held', 'admitting', 'queued', 'ready', 'retrying');
+  AND status IN ('pending', 'held', 'admitting', 'queued', 'limited', 'ready', 'retrying');
 
 -- name: take_due_jobs
 UPDATE jobs SET status = 'admitting', updated_at = :now
@@ -184,7 +184,10 @@ RETURNING id;
 UPDATE jobs SET status = CASE
         WHEN schedule_id IS NOT NULL AND EXISTS (
             SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
-        THEN 'cancelled' ELSE 'queued' END,
+        THEN 'cancelled' WHEN EXISTS (
+            SELECT 1 FROM handler_limits l
+            WHERE l.account_id = jobs.account_id AND l.handler = jobs.handler)
+        THEN 'limited' ELSE 'queued' END,
     finished_at = CASE
         WHEN schedule_id IS NOT NULL AND EXISTS (
             SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
@@ -216,12 +219,14 @@ ORDER BY run_at, created_at LIMIT :limit;
 
 -- name: oldest_due_for_handler
 -- Due pull jobs a claim may start without an admission pass (the rule admission applies: not
--- under an archived schedule).
+-- under an archived schedule), unless their handler has a limit (those go through admission).
 SELECT * FROM jobs j
 WHERE status IN ('pending', 'retrying') AND delivery_type = 'pull'
   AND account_id = :account_id AND handler = :handler AND run_at <= :now
   AND NOT EXISTS (
       SELECT 1 FROM schedules s WHERE s.id = j.schedule_id AND s.status = 'archived')
+  AND NOT EXISTS (
+      SELECT 1 FROM handler_limits l WHERE l.account_id = :account_id AND l.handler = :handler)
 ORDER BY run_at, created_at LIMIT :limit;
 
 -- name: start_jobs
@@ -323,11 +328,11 @@ SELECT id FROM executions WHERE status = 'running' AND lease_expires_at IS NULL
 LIMIT :limit;
 
 -- name: stats_open_counts
--- A `held` job is `pending` to the API.
+-- A `held` job is `pending` to the API; a `limited` one `queued` (the caller adds it in).
 SELECT handler, CASE WHEN status = 'held' THEN 'pending' ELSE status END AS status,
     count(*) AS n FROM jobs
 WHERE account_id = :account_id
-  AND status IN ('pending', 'held', 'admitting', 'queued', 'ready', 'running', 'retrying')
+  AND status IN ('pending', 'held', 'admitting', 'queued', 'limited', 'ready', 'running', 'retrying')
 GROUP BY 1, 2;
 
 -- name: stats_finished_counts
@@ -349,12 +354,17 @@ GROUP BY minute, status;
 
 -- name: admit_due_jobs
 -- Due `pending`/`retrying` jobs past admission in one statement: pull jobs `ready`, push jobs
--- `queued` for the sender, jobs of an archived schedule `cancelled`. (`admitting` and `queued`
--- are passed inside this one transaction; a job to hold back would stop at `queued`.)
+-- `queued` for the sender, jobs of an archived schedule `cancelled`, jobs of a handler with a
+-- limit `limited` (`release_limited_jobs` lets them on). (`admitting` and `queued` are passed
+-- inside this one transaction.)
 UPDATE jobs SET status = CASE
         WHEN schedule_id IS NOT NULL AND EXISTS (
             SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
-        THEN 'cancelled' WHEN delivery_type = 'pull' THEN 'ready' ELSE 'queued' END,
+        THEN 'cancelled' WHEN EXISTS (
+            SELECT 1 FROM handler_limits l
+            WHERE l.account_id = jobs.account_id AND l.handler = jobs.handler)
+        THEN 'limited' WHEN delivery_type = 'pull' THEN 'ready'
+        ELSE 'queued' END,
     finished_at = CASE
         WHEN schedule_id IS NOT NULL AND EXISTS (
             SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')
@@ -382,7 +392,7 @@ SELECT * FROM schedules WHERE id = :id AND account_id = :account_id;
 -- `overlap` skip/queue: does any job of the schedule (spawned or run by hand) still wait or run?
 SELECT 1 AS found FROM jobs
 WHERE schedule_id = :schedule_id
-  AND status IN ('pending', 'held', 'admitting', 'queued', 'ready', 'running', 'retrying')
+  AND status IN ('pending', 'held', 'admitting', 'queued', 'limited', 'ready', 'running', 'retrying')
 LIMIT 1;
 
 -- name: cancel_previous_jobs
@@ -390,7 +400,7 @@ LIMIT 1;
 -- when a later slot spawns (a running one finishes its attempt, see `newer_spawned_job`).
 UPDATE jobs SET status = 'cancelled', finished_at = :now, updated_at = :now
 WHERE schedule_id = :schedule_id AND scheduled_for < :before
-  AND status IN ('pending', 'held', 'admitting', 'queued', 'ready', 'retrying');
+  AND status IN ('pending', 'held', 'admitting', 'queued', 'limited', 'ready', 'retrying');
 
 -- name: newer_spawned_job
 -- `overlap: cancel_previous`: has a later slot of the schedule spawned since this job's? Then a
@@ -412,7 +422,7 @@ WHERE status = 'held' AND id IN (
     WHERE h.status = 'held'
       AND NOT EXISTS (
         SELECT 1 FROM jobs p WHERE p.schedule_id = h.schedule_id
-          AND p.status IN ('pending', 'admitting', 'queued', 'ready', 'running', 'retrying'))
+          AND p.status IN ('pending', 'admitting', 'queued', 'limited', 'ready', 'running', 'retrying'))
       AND NOT EXISTS (
         SELECT 1 FROM jobs o WHERE o.schedule_id = h.schedule_id AND o.status = 'held'
           AND (o.scheduled_for < h.scheduled_for
@@ -421,8 +431,12 @@ WHERE status = 'held' AND id IN (
 RETURNING id;
 
 -- name: next_due_pull
--- The next job to fall due: its time, account and, for a pull job, handler.
-SELECT run_at, account_id, CASE WHEN delivery_type = 'pull' THEN handler END AS handler
+-- The next job to fall due: its time, account and, for a pull job a claim may take straight
+-- from `pending` (its handler has no limit), handler.
+SELECT run_at, account_id, CASE WHEN delivery_type = 'pull' AND NOT EXISTS (
+        SELECT 1 FROM handler_limits l
+        WHERE l.account_id = jobs.account_id AND l.handler = jobs.handler)
+    THEN handler END AS handler
 FROM jobs WHERE status IN ('pending', 'retrying')
 ORDER BY run_at LIMIT 1;
 
@@ -435,3 +449,71 @@ WHERE key_hash = :key_hash AND (last_used_at IS NULL OR last_used_at <= :now - 6
 SELECT k.prefix, a.name AS account, k.created_at, k.last_used_at, k.revoked_at
 FROM api_keys k JOIN accounts a ON a.id = k.account_id
 ORDER BY a.name, k.created_at, k.prefix;
+
+-- --- handler limits (README "Handler limits"; 0008_handler_limits.sql) ---------------------------
+
+-- name: list_handler_limits
+SELECT * FROM handler_limits WHERE account_id = :account_id ORDER BY handler;
+
+-- name: get_handler_limits
+SELECT * FROM handler_limits WHERE account_id = :account_id AND handler = :handler;
+
+-- name: lock_handler_limits
+-- The row a change of the limits rewrites (on PostgreSQL locked, as the releasing pass locks it).
+SELECT * FROM handler_limits WHERE account_id = :account_id AND handler = :handler;
+
+-- name: upsert_handler_limits
+INSERT INTO handler_limits (account_id, handler, max_running, max_per_second, tokens, tokens_at,
+    created_at, updated_at)
+VALUES (:account_id, :handler, :max_running, :max_per_second, :tokens, :tokens_at, :now, :now)
+ON CONFLICT (account_id, handler) DO UPDATE SET max_running = excluded.max_running,
+    max_per_second = excluded.max_per_second, tokens = excluded.tokens,
+    tokens_at = excluded.tokens_at, updated_at = excluded.updated_at;
+
+-- name: delete_handler_limits
+DELETE FROM handler_limits WHERE account_id = :account_id AND handler = :handler;
+
+-- name: all_handler_limit_keys
+-- Every limited (account, handler): the server's cached set (who must hear of a finish).
+SELECT account_id, handler FROM handler_limits;
+
+-- name: any_limited_job
+SELECT 1 AS found FROM jobs WHERE status = 'limited' LIMIT 1;
+
+-- name: limits_with_waiting_jobs
+-- The limits some job waits for, locked in one order (no two passes deadlock): a pass counts
+-- and releases a handler's jobs only while it holds that handler's row.
+SELECT l.* FROM handler_limits l
+WHERE EXISTS (
+    SELECT 1 FROM jobs j
+    WHERE j.status = 'limited' AND j.account_id = l.account_id AND j.handler = l.handler)
+ORDER BY l.account_id, l.handler;
+
+-- name: count_active_for_handler
+-- What `max_running` counts: jobs `ready` or `running`, and push jobs released but not sent yet
+-- (`queued`). Open jobs have no `finished_at`, so each state is one range of `jobs_stats`.
+SELECT count(*) AS n FROM jobs
+WHERE account_id = :account_id AND status IN ('queued', 'ready', 'running')
+  AND finished_at IS NULL AND handler = :handler;
+
+-- name: release_limited_jobs
+-- Up to :n of the handler's oldest waiting jobs go on: pull `ready`, push `queued` (the sender).
+UPDATE jobs SET status = CASE WHEN delivery_type = 'pull' THEN 'ready' ELSE 'queued' END,
+    updated_at = :now
+WHERE id IN (
+    SELECT id FROM jobs
+    WHERE status = 'limited' AND account_id = :account_id AND handler = :handler
+    ORDER BY run_at, created_at LIMIT :n)
+  AND status = 'limited'
+RETURNING status;
+
+-- name: spend_limit_tokens
+UPDATE handler_limits SET tokens = :tokens, tokens_at = :tokens_at
+WHERE account_id = :account_id AND handler = :handler;
+
+-- name: release_all_limited_for_handler
+-- The limit was removed: every job waiting for it goes on at once.
+UPDATE jobs SET status = CASE WHEN delivery_type = 'pull' THEN 'ready' ELSE 'queued' END,
+    updated_at = :now
+WHERE status = 'limited' AND account_id = :account_id AND handler = :handler
+RETURNING status;
