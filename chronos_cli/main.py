@@ -14,6 +14,9 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
+from chronos_cli.commands import COMMANDS
+from chronos_cli.support import CommandFailed
+
 # name → short help, for `chronos --help` without importing the server
 SERVER_COMMANDS = {
     "serve": "Run the API server and the pipeline loops.",
@@ -57,7 +60,7 @@ def _missing_server(name: str, exc: ImportError) -> click.Command:
     )
     @click.argument("args", nargs=-1, type=click.UNPROCESSED)
     def missing(args: tuple[str, ...]) -> None:
-        raise click.ClickException(SERVER_MISSING.format(name=name, error=exc))
+        raise CommandFailed(SERVER_MISSING.format(name=name, error=exc), 1)
 
     return missing
 
@@ -66,6 +69,10 @@ def _missing_server(name: str, exc: ImportError) -> click.Command:
 @click.version_option(package_version(), "--version", "-V", prog_name="chronos")
 def cli() -> None:
     """Chronos job scheduler: run the server, and operate any Chronos server over HTTP."""
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -2,20 +2,31 @@
 
 The click layer is `cli.py`; here are the store calls and the text, so both stay testable
 without a command line. The clock is passed in (tests set it).
+
+They cannot surprise: only `migrate` (and `serve`) may create a database; `keys` and `secrets`
+refuse a SQLite file that does not exist, and an account that does not exist (except
+`keys create --create-account`), with exit code 4 and a message saying what to do.
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 from chronos_server import runtime
 from chronos_server.api.auth import display_prefix, hash_key, new_api_key
 from chronos_server.api.timefmt import iso
-from chronos_server.store.base import SigningSecrets
+from chronos_server.core.models import Account
+from chronos_server.startup import Refusal
+from chronos_server.store.base import ApiKeyInfo, SigningSecrets, Store
 from chronos_server.store.open import open_store
+from chronos_server.store.sqlite import sqlite_path
 
 
 class MsClock(Protocol):
@@ -60,10 +71,65 @@ def span(ms: int) -> str:
     return f"{minutes}m {seconds:02d}s" if minutes else f"{seconds}s"
 
 
-async def keys_create(database_url: str, account_name: str, clock: MsClock) -> str:
+def shown_url(database_url: str) -> str:
+    """The database URL for people: a password is masked; a SQLite file gets its full path."""
+    if database_url.startswith("sqlite:"):
+        path = sqlite_path(database_url)
+        return database_url if path == ":memory:" else f"sqlite:///{Path(path).resolve()}"
+    parts = urlsplit(database_url)
+    if parts.password is None:
+        return database_url
+    host = parts.hostname or ""
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def say_database(database_url: str) -> None:
+    """On stderr, so stdout stays the key or the secret alone, for scripts."""
+    print(f"chronos: database {shown_url(database_url)}", file=sys.stderr)
+
+
+def require_database(database_url: str) -> None:
+    """Refuse a SQLite file that is not there: opening it would create it, empty, and a key or
+    secret made there is of no use to the server."""
+    if not database_url.startswith("sqlite:"):
+        return
+    path = sqlite_path(database_url)
+    if path != ":memory:" and not Path(path).exists():
+        raise Refusal(
+            f"no database at {shown_url(database_url)}: give the server's --database-url "
+            "(or CHRONOS_DATABASE_URL), or create it with `chronos migrate`"
+        )
+
+
+@asynccontextmanager
+async def open_existing_store(database_url: str) -> AsyncIterator[Store]:
+    """The store of a database that exists already (see `require_database`)."""
+    require_database(database_url)
     async with open_store(database_url) as store:
+        yield store
+
+
+async def existing_account(store: Store, name: str) -> Account:
+    found = await store.get_account_by_name(name)
+    if found is None:
+        raise Refusal(
+            f"no account named {name!r} in this database (`chronos keys list` shows the "
+            "accounts that have keys; `chronos keys create --account NAME --create-account` "
+            "makes one)"
+        )
+    return found
+
+
+async def keys_create(
+    database_url: str, account_name: str, clock: MsClock, *, create_account: bool = False
+) -> str:
+    async with open_existing_store(database_url) as store:
         now = clock.now_ms()
-        account, created = await store.ensure_account(account_name, now)
+        if create_account:
+            account, created = await store.ensure_account(account_name, now)
+        else:
+            account, created = await existing_account(store, account_name), False
         if created or account.signing_secret is None:
             await store.set_signing_secret(account.id, runtime.new_signing_secret())
         key = new_api_key()
@@ -71,8 +137,13 @@ async def keys_create(database_url: str, account_name: str, clock: MsClock) -> s
         return key
 
 
+async def keys_list(database_url: str) -> list[ApiKeyInfo]:
+    async with open_existing_store(database_url) as store:
+        return await store.list_api_keys()
+
+
 async def keys_revoke(database_url: str, key: str, clock: MsClock) -> int:
-    async with open_store(database_url) as store:
+    async with open_existing_store(database_url) as store:
         target = hash_key(key) if len(key) > len(display_prefix(key)) else key
         return await store.revoke_api_key(target, clock.now_ms())
 
@@ -87,9 +158,9 @@ class SecretsReport:
 
 
 async def secrets_show(database_url: str, account_name: str, clock: MsClock) -> SecretsReport:
-    async with open_store(database_url) as store:
+    async with open_existing_store(database_url) as store:
         now = clock.now_ms()
-        account, _ = await store.ensure_account(account_name, now)
+        account = await existing_account(store, account_name)
         if account.signing_secret is None:
             await store.set_signing_secret(account.id, runtime.new_signing_secret())
         await store.drop_expired_signing_secrets(now)  # the lazy clean-up of ended overlaps
@@ -101,9 +172,9 @@ async def secrets_show(database_url: str, account_name: str, clock: MsClock) -> 
 async def secrets_rotate(
     database_url: str, account_name: str, overlap_ms: int, clock: MsClock
 ) -> SecretsReport:
-    async with open_store(database_url) as store:
+    async with open_existing_store(database_url) as store:
         now = clock.now_ms()
-        account, _ = await store.ensure_account(account_name, now)
+        account = await existing_account(store, account_name)
         before = await store.get_signing_secrets(account.id)
         until = now + overlap_ms if overlap_ms > 0 else None
         rotated = await store.rotate_signing_secret(

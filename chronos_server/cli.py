@@ -2,7 +2,9 @@
 
 chronos serve [--host H] [--port P] [--database-url URL] [--workers N] [--log-level L]
               [--metrics-port P] [--log-format text|json] [--access-log]
-chronos keys create [--database-url URL] [--account NAME]   (new key = last stdout line)
+chronos keys create [--database-url URL] [--account NAME] [--create-account]
+                                                            (new key = last stdout line)
+chronos keys list [--database-url URL]
 chronos keys revoke KEY_OR_PREFIX [--database-url URL]
 chronos secrets show [--database-url URL] [--account NAME]   (current secret = the only stdout line)
 chronos secrets rotate [--database-url URL] [--account NAME] [--overlap 24h]
@@ -12,11 +14,14 @@ chronos prune [--database-url URL] [--dry-run] [--retention SPEC]   (CHRONOS_RET
 The server's flags live here, next to the server (`SERVE_OPTIONS`); the `chronos` group itself
 (`--version`, the HTTP commands) is `chronos_cli.main`, which imports this module only when one
 of these commands runs. A start-up failure is one line on stderr and an exit code
-(`startup.py`), never a traceback.
+(`startup.py`), never a traceback. The admin commands read the database URL as `serve` does,
+say on stderr which database they use, and never create a database or an account unasked
+(`admin.py`).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -32,15 +37,18 @@ from chronos_server.admin import (
     DEFAULT_OVERLAP_MS,
     OverlapError,
     keys_create,
+    keys_list,
     keys_revoke,
     migrate_database,
     parse_overlap,
     print_rotate,
     print_show,
+    say_database,
     secrets_rotate,
     secrets_show,
 )
 from chronos_server.api.auth import display_prefix
+from chronos_server.api.timefmt import iso
 from chronos_server.clock import SystemClock
 from chronos_server.settings import Settings, parse_retention, settings_from
 from chronos_server.startup import (
@@ -185,6 +193,7 @@ def _database_url(arg: str | None) -> str:
     """The database, exactly as `serve` reads it: the flag, then CHRONOS_DATABASE_URL."""
     url = settings_from(os.environ, database_url=arg).database_url
     check_database_directory(url)
+    say_database(url)
     return url
 
 
@@ -203,16 +212,49 @@ def keys() -> None:
 @keys.command("create")
 @DATABASE_URL_OPTION
 @click.option("--account", default=runtime.DEFAULT_ACCOUNT, show_default=True)
-def keys_create_command(database_url: str | None, account: str) -> None:
-    """Create a key (and the account if needed); the key is the last line of stdout."""
+@click.option("--create-account", is_flag=True, help="create the account if it does not exist yet")
+def keys_create_command(database_url: str | None, account: str, create_account: bool) -> None:
+    """Create a key for an existing account (or a new one, with --create-account); the key is
+    the last line of stdout."""
 
     def run() -> None:
-        key = trio.run(keys_create, _database_url(database_url), account, SystemClock())
+        url = _database_url(database_url)
+        key = trio.run(
+            functools.partial(keys_create, create_account=create_account),
+            url,
+            account,
+            SystemClock(),
+        )
         print(
             f"Created an API key for account {account!r} (display prefix {display_prefix(key)}, "
             "which `chronos keys revoke` accepts; shown once):"
         )
         print(key)
+
+    _run_admin(run)
+
+
+@keys.command("list")
+@DATABASE_URL_OPTION
+def keys_list_command(database_url: str | None) -> None:
+    """Every key: its display prefix, account, creation and last use (UTC)."""
+
+    def run() -> None:
+        found = trio.run(keys_list, _database_url(database_url))
+        rows = [["PREFIX", "ACCOUNT", "CREATED", "LAST USED", "REVOKED"]]
+        for k in found:
+            rows.append(
+                [
+                    k.prefix,
+                    k.account,
+                    iso(k.created_at) or "-",
+                    iso(k.last_used_at) or "never",
+                    iso(k.revoked_at) or "-",
+                ]
+            )
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        for r in rows:
+            print("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
 
     _run_admin(run)
 

@@ -19,7 +19,7 @@ import secrets
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable
-from contextlib import nullcontext
+from contextlib import asynccontextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import trio
@@ -158,13 +158,25 @@ async def open_listener(
 ) -> tuple[trio.SocketListener, str]:
     """One listening socket for `host:port`, and the URL it is reachable at (the real port
     when `port` is 0). `reuse_port`: see `bind_socket` (the processes of `--workers`)."""
-    sock = await bind_socket(host, port, reuse_port=reuse_port)
+    return start_listening(await bind_socket(host, port, reuse_port=reuse_port))
+
+
+def start_listening(sock: trio.socket.SocketType) -> tuple[trio.SocketListener, str]:
+    """A bound socket made a listener (closed if that fails), and its URL."""
     try:
         sock.listen(BACKLOG)
     except BaseException:
         sock.close()
         raise
     return trio.SocketListener(sock), socket_url(sock)
+
+
+@asynccontextmanager
+async def closing_socket(sock: trio.socket.SocketType) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        sock.close()
 
 
 @dataclass
@@ -222,11 +234,10 @@ async def serve(
         user_agent=settings.push_user_agent,
         allow_private=settings.allow_private_targets,
     )
-    # Bound and listening before the store is opened and the first-start key is made: a port
-    # that is taken fails here, and does not consume the key that would have been printed.
-    listener, url = await open_listener(
-        settings.host, settings.port, reuse_port=settings.reuse_port
-    )
+    # Bound before the store is opened and the first-start key is made: a port that is taken
+    # fails here (bind refuses a port another socket listens on), and does not consume the key
+    # that would have been printed. It listens once the loops run: listening means ready.
+    bound = await bind_socket(settings.host, settings.port, reuse_port=settings.reuse_port)
     metrics_listener, metrics_url = None, None
     if settings.metrics_port is not None:
         try:
@@ -234,13 +245,13 @@ async def serve(
                 settings.host, settings.metrics_port
             )
         except OSError as exc:
-            await listener.aclose()
+            bound.close()
             raise SettingsError(
                 f"cannot listen for metrics on {settings.host}:{settings.metrics_port}: "
                 f"{exc.strerror or exc} (choose another --metrics-port / CHRONOS_METRICS_PORT)"
             ) from exc
     async with (
-        listener,
+        closing_socket(bound),
         metrics_listener or nullcontext(),
         open_store(settings.database_url) as store,
         new_push_transport(push_settings) as transport,
@@ -312,6 +323,7 @@ async def serve(
             # Other replicas' wake-ups (PostgreSQL LISTEN/NOTIFY); nothing to do on SQLite.
             await nursery.start(store.run_listener, pipeline.board)
             await nursery.start(store.run_probe)  # PostgreSQL outages: the breaker's probe
+            listener, url = start_listening(bound)
             await nursery.start(http.serve, [listener])
             if metrics_listener is not None:
                 metrics_http = HttpServer(MetricsApp(metrics, store), METRICS_LIMITS)

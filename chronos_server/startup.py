@@ -3,7 +3,8 @@
 Trio wraps what fails inside a nursery in an ExceptionGroup; the operator needs the one leaf that
 says what to fix (port in use, database unreachable, bad URL, missing directory, bad setting).
 Exit codes: 2 a value to fix (setting, URL, directory), 1 the port is taken or cannot be bound,
-7 the database cannot be reached, 130 interrupted. Anything else is a bug and keeps its traceback.
+4 no such database or account (admin commands), 7 the database cannot be reached, 130
+interrupted. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -56,8 +57,19 @@ def check_database_directory(database_url: str) -> None:
         )
 
 
+class Refusal(Exception):
+    """An admin command that will not do what was asked (no such database or account), with
+    the exit code to leave with (4: not found)."""
+
+    def __init__(self, message: str, exit_code: int = 4) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 def describe(exc: BaseException, bind: tuple[str | None, int | None]) -> tuple[int, str] | None:
     """(exit code, the one line) for a failure an operator can fix; None for a bug."""
+    if isinstance(exc, Refusal):
+        return exc.exit_code, str(exc)
     if isinstance(exc, SettingsError):
         return EXIT_SETTING, str(exc)
     if isinstance(exc, StoreUnavailable):

@@ -1,7 +1,8 @@
-"""The dashboard's typed async client over the Chronos REST API (spec §3–§5).
+"""The dashboard's view of the Chronos REST API (spec §3–§5), over `chronos_worker.AsyncClient`.
 
-This is the only module that touches httpx or raw JSON. Every answer is unwrapped from the
-envelope and validated into `chronos_tui.models` at once; every failure is mapped here:
+The HTTP, the envelope and the typed results (`chronos_worker.models`) are the Python client's;
+this module adds what the screens need on top (status lists with a fallback, remembering that a
+server has no `GET /v1/workers`) and turns the client's errors into the dashboard's:
 
     APIError                  any failure talking to the server; str() is one readable sentence
     ├── ServerUnreachable     no answer: connection refused, unknown host, timeout
@@ -20,19 +21,27 @@ None, and `ChronosAPI` remembers that and does not ask again.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import httpx
-from pydantic import BaseModel, ValidationError
 
-from chronos_tui.models import Account, Execution, Job, Page, Schedule, Stats, Workers
+from chronos_worker.client import (
+    APIConnectionError,
+    APIStatusError,
+    AsyncClient,
+    AuthenticationError,
+    ChronosAPIError,
+)
+from chronos_worker.client.core import USER_AGENT as CLIENT_USER_AGENT
+from chronos_worker.models import Account, Execution, Job, Page, Schedule, Stats, Workers
 
-USER_AGENT = "chronos-tui/0.1"
+USER_AGENT = f"chronos-tui/0.1 {CLIENT_USER_AGENT}"
 REQUEST_TIMEOUT_SECONDS = 10.0
 MAX_PAGE_SIZE = 100
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", Job, Execution)
+R = TypeVar("R")
 
 
 class APIError(Exception):
@@ -138,7 +147,8 @@ def rerun_body(job: Job) -> dict[str, Any]:
 
 
 class ChronosAPI:
-    """`DashboardAPI` over HTTP with an API key; owns its `httpx.AsyncClient` unless given one."""
+    """`DashboardAPI` over `chronos_worker.AsyncClient` (no retries: the screens refresh on
+    their own and show a 429's delay)."""
 
     def __init__(
         self,
@@ -148,14 +158,13 @@ class ChronosAPI:
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = REQUEST_TIMEOUT_SECONDS,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
-        headers = {
-            "Authorization": f"Bearer {api_key}",
-            "Accept": "application/json",
-            "User-Agent": USER_AGENT,
-        }
-        self._client = httpx.AsyncClient(
-            base_url=self._base_url, headers=headers, timeout=timeout, transport=transport
+        self._client = AsyncClient(
+            base_url,
+            api_key,
+            timeout=timeout,
+            max_retries=0,
+            transport=transport,
+            headers={"User-Agent": USER_AGENT},
         )
         # None until the first multi-status request tells us whether `status=a,b` is accepted.
         self.status_lists: bool | None = None
@@ -164,34 +173,33 @@ class ChronosAPI:
 
     @property
     def base_url(self) -> str:
-        return self._base_url
+        return self._client.base_url
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
     async def check(self) -> None:
         """Prove the server answers and accepts the key (a cheap authenticated read)."""
-        await self._request("GET", "/v1/stats", params={"window_minutes": 1})
+        await _mapped(self._client.stats(1))
 
     async def stats(self, window_minutes: int = 60) -> Stats:
-        data = await self._data("GET", "/v1/stats", params={"window_minutes": window_minutes})
-        return _validate(Stats, data)
+        return await _mapped(self._client.stats(window_minutes))
 
     async def account(self) -> Account:
-        return _validate(Account, await self._data("GET", "/v1/account"))
+        return await _mapped(self._client.account())
 
     async def workers(self) -> Workers | None:
         if self.workers_endpoint is False:
             return None
         try:
-            data = await self._data("GET", "/v1/workers")
+            found = await _mapped(self._client.workers())
         except RequestFailed as exc:
             if exc.status != 404:
                 raise
             self.workers_endpoint = False  # an older server: never ask again
             return None
         self.workers_endpoint = True
-        return _validate(Workers, data)
+        return found
 
     async def list_schedules(
         self,
@@ -201,19 +209,19 @@ class ChronosAPI:
         size: int = 50,
         page: int = 1,
     ) -> Page[Schedule]:
-        params = _params(status=status, handler=handler, size=min(size, MAX_PAGE_SIZE))
-        params |= _page_param(page)
-        return await self._page("/v1/schedules", params, Schedule)
+        call = self._client.list_schedules(
+            status=status, handler=handler, size=min(size, MAX_PAGE_SIZE), page=_page(page)
+        )
+        return await _mapped(call)
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
-        return _validate(Schedule, await self._data("GET", f"/v1/schedules/{schedule_id}"))
+        return await _mapped(self._client.get_schedule(schedule_id))
 
     async def archive_schedule(self, schedule_id: str) -> Schedule:
-        data = await self._data("POST", f"/v1/schedules/{schedule_id}/archive")
-        return _validate(Schedule, data)
+        return await _mapped(self._client.archive_schedule(schedule_id))
 
     async def run_schedule(self, schedule_id: str) -> Job:
-        return _validate(Job, await self._data("POST", f"/v1/schedules/{schedule_id}/run"))
+        return await _mapped(self._client.run_schedule(schedule_id))
 
     async def list_jobs(
         self,
@@ -224,17 +232,23 @@ class ChronosAPI:
         size: int = 50,
         page: int = 1,
     ) -> Page[Job]:
-        params = _params(handler=handler, schedule_id=schedule_id, size=min(size, MAX_PAGE_SIZE))
-        return await self._filtered("/v1/jobs", params, page, statuses, Job, _job_order)
+        size = min(size, MAX_PAGE_SIZE)
+
+        def fetch(status: str | None, number: int | None) -> Any:
+            return self._client.list_jobs(
+                status=status, handler=handler, schedule_id=schedule_id, size=size, page=number
+            )
+
+        return await self._filtered(fetch, size, page, statuses, _job_order)
 
     async def get_job(self, job_id: str) -> Job:
-        return _validate(Job, await self._data("GET", f"/v1/jobs/{job_id}"))
+        return await _mapped(self._client.get_job(job_id))
 
     async def cancel_job(self, job_id: str) -> Job:
-        return _validate(Job, await self._data("POST", f"/v1/jobs/{job_id}/cancel"))
+        return await _mapped(self._client.cancel_job(job_id))
 
     async def create_job(self, body: Mapping[str, Any]) -> Job:
-        return _validate(Job, await self._data("POST", "/v1/jobs", json=dict(body)))
+        return await _mapped(self._client.create_job(body))
 
     async def list_executions(
         self,
@@ -244,30 +258,33 @@ class ChronosAPI:
         size: int = 50,
         page: int = 1,
     ) -> Page[Execution]:
-        params = _params(job_id=job_id, size=min(size, MAX_PAGE_SIZE))
-        return await self._filtered(
-            "/v1/executions", params, page, statuses, Execution, _exec_order
-        )
+        size = min(size, MAX_PAGE_SIZE)
+
+        def fetch(status: str | None, number: int | None) -> Any:
+            return self._client.list_executions(
+                status=status, job_id=job_id, size=size, page=number
+            )
+
+        return await self._filtered(fetch, size, page, statuses, _exec_order)
 
     async def get_execution(self, execution_id: str) -> Execution:
-        return _validate(Execution, await self._data("GET", f"/v1/executions/{execution_id}"))
+        return await _mapped(self._client.get_execution(execution_id))
 
     async def _filtered(
         self,
-        path: str,
-        params: dict[str, str],
+        fetch: Callable[[str | None, int | None], Any],
+        size: int,
         page: int,
         statuses: Sequence[str],
-        model: type[M],
         order: Callable[[M], tuple[datetime, str]],
     ) -> Page[M]:
         """Page `page` (from 1), newest first, restricted to `statuses` (any status when empty)."""
-        paged = params | _page_param(page)
         if len(statuses) <= 1:
-            return await self._page(path, _params(status=next(iter(statuses), None)) | paged, model)
+            found: Page[M] = await _mapped(fetch(next(iter(statuses), None), _page(page)))
+            return found
         if self.status_lists is not False:
             try:
-                found = await self._page(path, {"status": ",".join(statuses)} | paged, model)
+                found = await _mapped(fetch(",".join(statuses), _page(page)))
             except RequestFailed as exc:
                 if exc.status != 422:
                     raise
@@ -275,26 +292,24 @@ class ChronosAPI:
             else:
                 self.status_lists = True
                 return found
-        return await self._merged(path, params, page, statuses, model, order)
+        return await self._merged(fetch, size, page, statuses, order)
 
     async def _merged(
         self,
-        path: str,
-        params: dict[str, str],
+        fetch: Callable[[str | None, int | None], Any],
+        size: int,
         page: int,
         statuses: Sequence[str],
-        model: type[M],
         order: Callable[[M], tuple[datetime, str]],
     ) -> Page[M]:
         """Page `page` of several statuses merged newest first, one status per request (for a
         server without status lists): the newest `page * size` of the merge are among the newest
         `page * size` of each status, so pages 1..`page` of each are enough."""
-        size = int(params["size"])
         items: list[M] = []
         total = 0
         for status in statuses:
             for n in range(1, page + 1):
-                found = await self._page(path, {"status": status} | params | _page_param(n), model)
+                found: Page[M] = await _mapped(fetch(status, _page(n)))
                 items.extend(found.items)
                 if len(found.items) < size:
                     break
@@ -302,87 +317,24 @@ class ChronosAPI:
         merged = sorted(items, key=order, reverse=True)
         return Page(tuple(merged[(page - 1) * size : page * size]), total)
 
-    async def _page(self, path: str, params: Mapping[str, str], model: type[M]) -> Page[M]:
-        envelope = await self._request("GET", path, params=params)
-        items = envelope.get("data")
-        paging = (envelope.get("meta") or {}).get("paging") or {}
-        if not isinstance(items, list) or not isinstance(paging.get("total"), int):
-            raise RequestFailed(f"GET {path}: the answer is not a paginated list", 200)
-        return Page(tuple(_validate(model, item) for item in items), paging["total"])
 
-    async def _data(self, method: str, path: str, **kwargs: Any) -> Any:
-        return (await self._request(method, path, **kwargs)).get("data")
-
-    async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        try:
-            response = await self._client.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise ServerUnreachable(f"{self._base_url} did not answer in time") from exc
-        except httpx.HTTPError as exc:
-            raise ServerUnreachable(f"cannot reach {self._base_url}: {_reason(exc)}") from exc
-        return _envelope(method, path, response)
-
-
-def _envelope(method: str, path: str, response: httpx.Response) -> dict[str, Any]:
+async def _mapped(call: Awaitable[R]) -> R:
+    """The client's call, its errors turned into the dashboard's."""
     try:
-        body = response.json()
-    except ValueError:
-        body = None
-    envelope: dict[str, Any] = body if isinstance(body, dict) else {}
-    status = response.status_code
-    message = str(envelope.get("message") or response.reason_phrase or "error")
-    if status in (401, 403):
-        raise AuthRefused(f"the server refused the API key: {message} (HTTP {status})", status)
-    if not 200 <= status < 300 or envelope.get("success") is not True:
-        code = envelope.get("code")
-        retry_after = _retry_after(response) if status == 429 else None
-        detail = _field_errors(envelope)
-        # The server's own message is enough for the operator; the path only helps when the
-        # answer is not Chronos's envelope (a proxy's error page, a wrong base URL).
-        where = "" if envelope.get("code") else f"{method} {path}: "
-        raise RequestFailed(
-            f"{where}{message}{detail} (HTTP {status})",
-            status,
-            code if isinstance(code, str) else None,
-            retry_after,
-        )
-    return envelope
+        return await call
+    except AuthenticationError as exc:
+        raise AuthRefused(exc.message, exc.status or 401) from exc
+    except APIConnectionError as exc:
+        raise ServerUnreachable(exc.message) from exc
+    except APIStatusError as exc:
+        raise RequestFailed(exc.message, exc.status or 0, exc.code, exc.retry_after) from exc
+    except ChronosAPIError as exc:  # pragma: no cover - every client error is one of the above
+        raise APIError(exc.message) from exc
 
 
-def _field_errors(envelope: Mapping[str, Any]) -> str:
-    errors = envelope.get("errors")
-    if not isinstance(errors, list) or not errors:
-        return ""
-    parts = [f"{e.get('field')} {e.get('message')}" for e in errors if isinstance(e, dict)]
-    return ": " + "; ".join(parts)
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return float(response.headers.get("Retry-After", ""))
-    except ValueError:
-        return None
-
-
-def _reason(exc: httpx.HTTPError) -> str:
-    text = str(exc) or type(exc).__name__
-    return text.splitlines()[0]
-
-
-def _validate(model: type[M], data: Any) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise RequestFailed(f"unexpected {model.__name__} from the server: {exc}", 200) from exc
-
-
-def _params(**values: str | int | None) -> dict[str, str]:
-    return {k: str(v) for k, v in values.items() if v is not None and v != ""}
-
-
-def _page_param(page: int) -> dict[str, str]:
+def _page(page: int) -> int | None:
     """`page` only past the first, so a first page is asked for as before paging existed."""
-    return {"page": str(page)} if page > 1 else {}
+    return page if page > 1 else None
 
 
 def _job_order(job: Job) -> tuple[datetime, str]:

@@ -24,9 +24,9 @@ from textual.widgets import DataTable, Footer, Header, Static
 from chronos_tui import format as fmt
 from chronos_tui.api import rerun_body
 from chronos_tui.base import Env, LiveScreen
-from chronos_tui.models import CANCELLABLE_STATES, Execution, Job, Schedule
 from chronos_tui.rows import EXECUTION_COLUMNS, JOB_COLUMNS, execution_row, job_row
 from chronos_tui.widgets import LiveTable
+from chronos_worker.models import CANCELLABLE_STATES, Execution, Job, Schedule
 
 Field = tuple[str, RenderableType | str | None]
 

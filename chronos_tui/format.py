@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.text import Text
 
-from chronos_tui.models import Execution, Schedule
+from chronos_worker.models import Execution, Schedule
 
 STATUS_STYLES = {
     "pending": "grey62",

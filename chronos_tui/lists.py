@@ -32,15 +32,6 @@ from chronos_tui.details import (
     run_schedule,
 )
 from chronos_tui.format import Filter
-from chronos_tui.models import (
-    Execution,
-    ExecutionStatus,
-    Job,
-    JobStatus,
-    Page,
-    Schedule,
-    ScheduleStatus,
-)
 from chronos_tui.rows import (
     EXECUTION_COLUMNS,
     JOB_COLUMNS,
@@ -50,6 +41,15 @@ from chronos_tui.rows import (
     schedule_row,
 )
 from chronos_tui.widgets import Column, LiveTable, Row
+from chronos_worker.models import (
+    Execution,
+    ExecutionStatus,
+    Job,
+    JobStatus,
+    Page,
+    Schedule,
+    ScheduleStatus,
+)
 
 LIST_SIZE = 100
 UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

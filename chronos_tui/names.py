@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from chronos_tui.api import DashboardAPI, RequestFailed
-from chronos_tui.models import Schedule
+from chronos_worker.models import Schedule
 
 
 class ScheduleNames:

@@ -26,7 +26,6 @@ from chronos_tui.base import LiveScreen
 from chronos_tui.details import ExecutionDetail
 from chronos_tui.format import clock, relative
 from chronos_tui.lists import JobsScreen
-from chronos_tui.models import Account, Execution, Stats, Workers
 from chronos_tui.rows import (
     EXECUTION_COLUMNS,
     NO_HANDLER,
@@ -38,6 +37,7 @@ from chronos_tui.rows import (
     queue_rows,
 )
 from chronos_tui.widgets import LiveTable
+from chronos_worker.models import Account, Execution, Stats, Workers
 
 WINDOW_MINUTES = 60
 FEED_SIZE = 30

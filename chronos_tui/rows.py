@@ -11,7 +11,8 @@ from datetime import datetime, tzinfo
 from rich.text import Text
 
 from chronos_tui import format as fmt
-from chronos_tui.models import (
+from chronos_tui.widgets import Cell, Column, Row
+from chronos_worker.models import (
     PIPELINE_STATES,
     TERMINAL_STATES,
     Execution,
@@ -22,7 +23,6 @@ from chronos_tui.models import (
     Stats,
     Workers,
 )
-from chronos_tui.widgets import Cell, Column, Row
 
 TOTAL_KEY = "*total*"
 NO_HANDLER = "(no handler)"

@@ -96,7 +96,16 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     ),
     f"{S}.startup": frozenset({f"{S}.errors", f"{S}.settings", f"{S}.store"}),
     f"{S}.admin": frozenset(
-        {f"{S}.runtime", f"{S}.api", f"{S}.store", f"{S}.clock", f"{S}.errors", f"{S}.settings"}
+        {
+            f"{S}.runtime",
+            f"{S}.startup",
+            f"{S}.api",
+            f"{S}.store",
+            f"{S}.core",
+            f"{S}.clock",
+            f"{S}.errors",
+            f"{S}.settings",
+        }
     ),
     f"{S}.cli": frozenset(
         {
@@ -117,7 +126,7 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     f"{S}.__main__": frozenset({f"{S}.cli"}),
     S: frozenset(),  # chronos_server/__init__.py
     "chronos_worker": frozenset(),  # the SDK: installed without the server, talks HTTP only
-    "chronos_tui": frozenset(),  # the dashboard: talks HTTP only
+    "chronos_tui": frozenset({"chronos_worker"}),  # the dashboard: HTTP only, through the client
     # the `chronos` command: its HTTP commands on the client; the server's commands are loaded
     # by name (importlib) only when one runs, so a worker host needs no server code
     "chronos_cli": frozenset({"chronos_worker", f"{S}.cli"}),

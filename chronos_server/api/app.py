@@ -38,6 +38,7 @@ from chronos_server.errors import (
     NotFound,
     RateLimited,
     ServiceUnavailable,
+    StoreUnavailable,
     Unauthorized,
 )
 from chronos_server.web.messages import Request, Response
@@ -174,8 +175,18 @@ class Api:
                 self._failed(request, now)
                 raise Unauthorized()
         request.authenticated = True
+        if svc.key_usage.due(key_hash, now):
+            await self._record_use(key_hash)
         rate = svc.limiter.hit(key_hash, now) if svc.limiter is not None else None
         return found, rate
+
+    async def _record_use(self, key_hash: str) -> None:
+        """`api_keys.last_used_at`, once a minute per key; an outage only loses the mark."""
+        pipeline = self.svc.pipeline
+        try:
+            await pipeline.store.touch_api_key(key_hash, pipeline.clock.now_ms())
+        except StoreUnavailable:
+            log.debug("last use of a key not recorded: the store is unavailable")
 
     def _failed(self, request: Request, now: float) -> None:
         if self.svc.auth_failures is not None:

@@ -99,6 +99,29 @@ class KeyCache:
         self._entries[key_hash] = (account, now + self._ttl)
 
 
+class KeyUsage:
+    """When this process last recorded each key's use (`api_keys.last_used_at`): at most once
+    per `interval` seconds per key, so a busy key costs one small write a minute, not one per
+    request. The store's write is conditional too, so replicas do not add up."""
+
+    def __init__(self, interval: float = 60.0, max_entries: int = 10_000) -> None:
+        self._interval = interval
+        self._max = max_entries
+        self._marked: dict[str, float] = {}
+
+    def due(self, key_hash: str, now: float) -> bool:
+        """True (and noted) when the key's use should be written now."""
+        last = self._marked.get(key_hash)
+        if last is not None and now - last < self._interval:
+            return False
+        if len(self._marked) >= self._max:
+            self._marked = {k: t for k, t in self._marked.items() if now - t < self._interval}
+            if len(self._marked) >= self._max:
+                self._marked.clear()
+        self._marked[key_hash] = now
+        return True
+
+
 @dataclass(frozen=True)
 class RateDecision:
     allowed: bool

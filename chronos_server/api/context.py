@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from chronos_server.api.auth import KeyCache, SlidingWindowLimiter
+from chronos_server.api.auth import KeyCache, KeyUsage, SlidingWindowLimiter
 from chronos_server.api.cursor import decode_cursor
 from chronos_server.api.text import text_problem
 from chronos_server.api.timefmt import parse_instant
@@ -35,6 +35,7 @@ class Services:
     policy: TargetPolicy
     limiter: SlidingWindowLimiter | None
     keys: KeyCache = field(default_factory=lambda: KeyCache(0.0))
+    key_usage: KeyUsage = field(default_factory=KeyUsage)
     # Failed authentications per client address: past the limit, an unknown key is refused
     # with 429 before it costs a database read.
     auth_failures: SlidingWindowLimiter | None = None

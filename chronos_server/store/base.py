@@ -137,6 +137,17 @@ class Pruned:
 
 
 @dataclass(frozen=True)
+class ApiKeyInfo:
+    """One API key as `chronos keys list` shows it (never the key or its hash)."""
+
+    prefix: str
+    account: str
+    created_at: int
+    last_used_at: int | None
+    revoked_at: int | None
+
+
+@dataclass(frozen=True)
 class SigningSecrets:
     """An account's push signing secrets. `current` signs every delivery; after a rotation with
     an overlap, `previous` signs them too until `previous_until` (Unix ms, exclusive).
@@ -201,6 +212,12 @@ class Store(Protocol):
     async def add_api_key(self, account_id: str, key_hash: str, prefix: str, now: int) -> None: ...
     async def revoke_api_key(self, key_or_prefix: str, now: int) -> int: ...
     async def account_for_key(self, key_hash: str) -> Account | None: ...
+    async def get_account_by_name(self, name: str) -> Account | None: ...
+    async def touch_api_key(self, key_hash: str, now: int) -> None:
+        """Record a use of the key at `now` unless one was recorded in the minute before."""
+        ...
+
+    async def list_api_keys(self) -> list[ApiKeyInfo]: ...
     async def set_signing_secret(self, account_id: str, secret: str) -> None:
         """Set the secret as is; a rotation's overlap is kept only if `secret` is unchanged."""
         ...

@@ -30,6 +30,7 @@ from chronos_server.errors import ChronosError, IdempotencyKeyConflict
 from chronos_server.store import transactions as t
 from chronos_server.store.base import (
     Admitted,
+    ApiKeyInfo,
     Pruned,
     ReadyBatch,
     Released,
@@ -142,6 +143,26 @@ class SqlStore:
     async def account_for_key(self, key_hash: str) -> Account | None:
         row = await self._one("account_for_key", key_hash=key_hash)
         return account_from_row(row) if row else None
+
+    async def get_account_by_name(self, name: str) -> Account | None:
+        row = await self._read(lambda tx: tx.one("account_by_name", name=name))
+        return account_from_row(row) if row else None
+
+    async def touch_api_key(self, key_hash: str, now: int) -> None:
+        await self._tx(lambda tx: tx.run("touch_api_key", key_hash=key_hash, now=now))
+
+    async def list_api_keys(self) -> list[ApiKeyInfo]:
+        rows = await self._read(lambda tx: tx.all("list_api_keys"))
+        return [
+            ApiKeyInfo(
+                prefix=r["prefix"],
+                account=r["account"],
+                created_at=int(r["created_at"]),
+                last_used_at=None if r["last_used_at"] is None else int(r["last_used_at"]),
+                revoked_at=None if r["revoked_at"] is None else int(r["revoked_at"]),
+            )
+            for r in rows
+        ]
 
     async def set_signing_secret(self, account_id: str, secret: str) -> None:
         await self._tx(lambda tx: tx.run("set_signing_secret", id=account_id, secret=secret))

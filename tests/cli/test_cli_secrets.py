@@ -32,15 +32,26 @@ class SetClock:
 
 @pytest.fixture
 def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A database with the default account, as `chronos serve` leaves it."""
     monkeypatch.setattr(cli, "SystemClock", SetClock)
     SetClock.now = T0
-    yield f"sqlite:///{tmp_path / 'chronos.db'}"
+    url = f"sqlite:///{tmp_path / 'chronos.db'}"
+
+    async def bootstrap() -> None:
+        async with open_store(url) as store:
+            await store.ensure_account("default", T0)
+
+    trio.run(bootstrap)
+    yield url
 
 
 def run(capsys: pytest.CaptureFixture[str], db: str, *argv: str) -> tuple[list[str], str]:
+    """stdout's lines, and stderr without the line that names the database."""
     cli.main(["secrets", *argv, "--database-url", db])
     out, err = capsys.readouterr()
-    return out.splitlines(), err
+    said, _, rest = err.partition("\n")
+    assert said == f"chronos: database {db}", err
+    return out.splitlines(), rest
 
 
 def stored(db: str) -> SigningSecrets:

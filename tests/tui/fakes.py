@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from chronos_tui.api import RequestFailed, ServerUnreachable
-from chronos_tui.models import (
+from chronos_worker.models import (
     CANCELLABLE_STATES,
     Account,
     Execution,

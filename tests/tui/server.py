@@ -36,12 +36,13 @@ class ThreadServer:
 
 
 @contextmanager
-def thread_server(tmp_path: Path) -> Iterator[ThreadServer]:
-    """Start a server (SQLite in `tmp_path`), yield its URL, stop it gracefully."""
+def thread_server(tmp_path: Path, **overrides: object) -> Iterator[ThreadServer]:
+    """Start a server (SQLite in `tmp_path` unless `database_url=` says otherwise; other
+    `Settings` fields may be overridden too), yield its URL, stop it gracefully."""
     started: queue.Queue[tuple[ServerHandle, trio.lowlevel.TrioToken] | BaseException] = (
         queue.Queue()
     )
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, **overrides)
 
     async def main() -> None:
         async with trio.open_nursery() as nursery:

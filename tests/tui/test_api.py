@@ -18,7 +18,7 @@ from chronos_tui.api import (
     ServerUnreachable,
     rerun_body,
 )
-from chronos_tui.models import ExecutionStatus, JobStatus
+from chronos_worker.models import ExecutionStatus, JobStatus
 from tests.tui.fakes import NOW, demo_api, make_execution, make_job
 
 T = TypeVar("T")

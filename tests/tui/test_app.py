@@ -17,16 +17,16 @@ from chronos_tui.app import ChronosApp
 from chronos_tui.base import LiveScreen
 from chronos_tui.details import ExecutionDetail, JobDetail, ScheduleDetail
 from chronos_tui.lists import ExecutionsScreen, JobsScreen, SchedulesScreen
-from chronos_tui.models import (
+from chronos_tui.overview import OverviewScreen
+from chronos_tui.rows import TOTAL_KEY
+from chronos_tui.widgets import ConfirmScreen, FilterBar, HelpScreen, LiveTable
+from chronos_worker.models import (
     Account,
     HandlerLimits,
     HandlerStats,
     JobStatus,
     SigningSecretState,
 )
-from chronos_tui.overview import OverviewScreen
-from chronos_tui.rows import TOTAL_KEY
-from chronos_tui.widgets import ConfirmScreen, FilterBar, HelpScreen, LiveTable
 from tests.tui import fakes
 from tests.tui.fakes import FakeAPI, demo_api, make_job
 from tests.tui.helpers import (

@@ -7,7 +7,7 @@ from datetime import UTC, timedelta
 import pytest
 
 from chronos_tui import format as fmt
-from chronos_tui.models import ExecutionError, ExecutionStatus, JobStatus
+from chronos_worker.models import ExecutionError, ExecutionStatus, JobStatus
 from tests.tui.fakes import NOW, make_execution, make_job
 
 JOB_STATES = [s.value for s in JobStatus]

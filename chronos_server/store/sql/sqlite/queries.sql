@@ -493,6 +493,16 @@ WHERE status IN ('archived', 'completed')
   AND coalesce(archived_at, completed_at, updated_at) < :before
   AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.schedule_id = s.id);
 
+-- name: touch_api_key
+-- At most one write a minute per key, whichever process (replica) gets there first.
+UPDATE api_keys SET last_used_at = :now
+WHERE key_hash = :key_hash AND (last_used_at IS NULL OR last_used_at <= :now - 60000);
+
+-- name: list_api_keys
+SELECT k.prefix, a.name AS account, k.created_at, k.last_used_at, k.revoked_at
+FROM api_keys k JOIN accounts a ON a.id = k.account_id
+ORDER BY a.name, k.created_at, k.prefix;
+
 -- --- handler limits (README "Handler limits"; 0008_handler_limits.sql) ---------------------------
 
 -- name: list_handler_limits

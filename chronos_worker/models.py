@@ -1,9 +1,10 @@
-"""The API's resource objects (spec §4) and the stats document, as frozen pydantic models.
+"""The API's resource objects (spec §4), the stats document and the extensions' objects, as
+frozen pydantic models: the typed results of `chronos_worker.Client` / `AsyncClient`.
 
-JSON enters the dashboard only through `chronos_tui.api`, which validates each `data` object into
-one of these at once; every screen works with these types. Unknown fields are ignored so a newer
-server does not break an older dashboard. `payload`, `delivery` and `result` stay JSON: the
-dashboard shows them, it never interprets them.
+The client validates each `data` object into one of these at once; the TUI and the `chronos`
+command work with these types. Unknown fields are ignored so a newer server does not break an
+older client; fields of extensions a server may not have yet are optional. `payload`,
+`delivery` and `result` stay JSON: the client carries them, it never interprets them.
 """
 
 from __future__ import annotations
@@ -86,6 +87,11 @@ class Schedule(_Model):
     updated_at: datetime | None = None
     completed_at: datetime | None = None
     archived_at: datetime | None = None
+    # Extensions (README "Schedule policies"); absent on servers without them.
+    catch_up: str | None = None
+    catch_up_limit: int | None = None
+    overlap: str | None = None
+    paused_at: datetime | None = None
 
 
 class Job(_Model):
@@ -107,6 +113,9 @@ class Job(_Model):
     created_at: datetime
     updated_at: datetime | None = None
     finished_at: datetime | None = None
+    # Extensions (issue 13): the last execution's error, and the job this one replays.
+    last_error: str | None = None
+    replay_of: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -137,10 +146,13 @@ class Execution(_Model):
 
 
 class HandlerLimits(_Model):
-    """A handler's limits (server extension; README "Handler limits")."""
+    """A handler's limits (server extension; README "Handler limits"): in a stats row (no
+    `handler`), and from `/v1/handlers/{name}/limits`."""
 
+    handler: str | None = None
     max_running: int | None = None
     max_per_second: float | None = None
+    updated_at: datetime | None = None
 
 
 class HandlerStats(_Model):
@@ -200,10 +212,40 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Page(Generic[T]):
-    """One page of a list endpoint: the items (newest first) and `meta.paging.total`."""
+    """One page of a list endpoint: the items (newest first), `meta.paging.total` and what the
+    next page is: `next_cursor` when the server pages by cursor, else `page`/`pages`."""
 
     items: tuple[T, ...]
     total: int
+    page: int = 1
+    pages: int = 1
+    next_cursor: str | None = None
+    total_estimated: bool = False
+
+    @property
+    def has_next(self) -> bool:
+        return self.next_cursor is not None or self.page < self.pages
+
+
+class HealthStatus(_Model):
+    status: str
+
+
+class BatchItem(_Model):
+    """One entry of `POST /v1/jobs/batch`'s answer: the job, or why this item was refused."""
+
+    success: bool
+    data: Job | None = None
+    code: str | None = None
+    message: str | None = None
+    errors: list[dict[str, Any]] = []
+
+
+class ReplayResult(_Model):
+    """`POST /v1/jobs/replay` (extension): how many jobs were replayed, and the new jobs' ids."""
+
+    count: int
+    job_ids: list[str]
 
 
 class WorkerChannel(_Model):
