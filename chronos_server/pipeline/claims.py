@@ -77,6 +77,13 @@ async def _claim_jobs(
             woken_by, woken = waiter.woken_by, waiter
         finally:
             board.unregister(waiter)
+            if woken is not waiter:
+                # No claim of its own follows this waiter's wake-up (it came while the claim
+                # above ran, or we are leaving): whoever woke it must not wait for one (an
+                # admission hand-off waited out its whole bound at every due instant).
+                waiter.attempted.set()
+    if woken is not None:
+        woken.attempted.set()
     return []
 
 

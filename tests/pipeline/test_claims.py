@@ -216,3 +216,28 @@ async def test_a_stop_waits_for_leases_until_reported_or_over(
     # The second was never reported: its lease (30 s) and the grace (5 s) had to run out.
     assert trio.current_time() == 35
     assert second.execution.lease_expires_at == T0 + 30_000
+
+
+async def test_a_wake_up_that_comes_while_the_claim_runs_is_marked_attempted(
+    pipeline: Pipeline, store: FakeStore, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Admission's hand-off wakes a registered claimer and waits for `attempted` (bounded).
+    A claimer woken while its claim statement ran, which then returns jobs, has no claim of
+    its own to follow: it must say so at once, or every hand-off waits out its bound (seen
+    at 200 jobs/s: 50 ms at each due instant, lateness p50 18 ms)."""
+    store.add("h")
+    store.block = trio.Event()
+    result: list[ClaimedJob] = []
+
+    async def claimer() -> None:
+        result.extend(await claim_jobs(pipeline, ACCOUNT, ["h"], None, 20))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(claimer)
+        await store.inside.wait()  # registered, its claim statement running
+        [woken] = pipeline.board.wake(ACCOUNT, "h", 1)
+        store.block.set()
+        with trio.fail_after(1):
+            await woken.attempted.wait()
+        assert trio.current_time() == 0
+    assert len(result) == 1
