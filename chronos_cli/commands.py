@@ -7,6 +7,7 @@ import click
 from click.shell_completion import get_completion_class
 
 from chronos_cli.executions import executions
+from chronos_cli.handlers import handlers
 from chronos_cli.jobs import jobs
 from chronos_cli.schedules import schedules
 from chronos_cli.support import EXIT_CODES
@@ -38,4 +39,4 @@ def completion(ctx: click.Context, shell: str) -> None:
     click.echo(cls(root.command, {}, "chronos", "_CHRONOS_COMPLETE").source())
 
 
-COMMANDS: list[click.Command] = [schedules, jobs, executions, help_, completion]
+COMMANDS: list[click.Command] = [schedules, jobs, executions, handlers, help_, completion]

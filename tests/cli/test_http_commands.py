@@ -175,3 +175,23 @@ def test_help_exit_codes_and_completion() -> None:
 def test_replay_needs_a_job_or_a_status() -> None:
     result = CliRunner().invoke(cli, ["jobs", "replay", "--server", "http://127.0.0.1:9"])
     assert result.exit_code == 2 and "--status" in result.output
+
+
+def test_handler_limits_set_get_list_clear(server: ThreadServer) -> None:
+    made = chronos(server, "handlers", "limits", "set", "cli-limited", "--max-running", "2",
+                   "--json")  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert json.loads(made.stdout) == api_data(server, "/v1/handlers/cli-limited/limits")
+    assert json.loads(made.stdout)["max_running"] == 2
+
+    shown = chronos(server, "handlers", "limits", "get", "cli-limited")
+    assert "max running     2" in shown.stdout, shown.output
+    listed = chronos(server, "handlers", "limits", "list")
+    assert any(line.split()[:2] == ["cli-limited", "2"] for line in listed.stdout.splitlines())
+
+    nothing = chronos(server, "handlers", "limits", "set", "cli-limited")
+    assert nothing.exit_code == 2  # usage: neither limit given
+
+    cleared = chronos(server, "handlers", "limits", "clear", "cli-limited")
+    assert cleared.exit_code == 0, cleared.output
+    assert chronos(server, "handlers", "limits", "get", "cli-limited").exit_code == 4
