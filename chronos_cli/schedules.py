@@ -68,6 +68,17 @@ def body_options(fn: F) -> F:
         click.option("--timeout", type=int, help="seconds an execution may take"),
         click.option("--max-retries", type=int),
         click.option("--runs", type=int, help="stop after this many runs"),
+        click.option(
+            "--catch-up",
+            type=click.Choice(["latest", "none", "all"]),
+            help="missed slots (extension): run the latest one, none, or all",
+        ),
+        click.option("--catch-up-limit", type=int, help="with --catch-up all: at most this many"),
+        click.option(
+            "--overlap",
+            type=click.Choice(["allow", "skip", "queue", "cancel_previous"]),
+            help="a slot while the previous job is unfinished (extension)",
+        ),
         click.option("--body", help="the request body as a JSON object, or @file"),
     ]
     for option in reversed(options):

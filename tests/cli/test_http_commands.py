@@ -103,6 +103,15 @@ def test_schedules_lifecycle(server: ThreadServer) -> None:
     listed = chronos(server, "schedules", "list", "--handler", "cli-s")
     assert sid in listed.stdout and "1 hour(s)" in listed.stdout
     assert chronos(server, "schedules", "update", sid, "--name", "tock").exit_code == 0
+    policies = chronos(server, "schedules", "update", sid, "--catch-up", "all",
+                       "--catch-up-limit", "3", "--overlap", "skip", "--json")  # fmt: skip
+    assert policies.exit_code == 0, policies.output
+    changed = json.loads(policies.stdout)
+    assert (changed["catch_up"], changed["catch_up_limit"], changed["overlap"]) == (
+        "all",
+        3,
+        "skip",
+    )
     assert "paused" in chronos(server, "schedules", "pause", sid).stdout
     assert chronos(server, "schedules", "resume", sid).exit_code == 0
     ran = chronos(server, "schedules", "run", sid, "--json")
