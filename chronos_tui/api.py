@@ -13,7 +13,10 @@ server has no `GET /v1/workers`) and turns the client's errors into the dashboar
 Screens depend on the `DashboardAPI` protocol, so tests inject a fake. Status filters take a
 sequence: one status is one request; several are sent as `status=a,b` if the server accepts
 lists, otherwise as one request per status merged newest first (`ChronosAPI` learns which on the
-first try and remembers). Lists page with `page` (from 1) and `size` (at most 100).
+first try and remembers). Lists page with `page` (from 1) and `size` (at most 100), or, past the
+first page, with the `cursor` the page before gave (`Page.next_cursor`, the keyset extension:
+as cheap a million rows down as on top); a server without cursors gives none, and the screens
+go on by page number.
 
 `GET /v1/workers` is an extension: against a server without it (HTTP 404) `workers()` returns
 None, and `ChronosAPI` remembers that and does not ask again.
@@ -90,6 +93,7 @@ class DashboardAPI(Protocol):
         handler: str | None = None,
         size: int = 50,
         page: int = 1,
+        cursor: str | None = None,
     ) -> Page[Schedule]: ...
 
     async def get_schedule(self, schedule_id: str) -> Schedule: ...
@@ -106,6 +110,7 @@ class DashboardAPI(Protocol):
         schedule_id: str | None = None,
         size: int = 50,
         page: int = 1,
+        cursor: str | None = None,
     ) -> Page[Job]: ...
 
     async def get_job(self, job_id: str) -> Job: ...
@@ -121,6 +126,7 @@ class DashboardAPI(Protocol):
         statuses: Sequence[str] = (),
         size: int = 50,
         page: int = 1,
+        cursor: str | None = None,
     ) -> Page[Execution]: ...
 
     async def get_execution(self, execution_id: str) -> Execution: ...
@@ -208,9 +214,14 @@ class ChronosAPI:
         handler: str | None = None,
         size: int = 50,
         page: int = 1,
+        cursor: str | None = None,
     ) -> Page[Schedule]:
         call = self._client.list_schedules(
-            status=status, handler=handler, size=min(size, MAX_PAGE_SIZE), page=_page(page)
+            status=status,
+            handler=handler,
+            size=min(size, MAX_PAGE_SIZE),
+            page=None if cursor else _page(page),
+            cursor=cursor,
         )
         return await _mapped(call)
 
@@ -231,15 +242,21 @@ class ChronosAPI:
         schedule_id: str | None = None,
         size: int = 50,
         page: int = 1,
+        cursor: str | None = None,
     ) -> Page[Job]:
         size = min(size, MAX_PAGE_SIZE)
 
-        def fetch(status: str | None, number: int | None) -> Any:
+        def fetch(status: str | None, number: int | None, at: str | None = None) -> Any:
             return self._client.list_jobs(
-                status=status, handler=handler, schedule_id=schedule_id, size=size, page=number
+                status=status,
+                handler=handler,
+                schedule_id=schedule_id,
+                size=size,
+                page=number,
+                cursor=at,
             )
 
-        return await self._filtered(fetch, size, page, statuses, _job_order)
+        return await self._filtered(fetch, size, page, statuses, _job_order, cursor)
 
     async def get_job(self, job_id: str) -> Job:
         return await _mapped(self._client.get_job(job_id))
@@ -257,34 +274,38 @@ class ChronosAPI:
         statuses: Sequence[str] = (),
         size: int = 50,
         page: int = 1,
+        cursor: str | None = None,
     ) -> Page[Execution]:
         size = min(size, MAX_PAGE_SIZE)
 
-        def fetch(status: str | None, number: int | None) -> Any:
+        def fetch(status: str | None, number: int | None, at: str | None = None) -> Any:
             return self._client.list_executions(
-                status=status, job_id=job_id, size=size, page=number
+                status=status, job_id=job_id, size=size, page=number, cursor=at
             )
 
-        return await self._filtered(fetch, size, page, statuses, _exec_order)
+        return await self._filtered(fetch, size, page, statuses, _exec_order, cursor)
 
     async def get_execution(self, execution_id: str) -> Execution:
         return await _mapped(self._client.get_execution(execution_id))
 
     async def _filtered(
         self,
-        fetch: Callable[[str | None, int | None], Any],
+        fetch: Callable[..., Any],
         size: int,
         page: int,
         statuses: Sequence[str],
         order: Callable[[M], tuple[datetime, str]],
+        cursor: str | None = None,
     ) -> Page[M]:
-        """Page `page` (from 1), newest first, restricted to `statuses` (any status when empty)."""
+        """Page `page` (from 1), or the page at `cursor`, newest first, restricted to `statuses`
+        (any status when empty). Merged lists (a server without status lists) have no cursor."""
+        number = None if cursor else _page(page)
         if len(statuses) <= 1:
-            found: Page[M] = await _mapped(fetch(next(iter(statuses), None), _page(page)))
+            found: Page[M] = await _mapped(fetch(next(iter(statuses), None), number, cursor))
             return found
         if self.status_lists is not False:
             try:
-                found = await _mapped(fetch(",".join(statuses), _page(page)))
+                found = await _mapped(fetch(",".join(statuses), number, cursor))
             except RequestFailed as exc:
                 if exc.status != 422:
                     raise
@@ -296,7 +317,7 @@ class ChronosAPI:
 
     async def _merged(
         self,
-        fetch: Callable[[str | None, int | None], Any],
+        fetch: Callable[..., Any],
         size: int,
         page: int,
         statuses: Sequence[str],

@@ -5,8 +5,11 @@ without another request, and Enter opens that row's detail.
 
 Paging: a list starts with the newest page (`LIST_SIZE` rows); when the highlight reaches the last
 loaded row (arrow keys, PgDn, End, a click) and the server has more, the next page is fetched and
-appended. Every refresh fetches all the pages loaded (concurrently, one request each), so each
-row stays live; Home (back to the first row) and a new filter drop back to the first page.
+appended. Every refresh fetches all the pages loaded, so each row stays live: each page past the
+first by the cursor the page before it gave in the same refresh (keyset paging: the thousandth
+page costs the server what the first does; one request after the other), or, against a server
+without cursors, by page number (concurrently). Home (back to the first row) and a new filter
+drop back to the first page. A total the server only estimated shows as `~N`.
 """
 
 from __future__ import annotations
@@ -76,8 +79,8 @@ class ResourceList(ListScreen, Generic[Item]):
         yield from self.status_line()
         yield Footer(compact=True, show_command_palette=False)
 
-    async def fetch(self, page: int) -> Page[Item]:
-        """Page `page` (from 1) of this list under the current filter."""
+    async def fetch(self, page: int, cursor: str | None) -> Page[Item]:
+        """Page `page` (from 1) of this list under the current filter, by `cursor` if given."""
         raise NotImplementedError
 
     def rows(self, items: Iterable[Item]) -> list[Row]:
@@ -89,18 +92,30 @@ class ResourceList(ListScreen, Generic[Item]):
 
     async def load(self) -> None:
         pages = self.pages
-        found = await asyncio.gather(*(self.fetch(n) for n in range(1, pages + 1)))
+        found = [await self.fetch(1, None)]
+        if found[0].next_cursor is not None:
+            # Keyset paging: each page by the cursor of the page before it as fetched now, so
+            # rows that moved down a page since the last refresh are neither lost nor doubled.
+            while len(found) < pages and found[-1].next_cursor is not None:
+                found.append(await self.fetch(len(found) + 1, found[-1].next_cursor))
+        elif pages > 1:  # no cursors (an older server): the other pages by number, at once
+            found += await asyncio.gather(*(self.fetch(n, None) for n in range(2, pages + 1)))
         # Rows that moved from one page to the next between two requests come twice: keep one.
         items = {i.id: i for p in found for i in p.items if self.keep(i)}
-        self.more = pages * LIST_SIZE < found[-1].total
-        self.show(tuple(items.values()), found[-1].total, self.rows(items.values()))
+        last = found[-1]
+        self.more = last.next_cursor is not None or len(found) * LIST_SIZE < last.total
+        self.show(
+            tuple(items.values()), last.total, self.rows(items.values()), last.total_estimated
+        )
 
-    def show(self, items: tuple[Item, ...], total: int, rows: list[Row]) -> None:
+    def show(
+        self, items: tuple[Item, ...], total: int, rows: list[Row], estimated: bool = False
+    ) -> None:
         self.items = {item.id: item for item in items}
         self.total = total
         table = self.query_one("#list", LiveTable)
         table.border_title = f"{self.NAME} · {self.filter.describe(self.REST_LABEL)}"
-        table.border_subtitle = f"{len(items)} of {total}"
+        table.border_subtitle = f"{len(items)} of {'~' if estimated else ''}{total}"
         table.sync(rows)
 
     @on(DataTable.RowHighlighted, "#list")
@@ -134,11 +149,11 @@ class SchedulesScreen(ResourceList[Schedule]):
     STATUSES = tuple(s.value for s in ScheduleStatus)
     BINDINGS = [Binding("a", "archive", "Archive"), Binding("r", "run", "Run now")]
 
-    async def fetch(self, page: int) -> Page[Schedule]:
+    async def fetch(self, page: int, cursor: str | None) -> Page[Schedule]:
         wanted = self.filter.statuses
         one = wanted[0] if len(wanted) == 1 else None
         found = await self.api.list_schedules(
-            status=one, handler=self.filter.handler, size=LIST_SIZE, page=page
+            status=one, handler=self.filter.handler, size=LIST_SIZE, page=page, cursor=cursor
         )
         self.env.schedule_names.remember(found.items)
         return found
@@ -169,9 +184,13 @@ class JobsScreen(ResourceList[Job]):
     STATUSES = tuple(s.value for s in JobStatus)
     BINDINGS = [Binding("c", "cancel", "Cancel job"), Binding("r", "rerun", "Re-run")]
 
-    async def fetch(self, page: int) -> Page[Job]:
+    async def fetch(self, page: int, cursor: str | None) -> Page[Job]:
         return await self.api.list_jobs(
-            statuses=self.filter.statuses, handler=self.filter.handler, size=LIST_SIZE, page=page
+            statuses=self.filter.statuses,
+            handler=self.filter.handler,
+            size=LIST_SIZE,
+            page=page,
+            cursor=cursor,
         )
 
     def rows(self, items: Iterable[Job]) -> list[Row]:
@@ -210,9 +229,13 @@ class ExecutionsScreen(ResourceList[Execution]):
             return Filter(wanted.statuses)
         return wanted
 
-    async def fetch(self, page: int) -> Page[Execution]:
+    async def fetch(self, page: int, cursor: str | None) -> Page[Execution]:
         return await self.api.list_executions(
-            job_id=self.filter.handler, statuses=self.filter.statuses, size=LIST_SIZE, page=page
+            job_id=self.filter.handler,
+            statuses=self.filter.statuses,
+            size=LIST_SIZE,
+            page=page,
+            cursor=cursor,
         )
 
     def rows(self, items: Iterable[Execution]) -> list[Row]:

@@ -1,10 +1,11 @@
-"""Folds the job-count deltas (migration 0009's statement triggers on PostgreSQL) into the kept
-counts every `fold_seconds`, so `GET /v1/stats` reads a few rows however many jobs there are.
+"""Folds the job-count deltas (the statement triggers of migrations 0009 and 0011 on PostgreSQL)
+into the kept counts every `fold_seconds`, so `GET /v1/stats` reads a few rows however many jobs
+there are; per-minute finished counts older than `KEEP_MINUTES` are dropped (on SQLite, where
+row triggers keep the counts in place, that is all it does, once a minute).
 
 Safe across replicas: the fold statement takes a transaction-level advisory lock (the others
 fold nothing that round). Stats stay exact without it (they read the unfolded deltas too); the
-fold only keeps that tail short. On SQLite the triggers update the counts in place: nothing to
-fold.
+fold only keeps that tail short.
 """
 
 from __future__ import annotations
@@ -20,10 +21,15 @@ from chronos_server.pipeline.services import Pipeline
 log = logging.getLogger("chronos.counts")
 FOLD_SECONDS = 1.0
 VACUUM_EVERY = 60  # folds: the deltas table is vacuumed this often, whatever autovacuum does
+# Per-minute finished counts are kept this long: the longest stats window (1,440 minutes) and
+# a margin for clocks that differ between replicas.
+KEEP_MINUTES = 1500
+SQLITE_EVERY = 60  # SQLite has nothing to fold: the old minutes are dropped once a minute
 
 
 async def fold_counts_once(p: Pipeline, *, vacuum: bool = False) -> int:
-    return await p.store.fold_counts(vacuum=vacuum)
+    keep_from = p.clock.now_ms() // 60_000 - KEEP_MINUTES
+    return await p.store.fold_counts(vacuum=vacuum, keep_from_minute=keep_from)
 
 
 async def run_count_folding(
@@ -34,7 +40,8 @@ async def run_count_folding(
 ) -> None:
     task_status.started()
     if p.store.dialect != "postgres":
-        return
+        # SQLite's triggers keep the counts in place: only the old minutes go, now and then.
+        fold_seconds *= SQLITE_EVERY
     for n in itertools.count(1):
         try:
             await fold_counts_once(p, vacuum=n % VACUUM_EVERY == 0)

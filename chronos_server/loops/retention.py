@@ -3,9 +3,11 @@ status's period with their executions, and ended schedules with no job left, in 
 (one short transaction each: on PostgreSQL the batch's rows are locked `SKIP LOCKED`, so replicas
 share the work and never wait on each other or on the pipeline). A job that is not finished is
 never touched. Runs every `every_seconds`; each round deletes batch after batch until one comes
-back short, pausing between batches at least `pause_seconds` and at least as long as the batch
-took, so retention never has more than half of one database connection's time and the hot
-path keeps its share of the database. Progress goes to the log (and `statistics()`).
+back short, pausing between batches at least `pause_seconds` and at least `IDLE_RATIO` times as
+long as the batch took, so retention never has more than a quarter of one database
+connection's time and the hot path keeps its share of the database (on a 2-core machine, a
+half-time deletion of a million rows raised the pipeline's lateness p99 from 7 to 27 ms).
+Progress goes to the log (and `statistics()`).
 """
 
 from __future__ import annotations
@@ -22,11 +24,12 @@ from chronos_server.store.base import Pruned, Store
 
 log = logging.getLogger("chronos.retention")
 
-BATCH_SIZE = 500
+BATCH_SIZE = 200
 # SQLite has one writer: a smaller batch holds up the pipeline's writes for less long.
 SQLITE_BATCH_SIZE = 100
 EVERY_SECONDS = 60.0
 PAUSE_SECONDS = 0.05
+IDLE_RATIO = 3.0  # pause ≥ 3 × the batch's own time: a quarter of one connection's time at most
 
 
 def batch_size_for(store: Store) -> int:
@@ -93,7 +96,8 @@ class Pruner:
                 sum(jobs.values()),
                 executions,
             )
-            await trio.sleep(max(self.pause_seconds, took) if self.pause_seconds else 0)
+            pause = max(self.pause_seconds, took * IDLE_RATIO) if self.pause_seconds else 0
+            await trio.sleep(pause)
         self.stats.rounds += 1
         done = Pruned(jobs, executions, schedules)
         if done.total_jobs or schedules:

@@ -323,10 +323,11 @@ class Store(Protocol):
         the metrics' gauge, one query over the partial indexes of the open states."""
         ...
 
-    async def fold_counts(self, *, vacuum: bool = False) -> int:
+    async def fold_counts(self, *, vacuum: bool = False, keep_from_minute: int = 0) -> int:
         """Fold the job-count deltas into the kept counts (PostgreSQL; a store that keeps its
-        counts up to date in place returns 0), then, with `vacuum`, vacuum the deltas table.
-        Returns the delta rows folded."""
+        counts up to date in place returns 0), dropping the per-minute finished counts of the
+        minutes before `keep_from_minute` (Unix minutes), then, with `vacuum`, vacuum the deltas
+        tables. Returns the delta rows folded."""
         ...
 
     # retention

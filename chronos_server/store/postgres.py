@@ -284,8 +284,8 @@ class PostgresStore(SqlStore):
         rows = await self._query(query, **params)
         return rows[0] if rows else None
 
-    async def fold_counts(self, *, vacuum: bool = False) -> int:
-        row = await self._one("fold_count_deltas")
+    async def fold_counts(self, *, vacuum: bool = False, keep_from_minute: int = 0) -> int:
+        row = await self._one("fold_count_deltas", keep_from=keep_from_minute)
         if vacuum:
             await self._statement(lambda tx: tx.run("vacuum_count_deltas"))
         return int(row["n"]) if row else 0

@@ -375,8 +375,12 @@ class SqlStore:
         limits = await self._all("list_handler_limits", account_id=account_id)
         return t.stats_from_rows(counts, finished, oldest, [tl.limit_from_row(r) for r in limits])
 
-    async def fold_counts(self, *, vacuum: bool = False) -> int:
-        return 0  # SQLite: the row triggers keep `job_counts` itself up to date
+    async def fold_counts(self, *, vacuum: bool = False, keep_from_minute: int = 0) -> int:
+        # SQLite: the row triggers keep the counts themselves up to date; only the per-minute
+        # finished counts of minutes no window reaches are dropped.
+        if keep_from_minute > 0:
+            await self._tx(lambda tx: tx.run("drop_finished_minutes", keep_from=keep_from_minute))
+        return 0
 
     # retention --------------------------------------------------------------------------
 

@@ -135,7 +135,8 @@ class SQLiteStore(SqlStore):
         self._writer = writer
         self._readers = readers
         self._inline = inline
-        self._queries = dict(load_queries("sqlite"))  # + list shapes (_register)
+        # + list shapes (_register)
+        self._queries = load_queries("sqlite") | load_queries("sqlite", "maintenance.sql")
         self._write_limiter = trio.CapacityLimiter(1)
         self._read_limiter = trio.CapacityLimiter(max(1, len(readers)))
         # The reader threads' own tokens: with trio's default limiter, reads would queue behind

@@ -159,9 +159,21 @@ def fixed_workers() -> Workers:
     )  # fmt: skip
 
 
-def window(items: Sequence[T], size: int, page: int) -> Page[T]:
-    """Page `page` (from 1) of `items`, as the server cuts them."""
-    return Page(tuple(items[(page - 1) * size : page * size]), len(items))
+def window(
+    items: Sequence[T], size: int, page: int, cursor: str | None = None, cursors: bool = True
+) -> Page[T]:
+    """Page `page` (from 1) of `items`, or the page after the row a `cursor` names, as the server
+    cuts them; with `cursors`, each page but the last gives the cursor of its last row."""
+    start = (page - 1) * size
+    if cursor is not None:
+        start = next(i for i, item in enumerate(items) if getattr(item, "id", None) == cursor) + 1
+    found = tuple(items[start : start + size])
+    more = cursors and start + size < len(items) and bool(found)
+    return Page(
+        found,
+        len(items),
+        next_cursor=str(getattr(found[-1], "id", "")) if more else None,
+    )
 
 
 @dataclass
@@ -185,6 +197,8 @@ class FakeAPI:
     calls: list[tuple[str, str]] = field(default_factory=list)
     created: dict[str, Any] = field(default_factory=dict)  # the last `create_job` body
     closed: bool = False
+    cursors: bool = True  # False: an older server without keyset paging
+    pages_asked: list[tuple[int, str | None]] = field(default_factory=list)  # (page, cursor)
 
     @property
     def base_url(self) -> str:
@@ -221,6 +235,7 @@ class FakeAPI:
         handler: str | None = None,
         size: int = 50,
         page: int = 1,
+        cursor: str | None = None,
     ) -> Page[Schedule]:
         self._check()
         found = [
@@ -228,7 +243,7 @@ class FakeAPI:
             for s in self.schedules
             if (status is None or s.status == status) and (handler is None or s.handler == handler)
         ]
-        return window(found, size, page)
+        return self._window(found, size, page, cursor)
 
     async def get_schedule(self, schedule_id: str) -> Schedule:
         self._check()
@@ -263,6 +278,7 @@ class FakeAPI:
         schedule_id: str | None = None,
         size: int = 50,
         page: int = 1,
+        cursor: str | None = None,
     ) -> Page[Job]:
         self._check()
         found = [
@@ -272,7 +288,7 @@ class FakeAPI:
             and (handler is None or j.handler == handler)
             and (schedule_id is None or j.schedule_id == schedule_id)
         ]
-        return window(found, size, page)
+        return self._window(found, size, page, cursor)
 
     async def get_job(self, job_id: str) -> Job:
         self._check()
@@ -305,6 +321,7 @@ class FakeAPI:
         statuses: Sequence[str] = (),
         size: int = 50,
         page: int = 1,
+        cursor: str | None = None,
     ) -> Page[Execution]:
         self._check()
         found = [
@@ -312,7 +329,7 @@ class FakeAPI:
             for e in self.executions
             if (job_id is None or e.job_id == job_id) and (not statuses or e.status in statuses)
         ]
-        return window(found, size, page)
+        return self._window(found, size, page, cursor)
 
     async def get_execution(self, execution_id: str) -> Execution:
         self._check()
@@ -320,6 +337,10 @@ class FakeAPI:
             if e.id == execution_id:
                 return e
         raise RequestFailed("Execution not found (HTTP 404)", 404, "execution_not_found")
+
+    def _window(self, found: Sequence[T], size: int, page: int, cursor: str | None) -> Page[T]:
+        self.pages_asked.append((page, cursor))
+        return window(found, size, page, cursor if self.cursors else None, self.cursors)
 
     def _schedule(self, schedule_id: str) -> Schedule:
         for s in self.schedules:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -24,7 +25,9 @@ from chronos_worker.models import (
     Account,
     HandlerLimits,
     HandlerStats,
+    Job,
     JobStatus,
+    Page,
     SigningSecretState,
 )
 from tests.tui import fakes
@@ -493,6 +496,59 @@ def test_lists_load_the_next_page_when_the_highlight_reaches_the_last_row() -> N
         assert jobs.row_count == 100 and jobs.cursor_row == 0
 
     api = paged_api()
+    drive(api, scenario)
+    # Past the first page, by the cursor of the page before it (the last row's id here).
+    assert (3, api.jobs[199].id) in api.pages_asked
+    assert all(page == 1 or cursor is not None for page, cursor in api.pages_asked)
+
+
+def test_lists_page_by_number_against_a_server_without_cursors() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "3")
+        jobs = table(app, "#list")
+        jobs.move_cursor(row=98)
+        await press(pilot, "down")
+        await press(pilot, "end")
+        assert jobs.keys == [j.id for j in api.jobs]
+
+    api = paged_api()
+    api.cursors = False
+    drive(api, scenario)
+    assert (3, None) in api.pages_asked
+    assert all(cursor is None for _, cursor in api.pages_asked)
+
+
+def test_a_refresh_chains_the_cursors_so_rows_pushed_down_are_not_lost() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "3")
+        jobs = table(app, "#list")
+        jobs.move_cursor(row=98)
+        await press(pilot, "down")  # two pages loaded
+        assert jobs.row_count == 200
+        for i in range(5):  # five new jobs on top push five rows from page 1 to page 2
+            api.jobs.insert(0, make_job(f"new {i}", "bulk", JobStatus.READY, 1))
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        await screen.load()
+        await pilot.pause()
+        assert jobs.keys == [j.id for j in api.jobs[:200]]
+
+    api = paged_api()
+    drive(api, scenario)
+
+
+def test_an_estimated_total_shows_as_approximate() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "3")
+        assert table(app, "#list").border_subtitle == "100 of ~250"
+
+    api = paged_api()
+    exact = api.list_jobs
+
+    async def estimated(**kwargs: Any) -> Page[Job]:
+        return dataclasses.replace(await exact(**kwargs), total_estimated=True)
+
+    api.list_jobs = estimated  # type: ignore[method-assign]
     drive(api, scenario)
 
 

@@ -205,6 +205,16 @@ def test_pages_and_schedule_names_from_a_real_server(server: ThreadServer) -> No
             first = await api.list_jobs(handler="zeta", size=4)
             second = await api.list_jobs(handler="zeta", size=2, page=2)
             assert second.items == first.items[2:4] and second.total == first.total == 5
+            top = await api.list_jobs(handler="zeta", size=2)
+            assert top.next_cursor is not None
+            after = await api.list_jobs(handler="zeta", size=2, cursor=top.next_cursor)
+            assert after.items == first.items[2:4]
+            both = await api.list_jobs(statuses=["ready", "pending"], handler="zeta", size=2)
+            assert both.next_cursor is not None  # status lists page by cursor too
+            rest = await api.list_jobs(
+                statuses=["ready", "pending"], handler="zeta", size=4, cursor=both.next_cursor
+            )
+            assert len(rest.items) == 3 and rest.next_cursor is None
             names = ScheduleNames()
             assert await names.name(api, schedule["id"]) == "nightly"
             assert await names.name(api, "00000000-0000-4000-8000-000000000000") is None
