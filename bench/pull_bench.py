@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -162,8 +163,11 @@ async def burn_down(base: str, jobs: int, workers: int, batch: int = 0) -> float
 async def lateness(
     base: str, rate: float, seconds: float, workers: int, key: str = KEY
 ) -> tuple[list[float], int]:
-    """(lateness in ms per claimed job, jobs that could not even be created before their time)."""
-    handler = f"late{int(rate)}"
+    """(lateness in ms per claimed job, jobs that could not even be created before their time).
+
+    The handler name is new on each call: the last job's report is cut off when the phase ends,
+    so its retry (after its 30 s lease) must not be claimed, 30 s late, by a later phase."""
+    handler = f"late{int(rate)}-{uuid.uuid4().hex[:8]}"
     headers = {"Authorization": f"Bearer {key}"}
     claims: list[tuple[float, str]] = []
     total = int(rate * seconds)
