@@ -8,7 +8,8 @@ For each protocol: a fresh database and a fresh `chronos serve` (one process), t
 client processes (this module with `--client`) that together hold `--workers` idle workers, each
 for its own handler name (so no two share a wake-up), opened ~500 per second:
 - `stream`: a WebSocket (`GET /v1/worker/stream`, trio-websocket) that says `hello` with one
-  credit and then only pings every 15 s, as the SDK does when it has nothing to say;
+  credit and then only pings every `heartbeat_seconds` of its welcome (15 s if none), as the SDK
+  does when it has nothing to say;
 - `poll`: a raw HTTP/1.1 keep-alive connection re-posting a 20 s claim as soon as it is answered
   (`pg_bench.py`'s parked worker).
 The clients are deliberately lighter than the SDK (no handler machinery): what is measured is
@@ -39,7 +40,7 @@ from bench.pull_bench import cpu_seconds, start_server
 
 KEY = "chrns_" + "I" * 40
 OPEN_PER_SECOND = 500
-PING_SECONDS = 15.0
+PING_SECONDS = 15.0  # a server whose welcome says no heartbeat_seconds
 
 
 def raise_open_files() -> None:
@@ -66,7 +67,8 @@ async def stream_worker(port: int, handler: str, counts: Counts, opened: trio.Ev
             async with open_websocket_url(url, extra_headers=headers) as ws:
                 hello = {"type": "hello", "handlers": [handler], "credits": 1}
                 await ws.send_message(json.dumps(hello))
-                await ws.get_message()  # welcome
+                welcome = json.loads(await ws.get_message())
+                ping_every = float(welcome.get("heartbeat_seconds", PING_SECONDS))
                 counts.open += 1
                 if first:
                     first = False
@@ -74,7 +76,7 @@ async def stream_worker(port: int, handler: str, counts: Counts, opened: trio.Ev
                 try:
                     while True:
                         await ws.send_message('{"type":"ping"}')
-                        with trio.move_on_after(PING_SECONDS):
+                        with trio.move_on_after(ping_every):
                             while True:
                                 await ws.get_message()  # pong
                 finally:

@@ -310,3 +310,12 @@ async def test_the_channel_switched_off_answers_404(tmp_path: Path) -> None:
             "/v1/worker/jobs/claim", json={"handlers": ["h"], "wait_time_seconds": 0}
         )
         assert r.status_code in (200, 204)
+
+
+def test_a_plain_ping_skips_validation_and_anything_else_is_validated() -> None:
+    from chronos_server.api.routes_stream import BadMessage, Ping, parse_message
+
+    assert isinstance(parse_message('{"type":"ping"}'), Ping)
+    assert isinstance(parse_message('{ "type": "ping" }'), Ping)  # the validated way
+    with pytest.raises(BadMessage):
+        parse_message('{"type":"ping","extra":1}')
