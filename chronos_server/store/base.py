@@ -412,5 +412,12 @@ class Store(Protocol):
         self, outcomes: list[ObservedOutcome], now: int, rng: random.Random
     ) -> dict[str, ChronosError]: ...
     async def sweep(
-        self, now: int, lease_grace_ms: int, admitting_grace_ms: int, rng: random.Random, limit: int
+        self,
+        now: int,
+        lease_grace_ms: int,
+        admitting_grace_ms: int,
+        rng: random.Random,
+        limit: int,
+        *,
+        recover_admitting: bool = True,
     ) -> SweepResult: ...

@@ -501,8 +501,17 @@ class SqlStore:
         return await self._tx(lambda tx: t.record_push_outcomes(tx, outcomes, now, rng))
 
     async def sweep(
-        self, now: int, lease_grace_ms: int, admitting_grace_ms: int, rng: random.Random, limit: int
+        self,
+        now: int,
+        lease_grace_ms: int,
+        admitting_grace_ms: int,
+        rng: random.Random,
+        limit: int,
+        *,
+        recover_admitting: bool = True,
     ) -> SweepResult:
         return await self._tx(
-            lambda tx: t.sweep(tx, now, lease_grace_ms, admitting_grace_ms, rng, limit)
+            lambda tx: t.sweep(
+                tx, now, lease_grace_ms, admitting_grace_ms, rng, limit, recover_admitting
+            )
         )

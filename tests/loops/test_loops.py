@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 import trio
@@ -205,3 +206,22 @@ async def test_admitting_left_by_a_crash_is_recovered(
     await trio.sleep(2)
     await trio.testing.wait_all_tasks_blocked()
     assert await world.status(job.id) is JobStatus.READY
+
+
+async def test_the_sweeper_recovers_admitting_jobs_every_fifth_sweep(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Leases are swept every second; stuck `admitting` jobs (recovered after 30 s) only every
+    fifth sweep, so an idle server's database sees one sweep statement a second."""
+    store = world.p.store
+    asked: list[bool] = []
+    sweep = store.sweep
+
+    async def counting(*args: Any, recover_admitting: bool = True) -> Any:
+        asked.append(recover_admitting)
+        return await sweep(*args, recover_admitting=recover_admitting)
+
+    store.sweep = counting  # type: ignore[method-assign]
+    world.nursery.start_soon(run_sweeper, world.p)
+    await trio.sleep(9.5)
+    assert asked == [True, False, False, False, False, True, False, False, False, False]

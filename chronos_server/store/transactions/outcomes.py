@@ -204,7 +204,13 @@ def _retry_withdrawn(tx: Tx, job: Job) -> bool:
 
 
 def sweep(
-    tx: Tx, now: int, lease_grace_ms: int, admitting_grace_ms: int, rng: random.Random, limit: int
+    tx: Tx,
+    now: int,
+    lease_grace_ms: int,
+    admitting_grace_ms: int,
+    rng: random.Random,
+    limit: int,
+    recover_admitting: bool = True,
 ) -> SweepResult:
     expired = tx.all("expired_leases", deadline=now - lease_grace_ms, limit=limit)
     timeout = Outcome(
@@ -218,7 +224,11 @@ def sweep(
         execution = execution_from_row(execution_row)
         job, status = _apply_outcome(tx, execution, timeout, now, rng)
         timeouts.append(TimedOut(execution, job.handler, status, job.delivery.type.value))
-    recovered = tx.all("stuck_admitting", older_than=now - admitting_grace_ms, now=now)
+    recovered = (
+        tx.all("stuck_admitting", older_than=now - admitting_grace_ms, now=now)
+        if recover_admitting
+        else []
+    )
     return SweepResult(
         timed_out=len(expired), recovered_admitting=len(recovered), timeouts=tuple(timeouts)
     )
