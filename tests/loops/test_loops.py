@@ -221,7 +221,7 @@ async def test_the_sweeper_recovers_admitting_jobs_every_fifth_sweep(
         asked.append(recover_admitting)
         return await sweep(*args, recover_admitting=recover_admitting)
 
-    store.sweep = counting  # type: ignore[method-assign]
+    store.sweep = counting  # type: ignore[method-assign,assignment]
     world.nursery.start_soon(run_sweeper, world.p)
     await trio.sleep(9.5)
     assert asked == [True, False, False, False, False, True, False, False, False, False]
