@@ -26,7 +26,7 @@ VACUUM_EVERY = 60  # folds: the deltas table is vacuumed this often, whatever au
 # a margin for clocks that differ between replicas.
 KEEP_MINUTES = 1500
 SQLITE_EVERY = 60  # SQLite has nothing to fold: the old minutes are dropped once a minute
-IDLE_FACTOR = 5  # after a fold that found no delta, the next one comes this many times later
+IDLE_FACTOR = 10  # after a fold that found no delta, the next one comes this many times later
 
 
 async def fold_counts_once(p: Pipeline, *, vacuum: bool = False) -> int:

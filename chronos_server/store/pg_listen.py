@@ -33,7 +33,7 @@ log = logging.getLogger("chronos.store.listen")
 CHANNEL = "chronos_ready"
 MAX_PAYLOAD_BYTES = 7000  # PostgreSQL refuses payloads of 8000 bytes or more
 POLL_SECONDS = 0.25  # how often the listener thread looks at its stop flag
-FALLBACK_SECONDS = 5.0
+FALLBACK_SECONDS = 10.0  # a safety net (NOTIFY is the path): 10,000 idle workers park here
 RECONNECT_MIN_SECONDS = 0.2
 RECONNECT_MAX_SECONDS = 5.0
 # For every connection of the process (the pool's, the listener's, the breaker's probe): a silently
