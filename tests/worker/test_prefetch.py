@@ -228,6 +228,7 @@ async def test_stop_runs_and_reports_the_prefetched_jobs(
     running = Running()
     release = trio.Event()
     returned: list[str] = []
+    reported_at_return: set[str] = set()
 
     @chronos.worker.handle("test.job")
     async def job(ctx: ChronosContext) -> None:
@@ -245,6 +246,7 @@ async def test_stop_runs_and_reports_the_prefetched_jobs(
             async def start() -> None:
                 await chronos.worker.start()
                 returned.append("start")
+                reported_at_return.update(server.results)
 
             async def stop() -> None:
                 await chronos.worker.stop()
@@ -253,7 +255,7 @@ async def test_stop_runs_and_reports_the_prefetched_jobs(
             nursery.start_soon(start)
             await server.wait_for(lambda: len(server.results) == WARMUP_RUNS)
             await trio.testing.wait_all_tasks_blocked()
-            held = [server.add_job(payload="hold") for _ in range(6)]
+            holds = [server.add_job(payload="hold") for _ in range(6)]
             await server.wait_for(lambda: not server.queue)
             await trio.testing.wait_all_tasks_blocked()
             assert server.claims[-1].body["max_jobs"] == 6
@@ -265,12 +267,13 @@ async def test_stop_runs_and_reports_the_prefetched_jobs(
             claims = len(server.claims)
             release.set()
             await trio.testing.wait_all_tasks_blocked()
-            assert returned == ["stop", "start"] or returned == ["start", "stop"]
+            assert sorted(returned) == ["start", "stop"]
 
+    assert reported_at_return == set(warm + holds)  # start() returned after every report
     assert len(server.claims) == claims  # nothing claimed after the stop
     assert running.peak == 2
-    assert sorted(running.calls) == sorted(warm + held)
-    assert set(server.results) == set(warm + held)
+    assert sorted(running.calls) == sorted(warm + holds)
+    assert set(server.results) == set(warm + holds)
 
 
 async def test_a_prefetched_job_keeps_its_lease_while_it_waits_for_a_slot(

@@ -143,6 +143,7 @@ async def test_drain_runs_and_reports_the_prefetched_jobs(
     running = Running()
     release = trio.Event()
     returned: list[str] = []
+    reported_at_return: set[str] = set()
 
     @chronos.worker.handle("test.job")
     async def job(ctx: ChronosContext) -> None:
@@ -160,6 +161,7 @@ async def test_drain_runs_and_reports_the_prefetched_jobs(
             async def start() -> None:
                 await chronos.worker.start()
                 returned.append("start")
+                reported_at_return.update(channel.results)
 
             nursery.start_soon(start)
             await server.wait_for(lambda: len(channel.results) == WARMUP_RUNS)
@@ -177,6 +179,7 @@ async def test_drain_runs_and_reports_the_prefetched_jobs(
             release.set()
 
     assert returned == ["start"]
+    assert reported_at_return == set(warm + held[:6])  # start() returned after every report
     assert running.peak == 2
     assert sorted(running.calls) == sorted(warm + held[:6])
     assert set(channel.results) == set(warm + held[:6])
