@@ -11,9 +11,9 @@ Shape of a run (`StreamRunner.run()`, called by `Worker.start()`):
             └── receiver                    `jobs` -> a task each, `acks` -> settle results,
                                             `heartbeat_acks`, `drained`, `stopping`, `pong`
 
-Credits are the free claim tokens (`prefetch.ClaimTokens`, as for polling): the worker holds
-at most `concurrency` plus the adaptive prefetch of the moment jobs, and the credits granted on
-this channel and not yet used by a job are counted among them. The `hello` grants the tokens
+Credits are the free claim tokens (`prefetch.ClaimTokens`, as for polling): the jobs the worker
+holds and the credits granted on this channel and not yet used by a job together stay within
+`concurrency` plus the adaptive prefetch of the moment. The `hello` grants the tokens
 free at that moment; whenever more are free (a job's handler returned, the prefetch grew) the
 difference is granted with a `credit` message. When the prefetch shrinks, fewer new credits are
 granted until the jobs held fall under the new limit; a credit granted is never revoked. A job
