@@ -205,6 +205,37 @@ async def test_slow_handlers_never_prefetch(
     assert chronos.worker.settings.prefetch_limit == 4
 
 
+async def test_handlers_turning_slow_shrink_the_claims(
+    server: FakeServer, make_chronos: MakeChronos, autojump_clock: trio.abc.Clock
+) -> None:
+    chronos = make_chronos(concurrency=2, prefetch=4)
+    running = Running()
+
+    @chronos.worker.handle("test.job")
+    async def job(ctx: ChronosContext) -> None:
+        running.enter(ctx)
+        await trio.sleep(1 if ctx.payload == "slow" else 0)
+        running.leave()
+
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(chronos.worker.start)
+            for _ in range(30):
+                server.add_job(payload="fast")
+            await server.wait_for(lambda: len(server.results) == 30)
+            assert max(max_jobs(server)) == 6
+            fast_claims = len(server.claims)
+            for _ in range(20):
+                server.add_job(payload="slow")
+            await server.wait_for(lambda: len(server.results) == 50)
+            await chronos.worker.stop()
+
+    later = max_jobs(server)[fast_claims:]
+    assert later[-1] <= 2  # slow now: only the free slots are claimed
+    assert running.peak == 2
+    assert set(server.results) == set(running.calls)
+
+
 async def test_prefetch_zero_claims_only_free_slots(
     server: FakeServer, make_chronos: MakeChronos, autojump_clock: trio.abc.Clock
 ) -> None:
