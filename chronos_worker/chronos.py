@@ -8,7 +8,8 @@ Reconfiguring: settings are frozen once validated, so a worker is never changed 
 options are the target's (logger, HTTP client and rng included), with every override that is
 not None applied on top, and registers the target's handlers on the new worker. The target
 itself is left untouched. The `chronos-worker` command uses it to apply `--server`,
-`--api-key`, `--concurrency`, `--poll-wait` and `--protocol` to the object named by `module:attr`.
+`--api-key`, `--concurrency`, `--prefetch`, `--poll-wait` and `--protocol` to the object named
+by `module:attr`.
 """
 
 from __future__ import annotations
@@ -30,7 +31,11 @@ class Chronos:
     `http://127.0.0.1:8080` (trailing slashes removed). `poll_wait_time_seconds` (0-20) is the
     long-poll wait per claim; `retry_delay_ms` the first pause after a failed claim or report
     (the following ones back off up to 30 s); `concurrency` (an extension, G-09) how many jobs
-    run at once. `logger` is a `logging.Logger` or any object
+    run at once; `prefetch` (extension) how many jobs the worker may claim beyond those, waiting
+    for a free slot (None: `CHRONOS_WORKER_PREFETCH`, else auto = 3 x concurrency, at most 100 -
+    concurrency; 0: none; always 0 with concurrency 1), used only while handlers are fast enough
+    that a prefetched job waits about 0.1 s at most (`chronos_worker.prefetch`).
+    `logger` is a `logging.Logger` or any object
     with `debug/info/warning/error(message, meta)`; `http_client` an `httpx.AsyncClient` to use
     instead of one the worker opens itself (for tests and proxies; it is not closed for you);
     `rng` a `random.Random` for the jitter of retry pauses (seed it in tests). `protocol`
@@ -50,6 +55,7 @@ class Chronos:
         concurrency: int = 1,
         rng: random.Random | None = None,
         protocol: str | None = None,
+        prefetch: int | None = None,
     ) -> None:
         settings = WorkerSettings.create(
             api_key=api_key,
@@ -61,6 +67,7 @@ class Chronos:
             concurrency=concurrency,
             rng=rng,
             protocol=protocol,
+            prefetch=prefetch,
         )
         self._worker = Worker(settings)
 
@@ -82,6 +89,7 @@ def reconfigure(
     retry_delay_ms: int | None = None,
     concurrency: int | None = None,
     protocol: str | None = None,
+    prefetch: int | None = None,
 ) -> Chronos:
     """A new `Chronos` with `target`'s options, the non-None overrides and the same handlers."""
     worker = target.worker if isinstance(target, Chronos) else target
@@ -100,6 +108,7 @@ def reconfigure(
         concurrency=old.concurrency if concurrency is None else concurrency,
         rng=old.rng,
         protocol=old.protocol if protocol is None else protocol,
+        prefetch=old.prefetch if prefetch is None else prefetch,
     )
     for name, fn in worker.handlers.items():
         chronos.worker.handle(name, fn)

@@ -1,7 +1,7 @@
 """`chronos-worker`: run the handlers of a Python object against a Chronos server.
 
-    chronos-worker [--server URL] [--api-key KEY] [--concurrency N] [--poll-wait S]
-                   [--protocol auto|stream|poll] [--log-level LEVEL] module:attr
+    chronos-worker [--server URL] [--api-key KEY] [--concurrency N] [--prefetch N]
+                   [--poll-wait S] [--protocol auto|stream|poll] [--log-level LEVEL] module:attr
 
 How `module:attr` is loaded and configured:
 
@@ -13,7 +13,8 @@ How `module:attr` is loaded and configured:
    callable returning one.
 4. The object is not run as is: `chronos_worker.chronos.reconfigure()` builds a new `Chronos`
    from its options with the command-line values on top (`--server`, `--api-key`,
-   `--concurrency`, `--poll-wait`, `--protocol`; only those given), keeps its other options
+   `--concurrency`, `--prefetch`, `--poll-wait`, `--protocol`; only those given; a
+   `--prefetch` below 0 is refused as invalid configuration, exit 2), keeps its other options
    (retry delay, logger, HTTP client) and copies its handlers. The loaded object is left untouched.
 
 Signals: the first SIGINT/SIGTERM calls `worker.stop()` (no new claims, or over the worker
@@ -70,6 +71,7 @@ def run_cli(argv: Sequence[str] | None = None) -> int:
             server=args.server or os.environ.get("CHRONOS_BASE_URL") or None,
             api_key=args.api_key or os.environ.get("CHRONOS_API_KEY") or None,
             concurrency=args.concurrency,
+            prefetch=args.prefetch,
             poll_wait=args.poll_wait,
             protocol=args.protocol,
         )
@@ -91,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--server", help="server base URL (env CHRONOS_BASE_URL)")
     parser.add_argument("--api-key", help="API key, chrns_... (env CHRONOS_API_KEY)")
     parser.add_argument("--concurrency", type=int, help="jobs run at once (default: 1)")
+    parser.add_argument(
+        "--prefetch",
+        type=int,
+        help="jobs claimed beyond --concurrency, waiting for a free slot, while handlers are fast"
+        " (env CHRONOS_WORKER_PREFETCH; default: 3 x concurrency, at most 100 - concurrency;"
+        " 0: off)",
+    )
     parser.add_argument("--poll-wait", type=int, help="long-poll seconds, 0-20 (default: 20)")
     parser.add_argument(
         "--protocol",
@@ -112,6 +121,7 @@ def build_chronos(
     concurrency: int | None = None,
     poll_wait: int | None = None,
     protocol: str | None = None,
+    prefetch: int | None = None,
 ) -> Chronos:
     """Load `target` and return a new `Chronos` with the command-line overrides applied."""
     if server is not None:
@@ -125,6 +135,7 @@ def build_chronos(
         concurrency=concurrency,
         poll_wait_time_seconds=poll_wait,
         protocol=protocol,
+        prefetch=prefetch,
     )
 
 

@@ -2,8 +2,14 @@
 
 Environment fallbacks (G-53): `api_key` else `CHRONOS_API_KEY`; `base_url` else
 `CHRONOS_BASE_URL` else `http://127.0.0.1:8080`; `protocol` (extension) else
-`CHRONOS_WORKER_PROTOCOL` else `auto`. Every invalid option raises
-`ChronosConfigError` here, at construction, never later in the poll loop.
+`CHRONOS_WORKER_PROTOCOL` else `auto`; `prefetch` (extension) else `CHRONOS_WORKER_PREFETCH`
+(a count, or `auto`) else auto. Every invalid option raises `ChronosConfigError` here, at
+construction, never later in the poll loop.
+
+`prefetch` is kept as given (None: auto), so that `reconfigure()` with another concurrency
+recomputes the auto value; `prefetch_limit` is what the worker uses (`prefetch.py`): auto is
+`AUTO_PREFETCH_FACTOR` x concurrency, capped so that concurrency + prefetch stays within the
+server's batch maximum (`MAX_HELD_AUTO`); 0 turns it off; with concurrency 1 it is always 0.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ MAX_POLL_WAIT_SECONDS = 20
 # How jobs reach the worker: `stream` the worker channel (a WebSocket, extension), `poll` the
 # spec's long-poll, `auto` the channel when the server offers it, else the long-poll.
 PROTOCOLS = ("auto", "stream", "poll")
+AUTO_PREFETCH_FACTOR = 3
+MAX_HELD_AUTO = 100  # the server's `max_jobs` bound: one claim can fill concurrency + prefetch
 
 
 @dataclass(frozen=True)
@@ -39,10 +47,21 @@ class WorkerSettings:
     http_client: httpx.AsyncClient | None = field(default=None, compare=False)
     rng: random.Random | None = field(default=None, compare=False, repr=False)
     protocol: str = "auto"
+    prefetch: int | None = None  # as given; None: auto (see `prefetch_limit`)
 
     @property
     def retry_delay_seconds(self) -> float:
         return self.retry_delay_ms / 1000
+
+    @property
+    def prefetch_limit(self) -> int:
+        """The most jobs held beyond `concurrency`, waiting for a handler slot."""
+        if self.concurrency == 1:
+            return 0  # the plain one-job protocol
+        if self.prefetch is None:
+            room = max(0, MAX_HELD_AUTO - self.concurrency)
+            return min(AUTO_PREFETCH_FACTOR * self.concurrency, room)
+        return self.prefetch
 
     @classmethod
     def create(
@@ -58,6 +77,7 @@ class WorkerSettings:
         rng: random.Random | None = None,
         environ: Mapping[str, str] | None = None,
         protocol: str | None = None,
+        prefetch: int | None = None,
     ) -> WorkerSettings:
         env = os.environ if environ is None else environ
         return cls(
@@ -75,6 +95,11 @@ class WorkerSettings:
             rng=_check_rng(rng),
             protocol=_check_protocol(
                 protocol if protocol is not None else env.get("CHRONOS_WORKER_PROTOCOL") or "auto"
+            ),
+            prefetch=(
+                _check_int("prefetch", prefetch, 0, None)
+                if prefetch is not None
+                else _prefetch_from_env(env.get("CHRONOS_WORKER_PREFETCH"))
             ),
         )
 
@@ -111,6 +136,21 @@ def _check_int(name: str, value: object, low: int, high: int | None) -> int:
         return value
     bounds = f"between {low} and {high}" if high is not None else f">= {low}"
     raise ChronosConfigError(f"{name} must be an integer {bounds}, got {value!r}")
+
+
+def _prefetch_from_env(value: str | None) -> int | None:
+    text = (value or "").strip()
+    if text.lower() in ("", "auto"):
+        return None
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if number < 0:
+        raise ChronosConfigError(
+            f"CHRONOS_WORKER_PREFETCH must be an integer >= 0 or auto, got {value!r}"
+        )
+    return number
 
 
 def _check_http_client(value: object) -> httpx.AsyncClient | None:

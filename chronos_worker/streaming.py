@@ -11,13 +11,19 @@ Shape of a run (`StreamRunner.run()`, called by `Worker.start()`):
             └── receiver                    `jobs` -> a task each, `acks` -> settle results,
                                             `heartbeat_acks`, `drained`, `stopping`, `pong`
 
-Credits are the free slots of the worker's `concurrency` (a `trio.Semaphore`, as for polling):
-the `hello` grants the slots free at that moment, and each slot that frees later is granted
-with a `credit` message. A job takes its slot when it arrives and gives it back when its
-handler returns; the server never sends more jobs than credits, so never more than
-`concurrency` handlers run. A finished job first takes one of `concurrency` outbox places
-(held until its result is settled), so the outbox of unacknowledged results is bounded: when
-acknowledgements stop coming, slots stop freeing and no new credit is granted.
+Credits are the free claim tokens (`prefetch.ClaimTokens`, as for polling): the jobs the worker
+holds and the credits granted on this channel and not yet used by a job together stay within
+`concurrency` plus the adaptive prefetch of the moment. The `hello` grants the tokens
+free at that moment; whenever more are free (a job's handler returned, the prefetch grew) the
+difference is granted with a `credit` message. When the prefetch shrinks, fewer new credits are
+granted until the jobs held fall under the new limit; a credit granted is never revoked. A job
+takes its token when it arrives, then waits for one of `concurrency` handler slots (in
+`Worker._run_job`, its lease kept from its arrival on), and gives the token back when its
+handler returns; the server never sends more jobs than credits, so never more than `concurrency`
+handlers run and never more jobs are held than tokens. A finished job first takes one of
+`concurrency + prefetch` outbox places (held until its result is settled), so the outbox of
+unacknowledged results is bounded: when acknowledgements stop coming, tokens stop freeing and
+no new credit is granted.
 
 Results are settled only when acknowledged: an ack with `success` is an accepted report, a
 refusal (`execution_not_found`, `lease_expired`, `execution_already_finished`,
@@ -72,6 +78,7 @@ from .context import ChronosContext, parse_job
 from .errors import ChronosAuthError, ChronosRequestError
 from .log import Log
 from .outcome import Report
+from .prefetch import ClaimTokens
 from .settings import WorkerSettings
 
 WELCOME_SECONDS = 10.0
@@ -111,7 +118,7 @@ class StreamRunner:
         rng: random.Random,
         api: WorkerAPI,
         execute: Execute,
-        slots: trio.Semaphore,
+        tokens: ClaimTokens,
         unsettled: trio.Semaphore,
         handlers: list[str],
     ) -> None:
@@ -120,7 +127,7 @@ class StreamRunner:
         self._rng = rng
         self._api = api
         self._execute_handler = execute
-        self._slots = slots
+        self._tokens = tokens
         self._unsettled = unsettled
         self._handlers = handlers
         self._forced = settings.protocol == "stream"
@@ -130,7 +137,7 @@ class StreamRunner:
         self._changed = trio.lowlevel.ParkingLot()  # anything `_wait_until` may wait for
         self._nudge = trio.Event()  # wakes the sender
         self._active = 0  # jobs whose handler runs or whose result is unsettled
-        self._credit_unsent = 0
+        self._credits = 0  # granted on this channel, not yet used by a job
         self._session = 0
         self._connected_once = False
         self._stopping = False
@@ -232,8 +239,8 @@ class StreamRunner:
     async def _run_session(self, ws: WebSocketConnection) -> None:
         self._session += 1
         session = self._session
-        credits = 0 if self._stopping else min(self._slots.value, MAX_CREDITS)
-        self._credit_unsent = 0
+        credits = 0 if self._stopping else min(self._tokens.free(), MAX_CREDITS)
+        self._credits = credits
         hello = {
             "type": "hello",
             "handlers": self._handlers,
@@ -276,9 +283,14 @@ class StreamRunner:
             sent = await self._send_results(ws, session)
             if await self._beats.send(ws):
                 sent = True
-            if self._credit_unsent and not self._stopping:
-                n = min(self._credit_unsent, MAX_CREDITS)
-                self._credit_unsent -= n
+            # The results of the jobs whose tokens a credit gives again leave before it (a
+            # token is freed with its result in the outbox): by the server's count, too, the
+            # credits and the jobs not yet reported stay within the limit.
+            while await self._send_results(ws, session):
+                sent = True
+            n = self._credit_due()
+            if n > 0:
+                self._credits += n  # before the send: a job may come for it before it returns
                 await send_json(ws, {"type": "credit", "n": n})
                 sent = True
             if self._stopping and not (self._drain_sent or self._drain_unsupported):
@@ -290,6 +302,12 @@ class StreamRunner:
                 sent = True
             if sent:
                 last_sent = trio.current_time()
+
+    def _credit_due(self) -> int:
+        """New credits to grant: the free tokens not already granted (none while stopping)."""
+        if self._stopping:
+            return 0
+        return min(self._tokens.free(), MAX_CREDITS) - self._credits
 
     async def _send_results(self, ws: WebSocketConnection, session: int) -> bool:
         todo = [item for item in self._outbox.values() if item.sent_on != session]
@@ -333,14 +351,14 @@ class StreamRunner:
             except ValueError as exc:
                 self._log.error("Worker channel: malformed job ignored", error=str(exc))
                 continue
-            try:
-                self._slots.acquire_nowait()
-            except trio.WouldBlock:
+            if self._credits <= 0:
                 self._log.error(
                     "The server sent a job beyond the credits granted; leaving it to its lease",
                     **job_meta(ctx),
                 )
                 continue
+            self._credits -= 1
+            self._tokens.take_granted()
             self._active += 1
             self.jobs_run += 1
             # The lease started on the server just before the message left: by our clock it
@@ -353,12 +371,11 @@ class StreamRunner:
                 report, deadline = await self._execute_handler(ctx, arrived_at)
                 if report is None:
                     return  # the lease was lost: nothing to report (logged)
-                # Bounded outbox: the slot (and its credit) comes back only once there is room
-                # for this result among the `concurrency` unsettled ones.
+                # Bounded outbox: the token (and its credit) comes back only once there is room
+                # for this result among the unsettled ones.
                 await self._unsettled.acquire()
             finally:
-                self._slots.release()
-                self._credit_unsent += 1
+                self._tokens.release()
                 self._wake()
             try:
                 if await self._deliver(ctx, report, deadline):

@@ -4,25 +4,31 @@ Shape of a run (`await worker.start()`):
 
     start()                                   owns the nurseries `reporting` and `work` (inner)
     ├── reporting: the report flusher         (concurrency > 1) sends reports in batches
-    ├── claim loop   (inside `claim_scope`)   take a free slot, long-poll until a job comes,
-    │                                         hand the job to `work`; repeat
-    └── work: one task per claimed job        run the handler, free the slot, report the
-                                              outcome (retrying)
+    ├── claim loop   (inside `claim_scope`)   take a free claim token, long-poll until a job
+    │                                         comes, hand the job to `work`; repeat
+    └── work: one task per claimed job        wait for a handler slot, run the handler, free
+                                              the slot and the token, report the outcome
+                                              (retrying)
 
-`concurrency` slots (a `trio.Semaphore`) gate the single claimer, so a job is only claimed when
-a slot is free and never waits in the worker while its lease runs; with the default of 1 this
-is the documented "one job at a time". A slot is free once its handler has returned: the next
-claim goes out while the report is being sent (two requests in flight, on two connections), so
-a job costs one round trip, not two. Reports in flight are bounded too: a finished job takes
-one of `concurrency` report places before it gives its slot back, so when reports fail while
-claims succeed, claiming waits instead of piling up unsent reports (at most `concurrency`
-running jobs and `concurrency` unsettled reports). With concurrency 1 this is still the plain
-protocol: one job per claim, one report per job. Sync handlers run in threads through a
+Two bounds (`prefetch.py`): `concurrency` handler slots (a `trio.Semaphore`, `run.slots`) and
+claim tokens (`run.tokens`, a `ClaimTokens`), held from the claim until the handler has
+returned. Tokens number `concurrency` plus the adaptive prefetch of the moment: 0 until enough
+handler runs were measured, and only as many as fast handlers get through within about 0.1 s,
+so a job of a slow handler is only claimed when a slot is free and never waits in the worker
+while its lease runs. With the default of concurrency 1 (prefetch always 0) this is the
+documented "one job at a time". The lease of a job (its `LeaseKeeper`, heartbeats included)
+starts at the claim, so a prefetched job's lease is kept while it waits for its slot. A token is
+free once its handler has returned: the next claim goes out while the report is being sent (two
+requests in flight, on two connections), so a job costs one round trip, not two. Reports in
+flight are bounded too: a finished job takes one of `concurrency + prefetch` report places
+before it gives its token back, so when reports fail while claims succeed, claiming waits
+instead of piling up unsent reports. With concurrency 1 this is still the plain protocol: one
+job per claim, one report per job. Sync handlers run in threads through a
 `CapacityLimiter(concurrency)`; async handlers run in the task.
 
 With `concurrency > 1` the worker uses the two batch extensions. Batch claim: the claimer waits
-for one free slot, then also takes every slot free at that moment (up to 100) and claims with
-`max_jobs` = slots held; slots with no job are released, each job gets a task. Batch report:
+for one free token, then also takes every token free at that moment (up to 100) and claims with
+`max_jobs` = tokens held; tokens with no job are released, each job gets a task. Batch report:
 handler tasks hand their report to a `ReportBatcher` (`reporting.py`) and wait until it is
 settled; its flusher lives in `reporting`, which outlives `work`. Against a server without the
 extensions (the hosted API) a 422 to `max_jobs` switches to single claims, and a 404/405 on the
@@ -30,9 +36,9 @@ batch route to single reports, each logged once and for the rest of the run. Wit
 1 neither extension is used: the wire protocol is exactly the documented one.
 
 `stop()` cancels `claim_scope` (the pending long-poll dies at once, nothing more is claimed),
-then waits until the `work` nursery has drained, i.e. every running handler has finished and
-its report has been settled (the flusher is stopped only after that). Job tasks, which send
-the reports, are deliberately outside `claim_scope`.
+then waits until the `work` nursery has drained, i.e. every claimed job (running or still
+waiting for a slot) has run and its report has been settled (the flusher is stopped only after
+that). Job tasks, which send the reports, are deliberately outside `claim_scope`.
 
 Claim outcomes (§11.4 / G-10): job -> run; no job -> poll again at once; no answer or a 5xx
 (e.g. the 503 of a server in its graceful stop) -> sleep with exponential backoff and jitter
@@ -70,6 +76,7 @@ from .errors import ChronosAuthError, ChronosError, ChronosRequestError
 from .lease import Heartbeats, LeaseKeeper
 from .log import Log
 from .outcome import Report, completed_report, failed_report
+from .prefetch import ClaimTokens
 from .reporting import ReportBatcher
 from .settings import WorkerSettings
 from .streaming import StreamRunner
@@ -90,7 +97,9 @@ class _Missing(enum.Enum):
 class _Run:
     """State of one `start()` call."""
 
-    def __init__(self, concurrency: int, backoff: Backoff, reach: Reachability) -> None:
+    def __init__(
+        self, concurrency: int, prefetch: int, backoff: Backoff, reach: Reachability
+    ) -> None:
         self.claim_scope = trio.CancelScope()
         self.stop_requested = trio.Event()
         self.done = trio.Event()
@@ -98,8 +107,9 @@ class _Run:
         self.batch_claims = concurrency > 1  # switched off if the server refuses `max_jobs`
         self.backoff = backoff  # pauses between failed claims
         self.reach = reach
-        self.slots = trio.Semaphore(concurrency)  # held from the claim to the handler's return
-        self.unsettled = trio.Semaphore(concurrency)  # held while a report is being sent
+        self.tokens = ClaimTokens(concurrency, prefetch)  # held from the claim to the return
+        self.slots = trio.Semaphore(concurrency)  # held while a handler runs
+        self.unsettled = trio.Semaphore(concurrency + prefetch)  # held while a report is sent
         self.limiter = trio.CapacityLimiter(concurrency)  # threads for sync handlers
         self.heartbeats: Heartbeats | None = None  # set by `_serve`
 
@@ -171,6 +181,7 @@ class Worker:
             raise ChronosError("Register at least one handler before starting Chronos")
         run = self._run = _Run(
             self._settings.concurrency,
+            self._settings.prefetch_limit,
             backoff=Backoff(self._settings.retry_delay_seconds, self._rng),
             reach=Reachability(self._log, "claims"),
         )
@@ -200,6 +211,7 @@ class Worker:
             base_url=settings.base_url,
             handlers=",".join(self._handlers),
             concurrency=settings.concurrency,
+            prefetch=settings.prefetch_limit,
             protocol=settings.protocol,
         )
         async with open_worker_api(settings) as api, trio.open_nursery() as leases:
@@ -229,7 +241,7 @@ class Worker:
             self._rng,
             api,
             execute,
-            run.slots,
+            run.tokens,
             run.unsettled,
             list(self._handlers),
         )
@@ -269,21 +281,26 @@ class Worker:
         work: trio.Nursery,
         batcher: ReportBatcher,
     ) -> None:
-        most = min(self._settings.concurrency, MAX_BATCH)
-        slots = run.slots
+        tokens = run.tokens
         while True:
-            await _acquire(slots)
+            await tokens.acquire()
             held = 1
             while True:
                 if run.batch_claims:
-                    held += _take_free(slots, most - held)
+                    held += tokens.take_free(MAX_BATCH - held)
+                    # The prefetch shrank while a claim found nothing: hold no more than it allows.
+                    over = min(tokens.held - tokens.limit, held - 1)
+                    if over > 0:
+                        tokens.release(over)
+                        held -= over
                 jobs = await self._claim(run, api, held)
                 if not run.batch_claims and held > 1:  # just fell back to single claims
-                    _release(slots, held - 1)
+                    tokens.release(held - 1)
                     held = 1
                 if jobs:
                     break
-            _release(slots, held - len(jobs))
+            if held > len(jobs):
+                tokens.release(held - len(jobs))
             now = trio.current_time()
             for ctx in jobs:
                 # The lease started on the server just before its answer left: by our clock it
@@ -335,12 +352,12 @@ class Worker:
             report, deadline = await self._run_job(run, ctx, claimed_at)
             if report is None:
                 return  # the lease was lost: nothing to report (logged)
-            # The slot is free once the handler has returned: the next claim goes out while
-            # this report is sent. Unless `concurrency` reports are still unsettled (reports
-            # failing while claims succeed): then the slot waits, and claiming with it.
+            # The token is free once the handler has returned: the next claim goes out while
+            # this report is sent. Unless every report place is taken (reports failing while
+            # claims succeed): then the token waits, and claiming with it.
             await _acquire(run.unsettled)
         finally:
-            run.slots.release()
+            run.tokens.release()
         try:
             if await batcher.report(ctx, report, deadline):
                 await log_attempt(api, self._log, ctx, report)
@@ -350,15 +367,25 @@ class Worker:
     async def _run_job(
         self, run: _Run, ctx: ChronosContext, claimed_at: float
     ) -> tuple[Report | None, float]:
-        """Run the handler while its lease is kept; (its report or None if the lease was lost,
-        the lease's end by our clock). `claimed_at`: when the claim answer arrived (the lease
-        started on the server just before; it runs `timeout` seconds from then)."""
+        """Wait for a handler slot, then run the handler, while the lease is kept (from the
+        claim on: a prefetched job's lease is kept while it waits); (its report or None if the
+        lease was lost, the lease's end by our clock). `claimed_at`: when the claim answer
+        arrived (the lease started on the server just before; it runs `timeout` seconds from
+        then)."""
         assert run.heartbeats is not None
         keeper = LeaseKeeper(ctx, run.heartbeats, claimed_at)
         keeper.cancel_on_loss = self._async.get(ctx.handler, True)
         keeper.start()
         try:
-            report = await self._run_handler(ctx, run.limiter, keeper.scope)
+            await _acquire(run.slots)
+            try:
+                if keeper.lost:  # lost while waiting for the slot: not run at all
+                    return None, keeper.deadline
+                started = trio.current_time()
+                report = await self._run_handler(ctx, run.limiter, keeper.scope)
+                run.tokens.observe(trio.current_time() - started)
+            finally:
+                run.slots.release()
         finally:
             keeper.finish()
         return (None if keeper.lost else report), keeper.deadline
@@ -421,20 +448,3 @@ async def _acquire(semaphore: trio.Semaphore) -> None:
         semaphore.acquire_nowait()
     except trio.WouldBlock:
         await semaphore.acquire()
-
-
-def _take_free(slots: trio.Semaphore, most: int) -> int:
-    """Acquire up to `most` more slots without waiting; how many were taken."""
-    taken = 0
-    while taken < most:
-        try:
-            slots.acquire_nowait()
-        except trio.WouldBlock:
-            break
-        taken += 1
-    return taken
-
-
-def _release(slots: trio.Semaphore, count: int) -> None:
-    for _ in range(count):
-        slots.release()

@@ -26,6 +26,7 @@ def _no_chronos_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("CHRONOS_API_KEY", raising=False)
     monkeypatch.delenv("CHRONOS_BASE_URL", raising=False)
     monkeypatch.delenv("CHRONOS_WORKER_PROTOCOL", raising=False)
+    monkeypatch.delenv("CHRONOS_WORKER_PREFETCH", raising=False)
     yield
 
 

@@ -275,3 +275,39 @@ def test_protocol_flag_takes_auto_stream_or_poll() -> None:
     assert parser.parse_args(["--protocol", "stream", "m:c"]).protocol == "stream"
     with pytest.raises(SystemExit):
         parser.parse_args(["--protocol", "grpc", "m:c"])
+
+
+def test_prefetch_flag_is_parsed_and_applied(project: Path) -> None:
+    parser = build_parser()
+    assert parser.parse_args(["m:c"]).prefetch is None  # the settings' default: auto
+    assert parser.parse_args(["--prefetch", "0", "m:c"]).prefetch == 0
+    name = write_module(project, HANDLER_MODULE.format(args='api_key="chrns_k"'))
+    settings = build_chronos(f"{name}:chronos", concurrency=4, prefetch=6).worker.settings
+    assert (settings.prefetch, settings.prefetch_limit) == (6, 6)
+    auto = build_chronos(f"{name}:chronos", concurrency=4).worker.settings
+    assert (auto.prefetch, auto.prefetch_limit) == (None, 12)
+
+
+@pytest.mark.usefixtures("httpx_log_level")
+def test_a_negative_prefetch_is_refused_with_a_clear_error(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = write_module(project, HANDLER_MODULE.format(args='api_key="chrns_k"'))
+    assert run_cli(["--prefetch", "-1", f"{name}:chronos"]) == 2
+    assert "prefetch must be an integer >= 0, got -1" in capsys.readouterr().err
+
+
+@pytest.mark.usefixtures("httpx_log_level")
+def test_the_prefetch_environment_variable_is_honoured(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = write_module(project, HANDLER_MODULE.format(args='api_key="chrns_k", concurrency=4'))
+    monkeypatch.setenv("CHRONOS_WORKER_PREFETCH", "2")
+    assert build_chronos(f"{name}:chronos").worker.settings.prefetch_limit == 2
+    assert build_chronos(f"{name}:chronos", prefetch=0).worker.settings.prefetch_limit == 0
+    monkeypatch.setenv("CHRONOS_WORKER_PREFETCH", "-3")
+    fresh = write_module(project, HANDLER_MODULE.format(args='api_key="chrns_k"'))
+    assert run_cli([f"{fresh}:chronos"]) == 2  # refused when the module builds its Chronos
+    assert "CHRONOS_WORKER_PREFETCH must be an integer >= 0 or auto, got '-3'" in (
+        capsys.readouterr().err
+    )

@@ -49,6 +49,43 @@ def test_protocol_defaults_to_auto_then_the_environment_then_the_argument(
     )
 
 
+@pytest.mark.parametrize(
+    ("concurrency", "prefetch", "limit"),
+    [
+        (1, None, 0),  # concurrency 1 is the plain one-job protocol
+        (1, 10, 0),
+        (2, None, 6),  # auto: 3 x concurrency
+        (8, None, 24),
+        (30, None, 70),  # capped so that concurrency + prefetch <= 100
+        (60, None, 40),
+        (100, None, 0),
+        (150, None, 0),
+        (8, 0, 0),  # off
+        (8, 50, 50),  # as given
+    ],
+)
+def test_prefetch_limit(concurrency: int, prefetch: int | None, limit: int) -> None:
+    settings = Chronos(api_key=KEY, concurrency=concurrency, prefetch=prefetch).worker.settings
+    assert (settings.prefetch, settings.prefetch_limit) == (prefetch, limit)
+
+
+def test_prefetch_from_the_environment_and_kept_as_auto_by_reconfigure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    auto = Chronos(api_key=KEY, concurrency=2)
+    assert reconfigure(auto, concurrency=10).worker.settings.prefetch_limit == 30
+    monkeypatch.setenv("CHRONOS_WORKER_PREFETCH", "5")
+    assert Chronos(api_key=KEY, concurrency=4).worker.settings.prefetch_limit == 5
+    assert Chronos(api_key=KEY, concurrency=4, prefetch=1).worker.settings.prefetch_limit == 1
+    monkeypatch.setenv("CHRONOS_WORKER_PREFETCH", " auto ")
+    assert Chronos(api_key=KEY, concurrency=4).worker.settings.prefetch_limit == 12
+    for bad in ("-1", "lots", "1.5"):
+        monkeypatch.setenv("CHRONOS_WORKER_PREFETCH", bad)
+        message = f"CHRONOS_WORKER_PREFETCH must be an integer >= 0 or auto, got {bad!r}"
+        with pytest.raises(ChronosConfigError, match=exactly(message)):
+            Chronos(api_key=KEY, concurrency=4)
+
+
 def test_base_url_defaults_to_local_server() -> None:
     assert Chronos(api_key=KEY).worker.settings.base_url == "http://127.0.0.1:8080"
 
@@ -85,6 +122,9 @@ def test_api_key_is_not_in_the_repr() -> None:
         ("rng", 42),
         ("protocol", "grpc"),
         ("protocol", 1),
+        ("prefetch", -1),
+        ("prefetch", "3"),
+        ("prefetch", True),
     ],
 )
 def test_invalid_options_raise_config_error(option: str, value: Any) -> None:
@@ -99,6 +139,7 @@ def test_invalid_options_raise_config_error(option: str, value: Any) -> None:
         ("poll_wait_time_seconds", 20),
         ("retry_delay_ms", 0),
         ("concurrency", 8),
+        ("prefetch", 0),
     ],
 )
 def test_boundary_values_are_accepted(option: str, value: int) -> None:

@@ -1,0 +1,187 @@
+"""Adaptive prefetch over the worker channel (virtual time, `fake_channel.py`): credits cover
+concurrency + the prefetch of the moment and never more, handlers never exceed the concurrency,
+a shrinking prefetch grants fewer credits (none revoked), and `drain` runs and reports every
+prefetched job."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import trio
+import trio.testing
+
+from chronos_worker import Chronos, ChronosContext, Worker, streaming
+from chronos_worker.prefetch import WARMUP_RUNS
+
+from .conftest import MakeChronos
+from .fake_channel import FakeChannel
+from .fakes import FakeServer
+
+LIMIT = 600  # virtual seconds; a hang fails instead of blocking the suite
+
+
+@pytest.fixture
+def channel(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> FakeChannel:
+    fake = FakeChannel(server)
+    monkeypatch.setattr(streaming, "open_channel", fake.open)
+    return fake
+
+
+def stream_chronos(make_chronos: MakeChronos, **options: object) -> Chronos:
+    return make_chronos(protocol="stream", **options)
+
+
+async def run_until(worker: Worker, server: FakeServer, predicate: Callable[[], bool]) -> None:
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(worker.start)
+            await server.wait_for(predicate)
+            await worker.stop()
+
+
+class Running:
+    def __init__(self) -> None:
+        self.now = 0
+        self.peak = 0
+        self.calls: list[str] = []
+
+    def enter(self, ctx: ChronosContext) -> None:
+        self.now += 1
+        self.peak = max(self.peak, self.now)
+        self.calls.append(ctx.execution_id)
+
+    def leave(self) -> None:
+        self.now -= 1
+
+
+async def test_fast_handlers_get_credits_up_to_concurrency_plus_prefetch(
+    server: FakeServer, channel: FakeChannel, make_chronos: MakeChronos, autojump_clock: object
+) -> None:
+    chronos = stream_chronos(make_chronos, concurrency=2, prefetch=4)
+    running = Running()
+
+    @chronos.worker.handle("test.job")
+    async def fast(ctx: ChronosContext) -> str:
+        running.enter(ctx)
+        await trio.lowlevel.checkpoint()
+        running.leave()
+        return ctx.execution_id
+
+    ids = [channel.add_job() for _ in range(60)]
+    await run_until(chronos.worker, server, lambda: len(channel.results) == 60)
+
+    assert channel.hellos[0]["credits"] == 2  # no prefetch before the warm-up
+    assert channel.peak_outstanding == 6  # then concurrency + prefetch, never more
+    assert all(n > 0 for n in channel.grants)
+    assert running.peak == 2
+    assert sorted(running.calls) == sorted(ids)
+    assert set(channel.results.values()) == {1}  # each reported once
+    for execution_id in ids:
+        assert server.reported(execution_id) == {"status": "completed", "result": execution_id}
+
+
+async def test_slow_handlers_get_credits_for_free_slots_only(
+    server: FakeServer, channel: FakeChannel, make_chronos: MakeChronos, autojump_clock: object
+) -> None:
+    chronos = stream_chronos(make_chronos, concurrency=2, prefetch=4)
+    running = Running()
+
+    @chronos.worker.handle("test.job")
+    async def slow(ctx: ChronosContext) -> None:
+        running.enter(ctx)
+        await trio.sleep(1)
+        running.leave()
+
+    for _ in range(30):
+        channel.add_job()
+    await run_until(chronos.worker, server, lambda: len(channel.results) == 30)
+
+    assert channel.peak_outstanding == 2
+    assert running.peak == 2
+    assert set(channel.results.values()) == {1}
+
+
+async def test_a_shrinking_prefetch_grants_fewer_credits(
+    server: FakeServer, channel: FakeChannel, make_chronos: MakeChronos, autojump_clock: object
+) -> None:
+    chronos = stream_chronos(make_chronos, concurrency=2, prefetch=4)
+    running = Running()
+
+    @chronos.worker.handle("test.job")
+    async def job(ctx: ChronosContext) -> None:
+        running.enter(ctx)
+        await trio.sleep(1 if ctx.payload == "slow" else 0)
+        running.leave()
+
+    for _ in range(30):
+        channel.add_job(payload="fast")
+    await run_until(chronos.worker, server, lambda: len(channel.results) == 30)
+    assert channel.peak_outstanding == 6
+    grants_before = len(channel.outstanding_at_grant)
+
+    # The same worker's handlers turn slow: the credits out drain to the free slots.
+    # (A second start: the moving average starts afresh, so warm it up fast first.)
+    for _ in range(WARMUP_RUNS):
+        channel.add_job(payload="fast")
+    for _ in range(20):
+        channel.add_job(payload="slow")
+    await run_until(chronos.worker, server, lambda: len(channel.results) == 58)
+
+    later = channel.outstanding_at_grant[grants_before:]
+    assert max(later) == 6  # fast again after the warm-up
+    assert later[-1] <= 2  # slow: credits only for the free slots
+    assert all(n > 0 for n in channel.grants)  # none revoked, none negative
+    assert running.peak == 2
+    assert set(channel.results.values()) == {1}
+
+
+async def test_drain_runs_and_reports_the_prefetched_jobs(
+    server: FakeServer, channel: FakeChannel, make_chronos: MakeChronos, autojump_clock: object
+) -> None:
+    chronos = stream_chronos(make_chronos, concurrency=2, prefetch=4)
+    running = Running()
+    release = trio.Event()
+    returned: list[str] = []
+    reported_at_return: set[str] = set()
+
+    @chronos.worker.handle("test.job")
+    async def job(ctx: ChronosContext) -> None:
+        running.enter(ctx)
+        if ctx.payload == "hold":
+            await release.wait()
+        else:
+            await trio.lowlevel.checkpoint()
+        running.leave()
+
+    warm = [channel.add_job(payload="warm") for _ in range(WARMUP_RUNS)]
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+
+            async def start() -> None:
+                await chronos.worker.start()
+                returned.append("start")
+                reported_at_return.update(channel.results)
+
+            nursery.start_soon(start)
+            await server.wait_for(lambda: len(channel.results) == WARMUP_RUNS)
+            await trio.testing.wait_all_tasks_blocked()
+            held = [channel.add_job(payload="hold") for _ in range(8)]
+            await trio.testing.wait_all_tasks_blocked()
+            assert len(channel.unreported) == 6  # two run, four wait for a slot
+            assert len(server.queue) == 2
+            assert running.now == 2
+
+            nursery.start_soon(chronos.worker.stop)
+            await trio.testing.wait_all_tasks_blocked()
+            assert channel.draining
+            assert returned == []
+            release.set()
+
+    assert returned == ["start"]
+    assert reported_at_return == set(warm + held[:6])  # start() returned after every report
+    assert running.peak == 2
+    assert sorted(running.calls) == sorted(warm + held[:6])
+    assert set(channel.results) == set(warm + held[:6])
+    assert set(channel.results.values()) == {1}
+    assert len(server.queue) == 2  # nothing taken after the drain
