@@ -32,7 +32,7 @@ class Chronos:
     long-poll wait per claim; `retry_delay_ms` the first pause after a failed claim or report
     (the following ones back off up to 30 s); `concurrency` (an extension, G-09) how many jobs
     run at once; `prefetch` (extension) how many jobs the worker may claim beyond those, waiting
-    for a free slot (None: `CHRONOS_WORKER_PREFETCH`, else auto = 3 x concurrency, at most 100 -
+    for a free slot (None: `CHRONOS_WORKER_PREFETCH`, else auto = 8 x concurrency, at most 100 -
     concurrency; 0: none; always 0 with concurrency 1), used only while handlers are fast enough
     that a prefetched job waits about 0.1 s at most (`chronos_worker.prefetch`).
     `logger` is a `logging.Logger` or any object

@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--prefetch",
         type=int,
         help="jobs claimed beyond --concurrency, waiting for a free slot, while handlers are fast"
-        " (env CHRONOS_WORKER_PREFETCH; default: 3 x concurrency, at most 100 - concurrency;"
+        " (env CHRONOS_WORKER_PREFETCH; default: 8 x concurrency, at most 100 - concurrency;"
         " 0: off)",
     )
     parser.add_argument("--poll-wait", type=int, help="long-poll seconds, 0-20 (default: 20)")

@@ -30,7 +30,7 @@ MAX_POLL_WAIT_SECONDS = 20
 # How jobs reach the worker: `stream` the worker channel (a WebSocket, extension), `poll` the
 # spec's long-poll, `auto` the channel when the server offers it, else the long-poll.
 PROTOCOLS = ("auto", "stream", "poll")
-AUTO_PREFETCH_FACTOR = 3
+AUTO_PREFETCH_FACTOR = 8
 MAX_HELD_AUTO = 100  # the server's `max_jobs` bound: one claim can fill concurrency + prefetch
 
 

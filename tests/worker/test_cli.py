@@ -285,7 +285,7 @@ def test_prefetch_flag_is_parsed_and_applied(project: Path) -> None:
     settings = build_chronos(f"{name}:chronos", concurrency=4, prefetch=6).worker.settings
     assert (settings.prefetch, settings.prefetch_limit) == (6, 6)
     auto = build_chronos(f"{name}:chronos", concurrency=4).worker.settings
-    assert (auto.prefetch, auto.prefetch_limit) == (None, 12)
+    assert (auto.prefetch, auto.prefetch_limit) == (None, 32)
 
 
 @pytest.mark.usefixtures("httpx_log_level")

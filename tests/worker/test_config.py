@@ -54,9 +54,10 @@ def test_protocol_defaults_to_auto_then_the_environment_then_the_argument(
     [
         (1, None, 0),  # concurrency 1 is the plain one-job protocol
         (1, 10, 0),
-        (2, None, 6),  # auto: 3 x concurrency
-        (8, None, 24),
-        (30, None, 70),  # capped so that concurrency + prefetch <= 100
+        (2, None, 16),  # auto: 8 x concurrency
+        (8, None, 64),
+        (12, None, 88),  # capped so that concurrency + prefetch <= 100
+        (30, None, 70),
         (60, None, 40),
         (100, None, 0),
         (150, None, 0),
@@ -73,12 +74,12 @@ def test_prefetch_from_the_environment_and_kept_as_auto_by_reconfigure(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     auto = Chronos(api_key=KEY, concurrency=2)
-    assert reconfigure(auto, concurrency=10).worker.settings.prefetch_limit == 30
+    assert reconfigure(auto, concurrency=10).worker.settings.prefetch_limit == 80
     monkeypatch.setenv("CHRONOS_WORKER_PREFETCH", "5")
     assert Chronos(api_key=KEY, concurrency=4).worker.settings.prefetch_limit == 5
     assert Chronos(api_key=KEY, concurrency=4, prefetch=1).worker.settings.prefetch_limit == 1
     monkeypatch.setenv("CHRONOS_WORKER_PREFETCH", " auto ")
-    assert Chronos(api_key=KEY, concurrency=4).worker.settings.prefetch_limit == 12
+    assert Chronos(api_key=KEY, concurrency=4).worker.settings.prefetch_limit == 32
     for bad in ("-1", "lots", "1.5"):
         monkeypatch.setenv("CHRONOS_WORKER_PREFETCH", bad)
         message = f"CHRONOS_WORKER_PREFETCH must be an integer >= 0 or auto, got {bad!r}"
