@@ -100,6 +100,10 @@ class DashboardAPI(Protocol):
 
     async def archive_schedule(self, schedule_id: str) -> Schedule: ...
 
+    async def pause_schedule(self, schedule_id: str) -> Schedule: ...
+
+    async def resume_schedule(self, schedule_id: str) -> Schedule: ...
+
     async def run_schedule(self, schedule_id: str) -> Job: ...
 
     async def list_jobs(
@@ -230,6 +234,12 @@ class ChronosAPI:
 
     async def archive_schedule(self, schedule_id: str) -> Schedule:
         return await _mapped(self._client.archive_schedule(schedule_id))
+
+    async def pause_schedule(self, schedule_id: str) -> Schedule:
+        return await _mapped(self._client.pause_schedule(schedule_id))
+
+    async def resume_schedule(self, schedule_id: str) -> Schedule:
+        return await _mapped(self._client.resume_schedule(schedule_id))
 
     async def run_schedule(self, schedule_id: str) -> Job:
         return await _mapped(self._client.run_schedule(schedule_id))

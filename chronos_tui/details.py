@@ -26,7 +26,7 @@ from chronos_tui.api import rerun_body
 from chronos_tui.base import Env, LiveScreen
 from chronos_tui.rows import EXECUTION_COLUMNS, JOB_COLUMNS, execution_row, job_row
 from chronos_tui.widgets import LiveTable
-from chronos_worker.models import CANCELLABLE_STATES, Execution, Job, Schedule
+from chronos_worker.models import CANCELLABLE_STATES, Execution, Job, Schedule, ScheduleStatus
 
 Field = tuple[str, RenderableType | str | None]
 
@@ -55,6 +55,25 @@ def archive_schedule(screen: LiveScreen, schedule: Schedule) -> None:
 
     question = f"Archive schedule “{schedule.name}”?\nIts jobs that have not started are cancelled."
     screen.act(question, call)
+
+
+def pause_or_resume_schedule(screen: LiveScreen, schedule: Schedule) -> None:
+    """Pause an active schedule, resume a paused one (extension; resume follows its catch-up
+    policy for the slots missed meanwhile)."""
+    if schedule.status is not ScheduleStatus.ACTIVE:
+        screen.notify(
+            f"A {schedule.status} schedule cannot be paused.", severity="warning", markup=False
+        )
+        return
+
+    async def call() -> str:
+        if schedule.paused_at is not None:
+            done = await screen.api.resume_schedule(schedule.id)
+            return f"Resumed schedule “{done.name}”"
+        done = await screen.api.pause_schedule(schedule.id)
+        return f"Paused schedule “{done.name}”: it spawns nothing until resumed"
+
+    screen.act(None, call)
 
 
 def run_schedule(screen: LiveScreen, schedule: Schedule) -> None:
@@ -126,6 +145,7 @@ class DetailScreen(LiveScreen):
 class ScheduleDetail(DetailScreen):
     BINDINGS = [
         Binding("a", "archive", "Archive"),
+        Binding("p", "pause", "Pause/resume"),
         Binding("r", "run", "Run now"),
     ]
     TITLE_TEXT = "Schedule"
@@ -146,7 +166,8 @@ class ScheduleDetail(DetailScreen):
             f"Schedule “{s.name}”",
             [
                 ("id", s.id),
-                ("status", fmt.status(s.status.value)),
+                ("status", fmt.status(fmt.schedule_state(s))),
+                ("paused", fmt.clock(s.paused_at, tz)),
                 ("description", s.description),
                 ("handler", s.handler),
                 ("cadence", fmt.cadence(s)),
@@ -159,6 +180,7 @@ class ScheduleDetail(DetailScreen):
                 ("runs", f"{s.run_count} of {s.runs or 'unlimited'}"),
                 ("stop at", fmt.clock(s.stop_at, tz)),
                 ("timeout / retries", f"{s.timeout} s / {s.max_retries}"),
+                ("catch-up / overlap", fmt.policies(s)),
                 ("delivery", fmt.compact_json(s.delivery, 200)),
                 ("payload", json_block(s.payload)),
                 ("created", fmt.clock(s.created_at, tz)),
@@ -174,6 +196,10 @@ class ScheduleDetail(DetailScreen):
     def action_run(self) -> None:
         if self.schedule is not None:
             run_schedule(self, self.schedule)
+
+    def action_pause(self) -> None:
+        if self.schedule is not None:
+            pause_or_resume_schedule(self, self.schedule)
 
     @on(DataTable.RowSelected, "#related")
     def _open_job(self, event: DataTable.RowSelected) -> None:

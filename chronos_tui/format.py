@@ -28,6 +28,7 @@ STATUS_STYLES = {
     "cancelled": "grey50",
     "timeout": "bold red",
     "active": "green",
+    "paused": "yellow",
     "archived": "grey50",
 }
 # A `ready` job older than this is not being claimed: most likely no worker serves its handler.
@@ -91,6 +92,23 @@ def cadence(schedule: Schedule) -> str:
         )
         return f"every {schedule.interval.value} {unit}"
     return schedule.cron or "—"
+
+
+def schedule_state(schedule: Schedule) -> str:
+    """A schedule's status, `paused` for an active one that is paused (the API keeps it
+    `active` with `paused_at` set)."""
+    if schedule.status.value == "active" and schedule.paused_at is not None:
+        return "paused"
+    return schedule.status.value
+
+
+def policies(schedule: Schedule) -> str:
+    """`latest / allow`: the catch-up policy (`all` with its limit) and the overlap policy; the
+    hosted API's behaviour when the server does not say."""
+    catch_up = schedule.catch_up or "latest"
+    if catch_up == "all" and schedule.catch_up_limit is not None:
+        catch_up += f" (at most {schedule.catch_up_limit})"
+    return f"{catch_up} / {schedule.overlap or 'allow'}"
 
 
 def status(value: str) -> Text:

@@ -31,6 +31,7 @@ from chronos_tui.details import (
     ScheduleDetail,
     archive_schedule,
     cancel_job,
+    pause_or_resume_schedule,
     rerun_job,
     run_schedule,
 )
@@ -147,7 +148,11 @@ class SchedulesScreen(ResourceList[Schedule]):
     NAME = "Schedules"
     COLUMNS = SCHEDULE_COLUMNS
     STATUSES = tuple(s.value for s in ScheduleStatus)
-    BINDINGS = [Binding("a", "archive", "Archive"), Binding("r", "run", "Run now")]
+    BINDINGS = [
+        Binding("a", "archive", "Archive"),
+        Binding("p", "pause", "Pause/resume"),
+        Binding("r", "run", "Run now"),
+    ]
 
     async def fetch(self, page: int, cursor: str | None) -> Page[Schedule]:
         wanted = self.filter.statuses
@@ -172,6 +177,10 @@ class SchedulesScreen(ResourceList[Schedule]):
     def action_run(self) -> None:
         if (schedule := self.selected()) is not None:
             run_schedule(self, schedule)
+
+    def action_pause(self) -> None:
+        if (schedule := self.selected()) is not None:
+            pause_or_resume_schedule(self, schedule)
 
     @on(DataTable.RowSelected, "#list")
     def _open(self, event: DataTable.RowSelected) -> None:

@@ -194,7 +194,7 @@ def schedule_row(s: Schedule, now: datetime) -> Row:
     runs = f"{s.run_count}" if s.runs is None else f"{s.run_count}/{s.runs}"
     cells: list[Cell] = [
         clip(s.name, 22),
-        fmt.status(s.status.value),
+        fmt.status(fmt.schedule_state(s)),
         clip(s.handler or "(push)", 16),
         clip(fmt.cadence(s), 16),
         fmt.relative(s.next_run_at, now),

@@ -262,6 +262,19 @@ class FakeAPI:
                 self._replace_job(job.model_copy(update={"status": JobStatus.CANCELLED}))
         return archived
 
+    async def pause_schedule(self, schedule_id: str) -> Schedule:
+        self.calls.append(("pause", schedule_id))
+        return self._set_schedule(schedule_id, paused_at=NOW)
+
+    async def resume_schedule(self, schedule_id: str) -> Schedule:
+        self.calls.append(("resume", schedule_id))
+        return self._set_schedule(schedule_id, paused_at=None)
+
+    def _set_schedule(self, schedule_id: str, **fields: Any) -> Schedule:
+        changed = self._schedule(schedule_id).model_copy(update=fields)
+        self.schedules = [changed if s.id == schedule_id else s for s in self.schedules]
+        return changed
+
     async def run_schedule(self, schedule_id: str) -> Job:
         self.calls.append(("run", schedule_id))
         s = self._schedule(schedule_id)

@@ -230,6 +230,25 @@ def test_schedule_archive_with_confirmation_and_run_now() -> None:
     drive(api, scenario)
 
 
+def test_schedule_pause_and_resume_from_the_list_and_the_detail() -> None:
+    async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
+        await press(pilot, "2")
+        report = api.schedules[1]
+        table(app, "#list").move_cursor(row=1)
+        await press(pilot, "p")
+        assert api.calls == [("pause", report.id)]
+        assert cell(app, "#list", report.id, "status") == "paused"
+        await press(pilot, "enter")
+        assert isinstance(app.screen, ScheduleDetail)
+        await press(pilot, "p")  # paused: the same key resumes
+        assert api.calls[-1] == ("resume", report.id)
+        await press(pilot, "escape")
+        assert cell(app, "#list", report.id, "status") == "active"
+
+    api = demo_api()
+    drive(api, scenario)
+
+
 def test_feed_enter_opens_execution_detail_and_j_its_job() -> None:
     async def scenario(app: ChronosApp, pilot: Pilot[None]) -> None:
         await press(pilot, "tab")  # from the queues to the feed
