@@ -83,6 +83,18 @@ class ClaimTokens:
             await self._freed.park()
         self.held += 1
 
+    async def acquire_for_claim(self) -> None:
+        """Take one token for the long-poll's next claim. While prefetching, first wait until
+        half the limit is free: tokens free one job at a time as prefetched jobs drain, and a
+        claim per freed token would cost a round trip per job instead of per batch (the other
+        half, still held, keeps the slots busy while the claim travels). Without prefetch, as
+        `acquire`: one free token is enough."""
+        while self.held >= self.limit or (
+            self.prefetch_now > 0 and self.held > self.limit - max(1, self.limit // 2)
+        ):
+            await self._freed.park()
+        self.held += 1
+
     def take_free(self, most: int) -> int:
         """Take up to `most` tokens without waiting; how many were taken."""
         taken = min(most, self.free())

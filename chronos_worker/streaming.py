@@ -304,10 +304,17 @@ class StreamRunner:
                 last_sent = trio.current_time()
 
     def _credit_due(self) -> int:
-        """New credits to grant: the free tokens not already granted (none while stopping)."""
+        """New credits to grant: the free tokens not already granted (none while stopping).
+        While prefetching, only once they are half the limit: tokens free one job at a time
+        as prefetched jobs drain, and a credit per freed token makes the server claim one job
+        per statement (the credits still granted keep jobs coming meanwhile)."""
         if self._stopping:
             return 0
-        return min(self._tokens.free(), MAX_CREDITS) - self._credits
+        due = min(self._tokens.free(), MAX_CREDITS) - self._credits
+        tokens = self._tokens
+        if 0 < due < max(1, tokens.limit // 2) and tokens.prefetch_now > 0:
+            return 0
+        return due
 
     async def _send_results(self, ws: WebSocketConnection, session: int) -> bool:
         todo = [item for item in self._outbox.values() if item.sent_on != session]

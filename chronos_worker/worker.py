@@ -283,7 +283,7 @@ class Worker:
     ) -> None:
         tokens = run.tokens
         while True:
-            await tokens.acquire()
+            await tokens.acquire_for_claim()
             held = 1
             while True:
                 if run.batch_claims:

@@ -382,3 +382,31 @@ async def test_a_prefetched_job_whose_lease_is_lost_while_it_waits_is_not_run(
     assert set(server.results) == set(warm)  # nothing reported for the lost attempts
     lost = [m for m in logger.messages("error") if m.startswith("Lease of attempt 1")]
     assert len(lost) == 3
+
+
+async def test_a_claim_waits_for_half_the_tokens_while_prefetching() -> None:
+    """While prefetching, the long-poll's claimer takes its first token only once half the
+    limit is free, so each claim asks for a batch; without prefetch one free token is enough."""
+    tokens = ClaimTokens(2, 4)
+    for _ in range(8):
+        tokens.observe(0.0)
+    assert tokens.limit == 6
+    tokens.held = 4  # 2 running, 2 waiting for a slot
+    got = trio.Event()
+
+    async def claimer() -> None:
+        await tokens.acquire_for_claim()
+        got.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(claimer)
+        await trio.testing.wait_all_tasks_blocked()
+        assert not got.is_set()  # 2 free of 6: not yet
+        tokens.release()
+        await trio.testing.wait_all_tasks_blocked()
+        assert got.is_set() and tokens.held == 4  # 3 free: it took one
+
+    cold = ClaimTokens(2, 4)  # no prefetch before the warm-up: one free token is enough
+    cold.held = 1
+    await cold.acquire_for_claim()
+    assert cold.held == 2
