@@ -160,7 +160,10 @@ def fill(database_url: str, args: argparse.Namespace, account: str, schedule: st
         # lateness phase (a server at steady state does not have it pending).
         run_sql(database_url, [("CHECKPOINT", ())])
     else:
-        run_sql(database_url, [("ANALYZE", ())])
+        run_sql(database_url, [("ANALYZE", ()), ("PRAGMA wal_checkpoint(TRUNCATE)", ())])
+    # The fill's dirty pages go to disk now: left to the kernel's writeback, they throttle the
+    # server's writes in the first phase (seen: SQLite p99 21 ms on the big table, 10 ms after).
+    os.sync()
     return time.perf_counter() - started
 
 

@@ -323,6 +323,7 @@ async def serve(
             # Other replicas' wake-ups (PostgreSQL LISTEN/NOTIFY); nothing to do on SQLite.
             await nursery.start(store.run_listener, pipeline.board)
             await nursery.start(store.run_probe)  # PostgreSQL outages: the breaker's probe
+            await nursery.start(store.run_checkpoints)  # SQLite: WAL checkpoints off the writer
             listener, url = start_listening(bound)
             await nursery.start(http.serve, [listener])
             if metrics_listener is not None:

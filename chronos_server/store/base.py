@@ -205,6 +205,14 @@ class Store(Protocol):
         root nursery). A store that cannot lose its database (SQLite: a file) returns at once."""
         ...
 
+    async def run_checkpoints(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Keep the write-ahead log short from outside the writer, so that no write waits for a
+        checkpoint; until cancelled (started in the root nursery). A store whose database
+        server checkpoints on its own (PostgreSQL) returns at once."""
+        ...
+
     # accounts and keys
     async def ensure_account(self, name: str, now: int) -> tuple[Account, bool]: ...
     async def count_accounts(self) -> int: ...

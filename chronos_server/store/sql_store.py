@@ -104,6 +104,12 @@ class SqlStore:
         """No circuit breaker: the database is a file, there is no server to lose."""
         task_status.started()
 
+    async def run_checkpoints(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Nothing to do unless the dialect keeps its own write-ahead log (SQLite)."""
+        task_status.started()
+
     # accounts and keys ------------------------------------------------------------------
 
     async def ensure_account(self, name: str, now: int) -> tuple[Account, bool]:

@@ -6,10 +6,19 @@ connection, serialised by a `CapacityLimiter(1)`; reads use a small pool of read
 for `:memory:` databases in MockClock tests where threads would break the virtual clock.
 Durability: `synchronous=NORMAL` in WAL mode survives any process crash (SIGKILL included); only
 an OS crash or power loss can drop the last commits.
+
+Checkpoints: by default SQLite copies the WAL back into the database file inside the commit that
+grows it past 1,000 pages, i.e. in the writer, holding the one write lock for the 10-25 ms the
+copy and its fsync take, so every claim and report behind it waits (a lateness spike each time;
+often, while retention deletes). A server runs `run_checkpoints` instead: a PASSIVE checkpoint
+every `CHECKPOINT_SECONDS` on a connection and thread of its own, which never takes the write
+lock. The writer keeps an automatic checkpoint only as a backstop at `BACKSTOP_PAGES`, for a
+process that does not run the loop (the admin commands) or a loop that falls behind.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -25,6 +34,9 @@ from chronos_server.store.sql_store import SqlStore
 
 R = TypeVar("R")
 READERS = 3
+CHECKPOINT_SECONDS = 1.0
+BACKSTOP_PAGES = 10_000  # ~40 MB of WAL: the writer checkpoints itself only past this
+log = logging.getLogger("chronos.store")
 
 
 class _SqliteTx:
@@ -51,7 +63,15 @@ def _connect(path: str) -> sqlite3.Connection:
     if path != ":memory:":
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA wal_autocheckpoint = {BACKSTOP_PAGES}")
     return conn
+
+
+def _checkpoint(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    """One PASSIVE checkpoint: (busy, WAL frames, frames checkpointed). It copies what no
+    reader still needs and never waits for, nor blocks, the writer."""
+    busy, frames, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(busy), int(frames), int(done)
 
 
 # Primary result codes of a database that is busy or failing rather than of a bad query: the loops
@@ -130,11 +150,17 @@ class SQLiteStore(SqlStore):
     dialect = "sqlite"
 
     def __init__(
-        self, writer: sqlite3.Connection, readers: list[sqlite3.Connection], inline: bool
+        self,
+        writer: sqlite3.Connection,
+        readers: list[sqlite3.Connection],
+        inline: bool,
+        checkpointer: sqlite3.Connection | None = None,
     ) -> None:
         self._writer = writer
         self._readers = readers
         self._inline = inline
+        self._checkpointer = checkpointer
+        self._checkpoint_thread = trio.CapacityLimiter(1)
         # + list shapes (_register)
         self._queries = load_queries("sqlite") | load_queries("sqlite", "maintenance.sql")
         self._write_limiter = trio.CapacityLimiter(1)
@@ -173,8 +199,30 @@ class SQLiteStore(SqlStore):
             finally:
                 self._readers.append(conn)
 
+    async def run_checkpoints(
+        self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        conn = self._checkpointer
+        if conn is None:  # in memory: no WAL
+            return
+        while True:
+            await trio.sleep(CHECKPOINT_SECONDS)
+            try:
+                await trio.to_thread.run_sync(_checkpoint, conn, limiter=self._checkpoint_thread)
+            except sqlite3.Error as exc:  # e.g. the disk is full: the backstop still holds
+                log.warning("SQLite checkpoint failed (%s); trying again", exc)
+
+    async def checkpoint(self) -> tuple[int, int, int]:
+        """One checkpoint now, as the loop makes them (tests)."""
+        assert self._checkpointer is not None, "an in-memory database has no WAL"
+        return await trio.to_thread.run_sync(
+            _checkpoint, self._checkpointer, limiter=self._checkpoint_thread
+        )
+
     async def close(self) -> None:
-        for conn in [self._writer, *self._readers]:
+        extra = [] if self._checkpointer is None else [self._checkpointer]
+        for conn in [self._writer, *self._readers, *extra]:
             conn.close()
 
 
@@ -195,8 +243,9 @@ def sqlite_path(database_url: str) -> str:
 def open_sqlite_connections(path: str, inline: bool) -> SQLiteStore:
     writer = _connect(path)
     migrate(writer)
-    readers = [] if inline or path == ":memory:" else [_connect(path) for _ in range(READERS)]
-    return SQLiteStore(writer, readers, inline)
+    on_disk = not inline and path != ":memory:"
+    readers = [_connect(path) for _ in range(READERS)] if on_disk else []
+    return SQLiteStore(writer, readers, inline, _connect(path) if on_disk else None)
 
 
 @asynccontextmanager

@@ -239,7 +239,7 @@ class TimedStore:
     """A store whose every call is observed in `chronos_store_call_duration_seconds`, labelled
     with the method's name; attributes that are not coroutine methods pass through."""
 
-    _UNTIMED = frozenset({"run_listener", "run_probe", "close"})
+    _UNTIMED = frozenset({"run_listener", "run_probe", "run_checkpoints", "close"})
 
     def __init__(self, inner: Store, metrics: Metrics) -> None:
         self._inner = inner
