@@ -13,43 +13,9 @@
 -- archived schedule (index `jobs_due_pull`; the same rule admission applies, in one statement)
 -- and of a handler without a limit (a limited handler's jobs start only as admission releases
 -- them; for the others this is one probe of the small `handler_limits` per handler).
-WITH ready_jobs AS (
-    SELECT c.* FROM unnest(:handlers::text[]) AS h(name),
-    LATERAL (
-        SELECT id, run_at, created_at FROM jobs
-        WHERE status = 'ready' AND account_id = :account_id AND handler = h.name
-        ORDER BY run_at, created_at LIMIT :limit
-        FOR UPDATE SKIP LOCKED) AS c
-), due_jobs AS (
-    SELECT c.* FROM unnest(:handlers::text[]) AS h(name),
-    LATERAL (
-        SELECT id, run_at, created_at FROM jobs j
-        WHERE status IN ('pending', 'retrying') AND delivery_type = 'pull'
-          AND account_id = :account_id AND handler = h.name AND run_at <= :now
-          AND NOT EXISTS (
-              SELECT 1 FROM schedules s WHERE s.id = j.schedule_id AND s.status = 'archived')
-          AND NOT EXISTS (
-              SELECT 1 FROM handler_limits l
-              WHERE l.account_id = :account_id AND l.handler = h.name)
-        ORDER BY run_at, created_at LIMIT :limit
-        FOR UPDATE SKIP LOCKED) AS c
-), picked AS (
-    SELECT id FROM (SELECT * FROM ready_jobs UNION ALL SELECT * FROM due_jobs) AS candidates
-    ORDER BY run_at, created_at, id LIMIT :limit
-), started AS (
-    UPDATE jobs SET status = 'running', attempt_count = jobs.attempt_count + 1,
-        last_execution_id = gen_random_uuid()::text, updated_at = :now
-    FROM picked WHERE jobs.id = picked.id AND jobs.status IN ('ready', 'pending', 'retrying')
-    RETURNING jobs.*
-), executions_started AS (
-    INSERT INTO executions (id, job_id, account_id, attempt, trigger, status, started_at,
-        lease_expires_at, worker)
-    SELECT s.last_execution_id, s.id, s.account_id, s.attempt_count,
-        CASE WHEN s.attempt_count = 1 THEN s.first_trigger ELSE 'system_retry' END,
-        'running', :now, :now + s.timeout * 1000::bigint, :worker
-    FROM started s
-)
-SELECT * FROM started ORDER BY run_at, created_at, id;
+-- The statement is the function `chronos_claim_jobs` (migration 0012: one generic plan per
+-- connection instead of a fresh plan per call).
+SELECT * FROM chronos_claim_jobs(:handlers, :account_id, :limit, :now, :worker);
 
 -- name: complete_reported
 -- Reports of `completed` (:items = [{id, result}]) for executions of :account_id: each running

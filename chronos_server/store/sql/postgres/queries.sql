@@ -247,8 +247,9 @@ FOR UPDATE SKIP LOCKED;
 SELECT * FROM jobs j
 WHERE status IN ('pending', 'retrying') AND delivery_type = 'pull'
   AND account_id = :account_id AND handler = :handler AND run_at <= :now
-  AND NOT EXISTS (
-      SELECT 1 FROM schedules s WHERE s.id = j.schedule_id AND s.status = 'archived')
+  -- (Not a bare NOT EXISTS: as an anti-join the planner sorted every due job; migration 0012.)
+  AND (j.schedule_id IS NULL OR NOT EXISTS (
+      SELECT 1 FROM schedules s WHERE s.id = j.schedule_id AND s.status = 'archived'))
   AND NOT EXISTS (
       SELECT 1 FROM handler_limits l WHERE l.account_id = :account_id AND l.handler = :handler)
 ORDER BY run_at, created_at LIMIT :limit
