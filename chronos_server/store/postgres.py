@@ -31,7 +31,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 
@@ -41,7 +41,14 @@ from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from chronos_server.core.limits import HandlerLimit
-from chronos_server.core.models import ClaimedJob, Execution, ExecutionStatus, Job, Outcome
+from chronos_server.core.models import (
+    ClaimedJob,
+    Execution,
+    ExecutionStatus,
+    Job,
+    JobStatus,
+    Outcome,
+)
 from chronos_server.errors import (
     ChronosError,
     ExecutionAlreadyFinished,
@@ -50,7 +57,7 @@ from chronos_server.errors import (
 )
 from chronos_server.store import pg_listen
 from chronos_server.store import transactions as t
-from chronos_server.store.base import Admitted, ReadyBatch, Released, WakeBoard
+from chronos_server.store.base import Admitted, Pruned, ReadyBatch, Released, WakeBoard
 from chronos_server.store.breaker import BreakerOpen, StoreBreaker
 from chronos_server.store.interruptible import run_interruptible
 from chronos_server.store.listing import ListQuery
@@ -532,6 +539,19 @@ class PostgresStore(SqlStore):
         if isinstance(found, ChronosError):
             raise found
         return found
+
+    async def prune(
+        self, cutoffs: Mapping[JobStatus, int], schedules_before: int | None, limit: int
+    ) -> Pruned:
+        """As everywhere, with an asynchronous commit: a retention batch lost in a crash is
+        deleted again by the next round, and its commit neither waits for nor forces a WAL
+        flush the pipeline's commits then wait behind."""
+
+        def batch(tx: Tx) -> Pruned:
+            tx.run("asynchronous_commit")
+            return t.prune(tx, cutoffs, schedules_before, limit)
+
+        return await self._tx(batch)
 
     async def finish_executions(
         self,

@@ -38,3 +38,8 @@ SELECT (SELECT count(*) FROM taken) + (SELECT count(*) FROM taken_finished) AS n
 -- stats' scan of it slows down. Run by the folding loop now and then, whatever autovacuum does;
 -- TRUNCATE false: never take the exclusive lock that would hold up the hot path's triggers.
 VACUUM (TRUNCATE false) job_count_deltas, job_finished_deltas;
+
+-- name: asynchronous_commit
+-- This transaction's commit does not wait for its WAL to reach the disk (retention batches, store/postgres.py
+-- `prune`): a batch lost in a crash is deleted again by the next round.
+SET LOCAL synchronous_commit = off;
