@@ -21,7 +21,7 @@ from chronos_server.errors import (
     ValidationFailed,
     invalid,
 )
-from chronos_server.pipeline.claims import claim_jobs
+from chronos_server.pipeline.claims import claim_jobs, claim_ready
 from chronos_server.pipeline.outcomes import extend_leases, record_report, record_reports
 
 MAX_RESULT_BYTES = 64 * 1024
@@ -35,16 +35,23 @@ async def claim(call: Call) -> Reply:
         raise invalid("handlers", "handler names must not be blank")
     if call.pipeline.shutdown.stopping:
         raise Stopping()
-    claimed: list[ClaimedJob] = []
-    async with call.request.cancel_on_disconnect():
-        claimed = await claim_jobs(
-            call.pipeline,
-            call.account.id,
-            handlers,
-            body.worker,
-            body.wait_time_seconds,
-            body.max_jobs or 1,
-        )
+    limit = body.max_jobs or 1
+    # Work ready now is handed over without the long-poll's machinery (no watch on the
+    # connection: a client that leaves during this one statement finds its job retried after
+    # the lease, as one that leaves just after the answer was written always did).
+    claimed: list[ClaimedJob] = await claim_ready(
+        call.pipeline, call.account.id, handlers, body.worker, limit
+    )
+    if not claimed:
+        async with call.request.cancel_on_disconnect():
+            claimed = await claim_jobs(
+                call.pipeline,
+                call.account.id,
+                handlers,
+                body.worker,
+                body.wait_time_seconds,
+                limit,
+            )
     if body.max_jobs is not None:
         return ok([claim_json(c) for c in claimed], f"{len(claimed)} job(s) claimed")
     if not claimed:

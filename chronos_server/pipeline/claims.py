@@ -38,6 +38,24 @@ async def claim_jobs(
     return claimed
 
 
+async def claim_ready(
+    p: Pipeline, account_id: str, handlers: list[str], worker: str | None, limit: int = 1
+) -> list[ClaimedJob]:
+    """One claim attempt that never parks: the jobs of `handlers` ready now, or []. A claim
+    request tries this first, so one that finds work costs no ClaimBoard registration and no
+    watch on its connection; [] sends it on to `claim_jobs`, whose first attempt the board
+    skips unless a job may have become ready since this one (`known_empty`). Cancelled while
+    the statement runs, it leaves no job claimed, as `claim_jobs` does."""
+    if p.shutdown.stopping:
+        return []
+    received = trio.current_time()
+    claimed = await _claim_once(p, account_id, handlers, worker, limit)
+    if claimed:
+        _hand_over(p, claimed)
+        p.metrics.claim_answered(len(claimed), trio.current_time() - received)
+    return claimed
+
+
 async def _claim_jobs(
     p: Pipeline,
     account_id: str,

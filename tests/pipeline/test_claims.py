@@ -13,7 +13,7 @@ import trio.testing
 
 from chronos_server.clock import TrioClock
 from chronos_server.core.models import ClaimedJob, Execution, ExecutionStatus, JobStatus, Trigger
-from chronos_server.pipeline.claims import CLAIM_SECONDS, claim_jobs
+from chronos_server.pipeline.claims import CLAIM_SECONDS, claim_jobs, claim_ready
 from chronos_server.pipeline.services import Pipeline
 from tests.store.conftest import T0, make_job
 
@@ -173,6 +173,43 @@ async def _cancel_when_inside(store: FakeStore, scope: trio.CancelScope) -> None
     await trio.sleep(1)
     assert store.block is not None
     store.block.set()
+
+
+async def test_claim_ready_hands_over_what_is_ready_without_parking(
+    pipeline: Pipeline, store: FakeStore, autojump_clock: trio.testing.MockClock
+) -> None:
+    job = store.add()
+    assert await claim_ready(pipeline, ACCOUNT, ["h"], None) == [job]
+    assert len(pipeline.leases) == 1 and pipeline.board.parked == 0
+    # Nothing ready: [] at once, nothing parked, and the board now knows the handler is empty,
+    # so the long-poll that follows it parks without a second query.
+    assert await claim_ready(pipeline, ACCOUNT, ["h"], None) == []
+    assert trio.current_time() == 0 and pipeline.board.parked == 0 and store.claims == 2
+    assert await claim_jobs(pipeline, ACCOUNT, ["h"], None, 5) == []
+    assert store.claims == 2 and trio.current_time() == 5
+
+
+async def test_claim_ready_cancelled_mid_claim_leaves_no_job_claimed(
+    pipeline: Pipeline, store: FakeStore, autojump_clock: trio.testing.MockClock
+) -> None:
+    job = store.add()
+    store.block = trio.Event()
+    async with trio.open_nursery() as nursery:
+        with trio.CancelScope() as scope:
+            nursery.start_soon(lambda: _cancel_when_inside(store, scope))
+            await claim_ready(pipeline, ACCOUNT, ["h"], None)
+    assert scope.cancelled_caught
+    assert store.unclaimed == [job.job.id] and store.ready == [job]
+    assert len(pipeline.leases) == 0
+
+
+async def test_claim_ready_claims_nothing_once_the_stop_began(
+    pipeline: Pipeline, store: FakeStore, autojump_clock: trio.testing.MockClock
+) -> None:
+    store.add()
+    pipeline.shutdown.begin(10)
+    assert await claim_ready(pipeline, ACCOUNT, ["h"], None) == []
+    assert store.claims == 0
 
 
 async def test_the_claim_statement_has_a_deadline(
