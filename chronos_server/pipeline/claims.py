@@ -42,16 +42,15 @@ async def claim_ready(
     p: Pipeline, account_id: str, handlers: list[str], worker: str | None, limit: int = 1
 ) -> list[ClaimedJob]:
     """One claim attempt that never parks: the jobs of `handlers` ready now, or []. A claim
-    request tries this first, so one that finds work costs no ClaimBoard registration and no
-    watch on its connection; [] sends it on to `claim_jobs`, whose first attempt the board
-    skips unless a job may have become ready since this one (`known_empty`). Cancelled while
-    the statement runs, it leaves no job claimed, as `claim_jobs` does."""
-    if p.shutdown.stopping:
-        return []
+    request tries this first, so one that finds work costs no task watching its connection;
+    [] sends it on to `claim_jobs`, whose first attempt the board skips unless a job may have
+    become ready since this one (`known_empty`). Cancelled while the statement runs, it leaves
+    no job claimed, as `claim_jobs` does."""
     received = trio.current_time()
-    claimed = await _claim_once(p, account_id, handlers, worker, limit)
+    # `_claim_jobs` with no wait: registered on the board while its statement runs (a wake-up
+    # that comes meanwhile is passed on, and admission's hand-off sees a claimer), then gone.
+    claimed = await _claim_jobs(p, account_id, handlers, worker, 0, limit)
     if claimed:
-        _hand_over(p, claimed)
         p.metrics.claim_answered(len(claimed), trio.current_time() - received)
     return claimed
 
