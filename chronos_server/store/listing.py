@@ -88,10 +88,25 @@ class ListQuery:
         return self._shape("page"), sql, params
 
     def count_sql(self) -> tuple[str, str, dict[str, object]]:
-        """(name, SQL, params) counting the matching rows up to `:cap`."""
+        """(name, SQL, params) counting the matching rows up to `:cap`: the first `:cap` rows of
+        the page's own ordered index range (one range per status), never a scan that stops
+        when it has found `:cap` matches — PostgreSQL would pick a sequential scan for that,
+        cheap by its estimate, and read the whole table when the matches lie at its end."""
         clauses, params = self._where(keyset=False)
-        clauses.extend(self._status_in())
-        inner = f"SELECT 1 FROM {self.table.name} WHERE {' AND '.join(clauses)} LIMIT :cap"
+        time = self.table.time
+        branches = [
+            f"SELECT {time} FROM {self.table.name} WHERE "
+            + " AND ".join([*clauses, *([f"status = :s{i}"] if self.statuses else [])])
+            + f" ORDER BY {time} DESC LIMIT :cap"
+            for i in range(max(1, len(self.statuses)))
+        ]
+        if len(branches) == 1:
+            inner = branches[0]
+        else:
+            union = " UNION ALL ".join(
+                f"SELECT * FROM ({branch}) AS b{i}" for i, branch in enumerate(branches)
+            )
+            inner = f"SELECT 1 FROM ({union}) AS merged LIMIT :cap"
         return self._shape("count"), f"SELECT count(*) AS n FROM ({inner}) AS c", params
 
     def estimate_sql(self) -> tuple[str, str, dict[str, object]]:

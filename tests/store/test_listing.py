@@ -198,6 +198,11 @@ async def test_every_list_filter_combination_uses_an_index(store: Store, acct: A
                     )
                     for scanned in ("jobs", "executions"):
                         assert f"Seq Scan on {scanned}" not in plan, (name, plan)
+                    if name.startswith("count:"):
+                        # Counted from an ordered index range that stops at the cap, never a
+                        # bitmap of every match (nor, with seqscan on, a sequential scan that
+                        # reads the table until it has found the cap's worth of matches).
+                        assert "Bitmap" not in plan, (name, plan)
     assert Retention().enabled
 
 
@@ -205,3 +210,37 @@ def pyformat_for_test(sql: str) -> str:
     from chronos_server.store.postgres import pyformat
 
     return pyformat(sql)
+
+
+@pytest.mark.stores("postgres")
+async def test_a_capped_count_reads_an_index_range_not_the_table_up_to_its_matches(
+    store: Store, acct: Accounts
+) -> None:
+    """Half the executions failed, all of them written after the completed ones: counting up to
+    the cap by "any 1,001 matches" makes PostgreSQL scan the table from its start (cheap by its
+    estimate, ~2,000 rows) and read every completed row first. The count reads the newest
+    1,001 of the status's own index range instead."""
+    job = make_job(acct.a)
+    await store.insert_jobs([job])
+    url = store._conninfo  # type: ignore[attr-defined]
+    with connect(url) as conn:
+        for status, first in (("completed", 0), ("failed", 10_000)):
+            conn.execute(
+                "INSERT INTO executions (id, job_id, account_id, attempt, trigger, status,"
+                " started_at) SELECT 'e' || g, %s, %s, g, 'api', %s, %s::bigint + g"
+                " FROM generate_series(%s::int, %s::int) AS g",
+                (job.id, acct.a, status, T0, first, first + 9_999),
+            )
+        conn.execute("ANALYZE executions")
+        query = ListQuery(EXECUTIONS, (("account_id", acct.a),), ("failed",))
+        _name, sql, params = query.count_sql()
+        plan = "\n".join(
+            str(row[0])
+            for row in conn.execute(
+                "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + pyformat_for_test(sql),
+                params | {"cap": EXACT_TOTAL_UP_TO + 1},
+            ).fetchall()
+        )
+        assert "Seq Scan" not in plan, plan
+        counted = conn.execute(pyformat_for_test(sql), params | {"cap": 1001}).fetchone()
+        assert counted is not None and counted[0] == 1001
