@@ -16,10 +16,17 @@ import trio
 class Clock(Protocol):
     def now_ms(self) -> int: ...
 
+    def exact_ms(self) -> float:
+        """`now_ms` with its fraction: for a delay measured against a stored instant."""
+        ...
+
 
 class SystemClock:
     def now_ms(self) -> int:
         return time.time_ns() // 1_000_000
+
+    def exact_ms(self) -> float:
+        return time.time_ns() / 1_000_000
 
 
 class TrioClock:
@@ -31,3 +38,6 @@ class TrioClock:
 
     def now_ms(self) -> int:
         return self._origin_ms + round((trio.current_time() - self._start) * 1000)
+
+    def exact_ms(self) -> float:
+        return self._origin_ms + (trio.current_time() - self._start) * 1000

@@ -252,6 +252,8 @@ class StreamRunner:
         if welcome["type"] != "welcome":
             raise ChronosRequestError(f"worker channel: expected welcome, got {welcome['type']}")
         heartbeat = _seconds(welcome.get("heartbeat_seconds"), DEFAULT_HEARTBEAT_SECONDS)
+        if "lead_ms" in welcome:  # the server may send jobs ahead: start each on time here
+            await send_json(ws, {"type": "timed_start"})
         self._reach.reached()
         self._backoff.reset()
         if not self._connected_once:
@@ -353,6 +355,7 @@ class StreamRunner:
         assert self._work is not None
         now = trio.current_time()
         for data in jobs:
+            start = now + _start_in(data)
             try:
                 ctx = parse_job(data if isinstance(data, dict) else {})
             except ValueError as exc:
@@ -368,14 +371,19 @@ class StreamRunner:
             self._tokens.take_granted()
             self._active += 1
             self.jobs_run += 1
-            # The lease started on the server just before the message left: by our clock it
-            # runs out `timeout` seconds from now, give or take the message's transit.
-            self._work.start_soon(self._execute, ctx, now)
+            # The lease started on the server just before the message left (a job sent ahead:
+            # it starts `start_in_ms` after): by our clock it runs out `timeout` seconds from
+            # then, give or take the message's transit.
+            self._work.start_soon(self._execute, ctx, start)
 
-    async def _execute(self, ctx: ChronosContext, arrived_at: float) -> None:
+    async def _execute(self, ctx: ChronosContext, start: float) -> None:
         try:
             try:
-                report, deadline = await self._execute_handler(ctx, arrived_at)
+                # A job sent ahead of its due instant (`start_in_ms`) starts at that instant;
+                # its lease, too, runs from then.
+                if start > trio.current_time():
+                    await trio.sleep_until(start)
+                report, deadline = await self._execute_handler(ctx, start)
                 if report is None:
                     return  # the lease was lost: nothing to report (logged)
                 # Bounded outbox: the token (and its credit) comes back only once there is room
@@ -469,6 +477,15 @@ def _chunks(items: list[_Outgoing]) -> Iterator[list[_Outgoing]]:
         size += len(item.item)
     if chunk:
         yield chunk
+
+
+def _start_in(job: object) -> float:
+    """Seconds from a job's arrival to its start: its `start_in_ms` (sent ahead of its due
+    instant after `timed_start`), else 0."""
+    value = job.get("start_in_ms") if isinstance(job, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1000:
+        return value / 1000
+    return 0.0
 
 
 def _seconds(value: Any, default: float) -> float:

@@ -11,9 +11,15 @@ Messages are JSON text, one object each, with a `type` (README, "Worker channel"
 
     worker → server   hello {handlers, worker?, credits}   credit {n}   results {results: [...]}
                       ping   drain   heartbeat {execution_ids: [...], extend_seconds?}
-    server → worker   welcome {heartbeat_seconds, max_credits}   jobs {jobs: [...]}
+                      timed_start
+    server → worker   welcome {heartbeat_seconds, max_credits, lead_ms}   jobs {jobs: [...]}
                       acks {results: [...]}   pong   stopping   drained
                       heartbeat_acks {results: [...]}
+
+`timed_start` says the worker starts a job that carries `start_in_ms` that many milliseconds after
+it arrives: from then on the server may send a job up to `lead_ms` (welcome) before it is due,
+its execution started (and its lease counted) as of the due instant, so the claim and the
+message happen before the instant instead of after it.
 
 `drain` is a worker's graceful stop: no job is sent on the channel after it (a claim in progress
 is given up, its jobs go back to `ready`), results are still taken, and `drained` is sent once
@@ -47,12 +53,12 @@ from chronos_server.api.schemas import (
 )
 from chronos_server.api.serialize import claim_json, execution_json
 from chronos_server.api.timefmt import iso
-from chronos_server.core.models import Outcome
+from chronos_server.core.models import ClaimedJob, Outcome
 from chronos_server.errors import BadRequest, ChronosError, NotFound, Stopping, ValidationFailed
 from chronos_server.pipeline.claims import claim_jobs
 from chronos_server.pipeline.outcomes import extend_leases, record_reports
 from chronos_server.pipeline.services import ChannelInfo, Pipeline
-from chronos_server.pipeline.signals import Nudge
+from chronos_server.pipeline.signals import HAND_OFF_EARLY_MS, Nudge
 from chronos_server.web.websocket import HandshakeRefused, WebSocket, WebSocketClosed
 
 HELLO_SECONDS = 10.0
@@ -94,6 +100,10 @@ class Drain(_Message):
     type: Literal["drain"]
 
 
+class TimedStart(_Message):
+    type: Literal["timed_start"]
+
+
 class Heartbeat(_Message):
     """Lease extension for executions sent on any channel of the account (extension)."""
 
@@ -102,7 +112,7 @@ class Heartbeat(_Message):
     extend_seconds: Annotated[StrictInt, Field(ge=1, le=MAX_EXTEND_SECONDS)] | None = None
 
 
-AnyMessage = Hello | Credit | Results | Ping | Drain | Heartbeat
+AnyMessage = Hello | Credit | Results | Ping | Drain | Heartbeat | TimedStart
 ClientMessage = Annotated[AnyMessage, Field(discriminator="type")]
 _MESSAGES: TypeAdapter[AnyMessage] = TypeAdapter(ClientMessage)
 _ITEM = TypeAdapter(BatchResultItem)
@@ -152,6 +162,7 @@ class Channel:
         self.handlers: list[str] = []
         self.worker: str | None = None
         self.credit = Nudge()
+        self.timed_start = False  # the worker starts jobs at `start_in_ms`: may get them early
         self.draining = trio.Event()
         self.claim_scope = trio.CancelScope()
         self.outstanding: set[str] = set()  # executions sent and not yet reported here
@@ -212,6 +223,7 @@ class Channel:
                     "type": "welcome",
                     "heartbeat_seconds": HEARTBEAT_SECONDS,
                     "max_credits": MAX_CREDITS,
+                    "lead_ms": HAND_OFF_EARLY_MS,
                 }
             )
             return
@@ -234,14 +246,32 @@ class Channel:
             # A drain cancels a parked claim; cancelled, `claim_jobs` leaves no job claimed.
             with self.claim_scope:
                 claimed = await claim_jobs(
-                    p, self.account_id, self.handlers, self.worker, PARK_SECONDS, self.credits
+                    p,
+                    self.account_id,
+                    self.handlers,
+                    self.worker,
+                    PARK_SECONDS,
+                    self.credits,
+                    early=self.timed_start,
                 )
             self.claim_scope = trio.CancelScope()
             if not claimed:
                 continue
             self.credits -= len(claimed)
             self.outstanding.update(c.execution.id for c in claimed)
-            await self._send({"type": "jobs", "jobs": [claim_json(c) for c in claimed]})
+            await self._send({"type": "jobs", "jobs": self._jobs_json(claimed)})
+
+    def _jobs_json(self, claimed: list[ClaimedJob]) -> list[dict[str, Any]]:
+        """The claim answers; a job handed over before its execution's start (an early hand-off)
+        says how long after its arrival to start it."""
+        now = self.p.clock.exact_ms()
+        jobs = []
+        for c in claimed:
+            job = claim_json(c)
+            if c.execution.started_at > now:
+                job["start_in_ms"] = round(c.execution.started_at - now, 2)
+            jobs.append(job)
+        return jobs
 
     async def _finish_drain(self) -> None:
         """The worker asked to drain: once every job it holds is reported, say `drained`; then
@@ -298,6 +328,10 @@ class Channel:
             await self._results_in.send(message.results)
         elif isinstance(message, Ping):
             await self.ws.send(PONG_TEXT)
+        elif isinstance(message, TimedStart):
+            if not self.timed_start:
+                self.timed_start = True
+                self.claim_scope.cancel()  # a claim parked before this parks again, early
         elif isinstance(message, Drain):
             self.draining.set()
             self.claim_scope.cancel()

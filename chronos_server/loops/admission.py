@@ -16,6 +16,7 @@ import trio
 
 from chronos_server.errors import StoreUnavailable
 from chronos_server.pipeline.services import Pipeline
+from chronos_server.pipeline.signals import HAND_OFF_EARLY_MS
 from chronos_server.telemetry import logs
 
 log = logging.getLogger("chronos.admission")
@@ -85,7 +86,7 @@ async def run_admission(
                 continue
             wake = result.next_wakeup
             if wake is not None and result.next_claimable is not None:
-                wake -= HAND_OFF_LEAD_MS
+                wake -= lead_ms(p, result.next_claimable)
             delay = seconds_until(p, wake)
         except StoreUnavailable as exc:
             p.store_health.failed("admission", exc)
@@ -101,15 +102,27 @@ async def run_admission(
             await hand_off(p, result)
 
 
+def lead_ms(p: Pipeline, key: tuple[str, str]) -> int:
+    """How long before a pull job of `key` falls due to wake for its hand-off."""
+    if p.board.early_parked(*key):
+        return HAND_OFF_EARLY_MS
+    return HAND_OFF_LEAD_MS
+
+
 async def hand_off(p: Pipeline, result: AdmissionResult) -> None:
     """Woken at a due instant: if a claimer of the due pull job is parked here and the store's
     claims take due jobs themselves, wake it first, so the job goes from `pending` to the
     worker in one statement; the pass that follows admits the rest (and, should the claimer
-    lose the row to it, makes the job `ready` and wakes the claimer again)."""
+    lose the row to it, makes the job `ready` and wakes the claimer again). Woken up to
+    `HAND_OFF_EARLY_MS` ahead, only an `early` claimer is woken (its worker starts the job at
+    the instant); if none is parked any more, the loop's next pass waits for the instant."""
     key, due = result.next_claimable, result.next_wakeup
-    if key is None or due is None or p.clock.now_ms() < due - HAND_OFF_LEAD_MS:
+    if key is None or due is None:
         return
-    for waiter in p.board.wake(key[0], key[1], 1):
+    ahead = due - p.clock.now_ms()
+    if ahead > HAND_OFF_EARLY_MS:
+        return
+    for waiter in p.board.wake(key[0], key[1], 1, early_only=ahead > HAND_OFF_LEAD_MS):
         waiter.claim_at = due
         # Let its claim run first (bounded: a claimer that vanished must not hold admission).
         with trio.move_on_after(HAND_OFF_SECONDS):

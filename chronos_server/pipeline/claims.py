@@ -29,11 +29,15 @@ async def claim_jobs(
     worker: str | None,
     wait_seconds: float,
     limit: int = 1,
+    early: bool = False,
 ) -> list[ClaimedJob]:
     """Up to `limit` jobs of `handlers`, waiting up to `wait_seconds` for one; [] if none came
-    (or the stop began). Cancelling the caller at any point leaves no job claimed."""
+    (or the stop began). Cancelling the caller at any point leaves no job claimed. `early`: the
+    caller starts each job at its execution's `started_at` itself, so admission may hand it
+    jobs up to `HAND_OFF_EARLY_MS` before they are due (their `started_at` is the due instant).
+    """
     received = trio.current_time()
-    claimed = await _claim_jobs(p, account_id, handlers, worker, wait_seconds, limit)
+    claimed = await _claim_jobs(p, account_id, handlers, worker, wait_seconds, limit, early)
     p.metrics.claim_answered(len(claimed), trio.current_time() - received)
     return claimed
 
@@ -62,13 +66,14 @@ async def _claim_jobs(
     worker: str | None,
     wait_seconds: float,
     limit: int,
+    early: bool = False,
 ) -> list[ClaimedJob]:
     board = p.board
     deadline = trio.current_time() + wait_seconds
     woken_by: Key | None = None  # the wake-up that ended the last wait
     woken: Waiter | None = None
     while not p.shutdown.stopping:
-        waiter = board.register(account_id, handlers)
+        waiter = board.register(account_id, handlers, early)
         try:
             try:
                 at = woken.claim_at if woken is not None else None
@@ -113,7 +118,8 @@ async def _claim_once(
     at: int | None = None,
 ) -> list[ClaimedJob]:
     """One claim statement; `at` (a due instant admission woke us for, at most a millisecond
-    ahead) is its `now` if the clock has not reached it yet."""
+    ahead, or `HAND_OFF_EARLY_MS` for an early claimer) is its `now` if the clock has not
+    reached it yet."""
     board = p.board
     if board.known_empty(account_id, handlers):
         return []

@@ -6,6 +6,7 @@ exactly as many waiters of an (account, handler) as it made jobs ready.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import trio
@@ -28,10 +29,19 @@ class Nudge:
 
 Key = tuple[str, str]
 
+# How long before a pull job is due admission may hand it to an `early` claimer: a worker
+# channel whose worker was told to start each job at its due instant (`start_in_ms`). A job's
+# way from the due instant to its handler (the claim statement, the message, the worker) then
+# happens before the instant instead of after it.
+HAND_OFF_EARLY_MS = 10
+
 
 class Waiter:
-    def __init__(self, keys: list[Key]) -> None:
+    def __init__(self, keys: list[Key], early: bool = False) -> None:
         self.keys = keys
+        # May be handed a job up to `HAND_OFF_EARLY_MS` before it is due (a worker channel
+        # whose worker starts each job at its due instant itself); else only once it is due.
+        self.early = early
         self.event = trio.Event()
         self.woken_by: Key | None = None
         # Set once the claim this wake-up led to has run (whatever it found): admission's
@@ -55,6 +65,7 @@ class ClaimBoard:
         self._waiting: dict[Key, dict[Waiter, None]] = {}
         self._generation: dict[Key, int] = {}
         self._empty: set[Key] = set()
+        self._early: dict[Key, int] = {}  # how many of a key's waiters are `early`
         self.closing = False
         # Told when another process changed a handler's limits (the store's listener).
         self.on_limits_changed: Callable[[], None] = lambda: None
@@ -75,20 +86,27 @@ class ClaimBoard:
     def known_empty(self, account_id: str, handlers: list[str]) -> bool:
         return all((account_id, h) in self._empty for h in handlers)
 
-    def register(self, account_id: str, handlers: list[str]) -> Waiter:
-        waiter = Waiter([(account_id, h) for h in handlers])
+    def register(self, account_id: str, handlers: list[str], early: bool = False) -> Waiter:
+        waiter = Waiter([(account_id, h) for h in handlers], early)
         if self.closing:
             waiter.event.set()
             return waiter
         for key in waiter.keys:
-            self._waiting.setdefault(key, {})[waiter] = None
+            queue = self._waiting.setdefault(key, {})
+            if early and waiter not in queue:
+                self._early[key] = self._early.get(key, 0) + 1
+            queue[waiter] = None
         return waiter
 
     def unregister(self, waiter: Waiter) -> None:
         for key in waiter.keys:
             queue = self._waiting.get(key)
-            if queue is not None:
-                queue.pop(waiter, None)
+            if queue is not None and waiter in queue:
+                del queue[waiter]
+                if waiter.early:
+                    self._early[key] -= 1
+                    if not self._early[key]:
+                        del self._early[key]
                 if not queue:
                     del self._waiting[key]
 
@@ -96,20 +114,26 @@ class ClaimBoard:
         """Wake up to `count` waiters of this (account, handler), oldest first."""
         return len(self.wake(account_id, handler, count))
 
-    def wake(self, account_id: str, handler: str, count: int) -> list[Waiter]:
-        """`notify`, returning the waiters it woke."""
+    def wake(
+        self, account_id: str, handler: str, count: int, early_only: bool = False
+    ) -> list[Waiter]:
+        """`notify`, returning the waiters it woke (with `early_only`, only `early` ones)."""
         key = (account_id, handler)
         self._generation[key] = self._generation.get(key, 0) + 1
         self._empty.discard(key)
         woken: list[Waiter] = []
-        queue = self._waiting.get(key)
-        while queue and len(woken) < count:
-            waiter = next(iter(queue))
+        queue = self._waiting.get(key, {})
+        oldest = (w for w in queue if w.early) if early_only else iter(queue)
+        for waiter in list(itertools.islice(oldest, max(0, count))):
             self.unregister(waiter)
             waiter.woken_by = key
             waiter.event.set()
             woken.append(waiter)
         return woken
+
+    def early_parked(self, account_id: str, handler: str) -> bool:
+        """Whether an `early` claimer is parked for (account, handler)."""
+        return (account_id, handler) in self._early
 
     def parked_keys(self) -> list[Key]:
         """The (account, handler) pairs someone is waiting for (the store's fallback check)."""

@@ -30,6 +30,9 @@ class SetClock:
     def now_ms(self) -> int:
         return self.now
 
+    def exact_ms(self) -> float:
+        return float(self.now)
+
 
 @dataclass
 class Rig:

@@ -6,9 +6,11 @@ the stop. A WebSocket client of another stack (trio-websocket) plays the worker.
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +141,36 @@ async def test_a_job_made_ready_later_is_sent_at_once(server: RunningServer) -> 
         )
         [job] = await jobs(ws, 1)
         assert job["job_id"] == created["id"]
+
+
+async def test_after_timed_start_a_due_job_comes_ahead_and_says_when_to_start(
+    server: RunningServer,
+) -> None:
+    """After `timed_start`, a job is sent up to `lead_ms` before it is due, with `start_in_ms`;
+    its execution starts (and its lease counts) as of the due instant. A channel without
+    `timed_start` never gets a job before it is due."""
+    async with channel(server) as ws, channel(server) as plain:
+        await send(ws, {"type": "hello", "handlers": ["timed"], "credits": 1})
+        welcome = await receive(ws)
+        lead_ms = welcome["lead_ms"]
+        assert isinstance(lead_ms, int) and lead_ms > 1
+        await send(ws, {"type": "timed_start"})
+        await hello(plain, credits=1, handlers=["plain"])
+        found: dict[str, tuple[dict[str, Any], float]] = {}
+        for handler, conn in (("timed", ws), ("plain", plain)):
+            due = datetime.now(UTC) + timedelta(milliseconds=700)
+            body = {"name": "j", "handler": handler, "scheduled_for": due.isoformat()}
+            ok(await server.client.post("/v1/jobs", json=body), 201)
+            [job] = await jobs(conn, 1)
+            found[handler] = (job, due.timestamp() - time.time())
+        timed, ahead = found["timed"]
+        assert 0 < timed["start_in_ms"] <= lead_ms
+        assert ahead > 0  # arrived before its due instant
+        plain_job, plain_ahead = found["plain"]
+        assert "start_in_ms" not in plain_job and plain_ahead <= 0.001
+    for job in (timed, plain_job):
+        execution = ok(await server.client.get(f"/v1/executions/{job['execution_id']}"), 200)
+        assert execution["started_at"] == job["scheduled_for"]
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,7 @@ from chronos_server.loops.dispatch import run_dispatch
 from chronos_server.loops.sweeper import run_sweeper
 from chronos_server.pipeline.claims import claim_jobs
 from chronos_server.pipeline.services import LoopSettings, Pipeline
+from chronos_server.pipeline.signals import HAND_OFF_EARLY_MS
 from chronos_server.store.sqlite import open_sqlite_store
 from chronos_server.store.transactions import new_id
 
@@ -139,6 +140,59 @@ async def test_a_parked_claimer_takes_a_job_at_its_due_instant_without_an_admiss
     # The claim that took it found it still `pending`: no admission pass made it `ready` first.
     assert before_claims[-1] is JobStatus.PENDING
     assert await world.status(job.id) is JobStatus.RUNNING
+
+
+async def test_an_early_claimer_is_handed_a_due_job_ahead_as_of_its_due_instant(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A claimer whose worker starts jobs on time itself (a channel after `timed_start`) is
+    woken up to HAND_OFF_EARLY_MS ahead: its claim runs as of the due instant (the execution
+    starts then, its lease counts from then), while a plain claimer parked beside it is not
+    woken ahead and gets nothing early."""
+    world.start_loops()
+    due = ORIGIN_MS + 5_000
+    job = await world.add_job(run_at=due)
+    plain = world.p.board.register(world.account_id, ["h"])
+    early = world.p.board.register(world.account_id, ["h"], early=True)
+    await early.event.wait()
+    assert not plain.event.is_set()  # the older, plain claimer was passed over
+    assert due - HAND_OFF_EARLY_MS <= world.now() < due - 1
+    assert early.claim_at == due
+    world.p.board.unregister(plain)
+    claimed = await world.p.store.claim_ready_jobs(world.account_id, ["h"], None, due, 1)
+    early.attempted.set()
+    assert [c.job.id for c in claimed] == [job.id]
+    assert claimed[0].execution.started_at == due
+    assert claimed[0].execution.lease_expires_at == due + 30_000
+
+
+async def test_a_plain_claimer_is_never_handed_a_job_ahead_of_time(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """With only plain claimers parked, the hand-off waits for the instant (1 ms lead), and
+    when the only early claimer leaves before its early wake-up, the job still goes on time."""
+    world.start_loops()
+    due = ORIGIN_MS + 6_000
+    job = await world.add_job(run_at=due)
+    early = world.p.board.register(world.account_id, ["h"], early=True)
+    await trio.sleep(1)
+    world.p.board.unregister(early)  # gone before the job's early hand-off
+    claimed = await claim_jobs(world.p, world.account_id, ["h"], None, 20)
+    assert [c.job.id for c in claimed] == [job.id]
+    assert due - HAND_OFF_LEAD_MS <= world.now() <= due
+    assert claimed[0].execution.started_at == due
+
+
+async def test_an_early_claim_through_claim_jobs_takes_the_job_ahead(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    world.start_loops()
+    due = ORIGIN_MS + 7_000
+    job = await world.add_job(run_at=due)
+    claimed = await claim_jobs(world.p, world.account_id, ["h"], None, 20, early=True)
+    assert [c.job.id for c in claimed] == [job.id]
+    assert due - HAND_OFF_EARLY_MS <= world.now() < due - 1
+    assert claimed[0].execution.started_at == due
 
 
 async def test_interval_schedule_spawns_each_slot_once_on_time(

@@ -35,3 +35,22 @@ def test_key_cache_expires_and_can_be_disabled() -> None:
     off = KeyCache(0.0)
     off.put("k", account, now=100.0)
     assert off.get("k", now=100.0) is None
+
+
+def test_early_claimers_are_counted_per_key_and_woken_alone_when_asked() -> None:
+    board = ClaimBoard()
+    plain = board.register("a", ["h"])
+    first = board.register("a", ["h", "i"], early=True)
+    second = board.register("a", ["h"], early=True)
+    assert board.early_parked("a", "h") and board.early_parked("a", "i")
+    assert not board.early_parked("a", "j") and not board.early_parked("b", "h")
+    # Early only: the oldest early claimer, never the plain one parked before it.
+    assert board.wake("a", "h", 1, early_only=True) == [first]
+    assert not plain.event.is_set() and first.event.is_set()
+    assert not board.early_parked("a", "i")  # `first` left every key it waited on
+    assert board.early_parked("a", "h")
+    board.unregister(second)
+    board.unregister(second)  # twice: counted once
+    assert not board.early_parked("a", "h")
+    assert board.wake("a", "h", 1, early_only=True) == []
+    assert board.wake("a", "h", 5) == [plain]  # any claimer, oldest first

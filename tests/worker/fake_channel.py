@@ -44,8 +44,10 @@ class FakeWebSocket:
 class FakeChannel:
     """The server's side of the channel (see the module doc)."""
 
-    def __init__(self, server: FakeServer) -> None:
+    def __init__(self, server: FakeServer, lead_ms: int | None = None) -> None:
         self.server = server
+        self.lead_ms = lead_ms  # said in the welcome (a server that sends jobs ahead)
+        self.timed_start = False  # the worker said it starts jobs at `start_in_ms`
         self.hellos: list[dict[str, Any]] = []
         self.grants: list[int] = []  # `n` of each credit message
         self.credits = 0
@@ -95,7 +97,10 @@ class FakeChannel:
         self.draining = False
         self.credits = hello["credits"]
         self._granted()
-        await send({"type": "welcome", "heartbeat_seconds": HEARTBEAT_SECONDS})
+        welcome: dict[str, Any] = {"type": "welcome", "heartbeat_seconds": HEARTBEAT_SECONDS}
+        if self.lead_ms is not None:
+            welcome["lead_ms"] = self.lead_ms
+        await send(welcome)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._dispatch, send)
             async for text in from_worker:
@@ -139,6 +144,8 @@ class FakeChannel:
             await self._maybe_drained(send)
         elif kind == "ping":
             await send({"type": "pong"})
+        elif kind == "timed_start":
+            self.timed_start = True
         self._nudge()
         self.server._notify()  # wakes `FakeServer.wait_for`
 

@@ -185,3 +185,30 @@ async def test_drain_runs_and_reports_the_prefetched_jobs(
     assert set(channel.results) == set(warm + held[:6])
     assert set(channel.results.values()) == {1}
     assert len(server.queue) == 2  # nothing taken after the drain
+
+
+@pytest.mark.parametrize("lead_ms", [10, None])
+async def test_a_job_sent_ahead_starts_start_in_ms_after_it_arrived(
+    server: FakeServer,
+    make_chronos: MakeChronos,
+    autojump_clock: object,
+    monkeypatch: pytest.MonkeyPatch,
+    lead_ms: int | None,
+) -> None:
+    """A server whose welcome says `lead_ms` is told `timed_start`; a job that then comes with
+    `start_in_ms` starts that long after the message arrived (its lease from then), one without
+    at once. A server that does not say `lead_ms` is not told."""
+    channel = FakeChannel(server, lead_ms=lead_ms)
+    monkeypatch.setattr(streaming, "open_channel", channel.open)
+    chronos = stream_chronos(make_chronos, concurrency=4)
+    started: dict[str, float] = {}
+
+    @chronos.worker.handle("test.job")
+    async def record(ctx: ChronosContext) -> None:
+        started[ctx.execution_id] = trio.current_time()
+
+    timed = channel.add_job(start_in_ms=8)
+    plain = channel.add_job()
+    await run_until(chronos.worker, server, lambda: len(channel.results) == 2)
+    assert channel.timed_start is (lead_ms is not None)
+    assert started[timed] - started[plain] == pytest.approx(0.008, abs=1e-6)
