@@ -164,10 +164,13 @@ class StreamRunner:
         await stop.wait()
         self._stopping = True
         self._wake()
+        self._changed.unpark_all()
 
     def _wake(self) -> None:
+        """Wake the sender: results, credits or heartbeats to send. (What `_wait_until` waits
+        for — the stop, the last job settled, `drained` — unparks `_changed` itself: waking
+        those waiters for every job cost a task switch or two per job.)"""
         self._nudge.set()
-        self._changed.unpark_all()
 
     async def _wait_until(self, done: Callable[[], bool]) -> None:
         while not done():
@@ -399,7 +402,8 @@ class StreamRunner:
                 self._unsettled.release()
         finally:
             self._active -= 1
-            self._changed.unpark_all()
+            if self._active == 0:  # what `_finished` waits for
+                self._changed.unpark_all()
 
     async def _deliver(self, ctx: ChronosContext, report: Report, deadline: float) -> bool:
         if self.auth_error is not None:

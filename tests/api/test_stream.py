@@ -148,29 +148,37 @@ async def test_after_timed_start_a_due_job_comes_ahead_and_says_when_to_start(
 ) -> None:
     """After `timed_start`, a job is sent up to `lead_ms` before it is due, with `start_in_ms`;
     its execution starts (and its lease counts) as of the due instant. A channel without
-    `timed_start` never gets a job before it is due."""
+    `timed_start` never gets a job before it is due. (Real time: a job is sent ahead unless the
+    server stalls past the lead, so of three jobs one must be; the rest is MockClock-tested in
+    tests/loops/test_loops.py.)"""
     async with channel(server) as ws, channel(server) as plain:
-        await send(ws, {"type": "hello", "handlers": ["timed"], "credits": 1})
+        await send(ws, {"type": "hello", "handlers": ["timed"], "credits": 3})
         welcome = await receive(ws)
         lead_ms = welcome["lead_ms"]
         assert isinstance(lead_ms, int) and lead_ms > 1
         await send(ws, {"type": "timed_start"})
-        await hello(plain, credits=1, handlers=["plain"])
-        found: dict[str, tuple[dict[str, Any], float]] = {}
-        for handler, conn in (("timed", ws), ("plain", plain)):
-            due = datetime.now(UTC) + timedelta(milliseconds=700)
-            body = {"name": "j", "handler": handler, "scheduled_for": due.isoformat()}
-            ok(await server.client.post("/v1/jobs", json=body), 201)
-            [job] = await jobs(conn, 1)
-            found[handler] = (job, due.timestamp() - time.time())
-        timed, ahead = found["timed"]
-        assert 0 < timed["start_in_ms"] <= lead_ms
-        assert ahead > 0  # arrived before its due instant
-        plain_job, plain_ahead = found["plain"]
-        assert "start_in_ms" not in plain_job and plain_ahead <= 0.001
-    for job in (timed, plain_job):
+        await hello(plain, credits=3, handlers=["plain"])
+        found: list[tuple[str, dict[str, Any], float]] = []
+        for _ in range(3):
+            for handler, conn in (("timed", ws), ("plain", plain)):
+                due = datetime.now(UTC) + timedelta(milliseconds=500)
+                body = {"name": "j", "handler": handler, "scheduled_for": due.isoformat()}
+                ok(await server.client.post("/v1/jobs", json=body), 201)
+                [job] = await jobs(conn, 1)
+                found.append((handler, job, due.timestamp() - time.time()))
+    ahead = [job for handler, job, left in found if handler == "timed" and left > 0]
+    assert ahead, found
+    for handler, job, left in found:
         execution = ok(await server.client.get(f"/v1/executions/{job['execution_id']}"), 200)
-        assert execution["started_at"] == job["scheduled_for"]
+        if "start_in_ms" in job:
+            assert handler == "timed" and 0 < job["start_in_ms"] <= lead_ms
+            assert execution["started_at"] == job["scheduled_for"]
+        else:
+            # Started when claimed, never before its instant (the plain hand-off fires at most
+            # 1 ms ahead and claims as of the instant).
+            assert execution["started_at"] >= job["scheduled_for"]
+            assert left <= 0.001 or handler == "timed"
+    assert all("start_in_ms" in job for job in ahead)
 
 
 @pytest.mark.parametrize(
