@@ -67,23 +67,28 @@ class ListQuery:
             f":{int(self.since is not None)}:{int(self.after is not None)}"
         )
 
+    def _ranges(self, clauses: list[str], columns: str, order: str, limit: str) -> str:
+        """One ordered index range per status, each cut at `limit`, as one UNION ALL (or the
+        one range when there is at most one status)."""
+        statuses = [[f"status = :s{i}"] for i in range(len(self.statuses))] or [[]]
+        ranges = [
+            f"SELECT {columns} FROM {self.table.name} WHERE "
+            + " AND ".join([*clauses, *status])
+            + f" {order} LIMIT {limit}"
+            for status in statuses
+        ]
+        if len(ranges) == 1:
+            return ranges[0]
+        return "\nUNION ALL\n".join(f"SELECT * FROM ({r}) AS b{i}" for i, r in enumerate(ranges))
+
     def page_sql(self) -> tuple[str, str, dict[str, object]]:
         """(name, SQL, params) of one page; the caller adds `limit` and `offset`."""
         clauses, params = self._where(keyset=True)
-        t = self.table
-        order = f"ORDER BY {t.time} DESC, id DESC"
+        order = f"ORDER BY {self.table.time} DESC, id DESC"
         if len(self.statuses) <= 1:
-            if self.statuses:
-                clauses.append("status = :s0")
-            sql = f"SELECT * FROM {t.name} WHERE {' AND '.join(clauses)} {order}"
-            return self._shape("page"), f"{sql} LIMIT :limit OFFSET :offset", params
-        branches = [
-            f"SELECT * FROM (SELECT * FROM {t.name} WHERE "
-            + " AND ".join([*clauses, f"status = :s{i}"])
-            + f" {order} LIMIT :depth) AS b{i}"
-            for i in range(len(self.statuses))
-        ]
-        union = "\nUNION ALL\n".join(branches)
+            sql = self._ranges(clauses, "*", order, ":limit OFFSET :offset")
+            return self._shape("page"), sql, params
+        union = self._ranges(clauses, "*", order, ":depth")
         sql = f"SELECT * FROM (\n{union}\n) AS merged {order} LIMIT :limit OFFSET :offset"
         return self._shape("page"), sql, params
 
@@ -94,19 +99,10 @@ class ListQuery:
         cheap by its estimate, and read the whole table when the matches lie at its end."""
         clauses, params = self._where(keyset=False)
         time = self.table.time
-        branches = [
-            f"SELECT {time} FROM {self.table.name} WHERE "
-            + " AND ".join([*clauses, *([f"status = :s{i}"] if self.statuses else [])])
-            + f" ORDER BY {time} DESC LIMIT :cap"
-            for i in range(max(1, len(self.statuses)))
-        ]
-        if len(branches) == 1:
-            inner = branches[0]
-        else:
-            union = " UNION ALL ".join(
-                f"SELECT * FROM ({branch}) AS b{i}" for i, branch in enumerate(branches)
-            )
-            inner = f"SELECT 1 FROM ({union}) AS merged LIMIT :cap"
+        ranges = self._ranges(clauses, time, f"ORDER BY {time} DESC", ":cap")
+        inner = (
+            ranges if len(self.statuses) <= 1 else f"SELECT 1 FROM ({ranges}) AS merged LIMIT :cap"
+        )
         return self._shape("count"), f"SELECT count(*) AS n FROM ({inner}) AS c", params
 
     def estimate_sql(self) -> tuple[str, str, dict[str, object]]:
