@@ -42,22 +42,30 @@ def _attempts(n: int) -> str:
     return f"{n} attempt" if n == 1 else f"{n} attempts"
 
 
-async def log_attempt(api: WorkerAPI, log: Log, ctx: ChronosContext, report: Report) -> None:
-    """Log what became of the job after the server accepted `report`."""
+def log_settled(log: Log, ctx: ChronosContext, report: Report) -> bool:
+    """Log what became of the job after the server accepted `report`, when that needs no
+    lookup (completed, or failed for good); False when it does (`log_attempt`)."""
     if report.status == "completed":
         if log.enabled(logging.INFO):
             log.info(f"Job {ctx.job_id} completed on attempt {ctx.attempt}", **job_meta(ctx))
-        return
-    meta = job_meta(ctx)
-    error = report.error or "unknown error"
+        return True
     if not report.retryable:
         log.error(
             f"Job {ctx.job_id} failed for good after {_attempts(ctx.attempt)}"
             " (non-retryable error)",
-            error=error,
-            **meta,
+            error=report.error or "unknown error",
+            **job_meta(ctx),
         )
+        return True
+    return False
+
+
+async def log_attempt(api: WorkerAPI, log: Log, ctx: ChronosContext, report: Report) -> None:
+    """Log what became of the job after the server accepted `report`."""
+    if log_settled(log, ctx, report):
         return
+    meta = job_meta(ctx)
+    error = report.error or "unknown error"
     try:
         job = await api.get_job(ctx.job_id)
     except ChronosError as exc:

@@ -55,16 +55,17 @@ Against a server without the channel (the upgrade answered 404 or another 4xx th
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import trio
 from trio_websocket import ConnectionClosed, WebSocketConnection
 
 from .api import WorkerAPI, result_item, worker_label
-from .attempt_log import job_meta, log_attempt, log_give_up, log_refusal
+from .attempt_log import job_meta, log_attempt, log_give_up, log_refusal, log_settled
 from .backoff import Backoff, Reachability, pause_after
 from .channel import (
     ChannelBroken,
@@ -102,8 +103,7 @@ class _Outgoing:
     report: Report
     deadline: float  # Trio time after which the lease has run out
     item: bytes
-    settled: trio.Event = field(default_factory=trio.Event)
-    accepted: bool = False
+    settled: bool = False
     sent_on: int = 0  # the session it was last sent on (0: none)
     tries: int = 0
 
@@ -134,6 +134,11 @@ class StreamRunner:
         self._backoff = Backoff(settings.retry_delay_seconds, rng)
         self._reach = Reachability(log, "the worker channel")
         self._outbox: dict[str, _Outgoing] = {}
+        # (give-up instant, sequence, result): the results waiting for an ack, earliest first;
+        # settled ones leave lazily (when on top, or all at once when they are most of it)
+        self._expiries: list[tuple[float, int, _Outgoing]] = []
+        self._expiry_seq = 0
+        self._expiry_changed = trio.lowlevel.ParkingLot()
         self._changed = trio.lowlevel.ParkingLot()  # anything `_wait_until` may wait for
         self._nudge = trio.Event()  # wakes the sender
         self._active = 0  # jobs whose handler runs or whose result is unsettled
@@ -154,6 +159,7 @@ class StreamRunner:
         has no channel and it was not forced."""
         async with trio.open_nursery() as outer:
             outer.start_soon(self._watch_stop, stop)
+            outer.start_soon(self._expire_loop)
             async with trio.open_nursery() as work:
                 self._work = work
                 offered = await self._connect_loop()
@@ -257,6 +263,8 @@ class StreamRunner:
         heartbeat = _seconds(welcome.get("heartbeat_seconds"), DEFAULT_HEARTBEAT_SECONDS)
         if "lead_ms" in welcome:  # the server may send jobs ahead: start each on time here
             await send_json(ws, {"type": "timed_start"})
+        if welcome.get("brief_acks") is True:  # acks without the execution: we never read it
+            await send_json(ws, {"type": "brief_acks"})
         self._reach.reached()
         self._backoff.reset()
         if not self._connected_once:
@@ -387,38 +395,70 @@ class StreamRunner:
                 if start > trio.current_time():
                     await trio.sleep_until(start)
                 report, deadline = await self._execute_handler(ctx, start)
-                if report is None:
-                    return  # the lease was lost: nothing to report (logged)
-                # Bounded outbox: the token (and its credit) comes back only once there is room
-                # for this result among the unsettled ones.
-                await self._unsettled.acquire()
+                if report is not None:
+                    # Bounded outbox: the token (and its credit) comes back only once there is
+                    # room for this result among the unsettled ones.
+                    await self._unsettled.acquire()
             finally:
                 self._tokens.release()
                 self._wake()
-            try:
-                if await self._deliver(ctx, report, deadline):
-                    await log_attempt(self._api, self._log, ctx, report)
-            finally:
-                self._unsettled.release()
-        finally:
-            self._active -= 1
-            if self._active == 0:  # what `_finished` waits for
-                self._changed.unpark_all()
+        except BaseException:
+            self._job_over()
+            raise
+        if report is None:
+            self._job_over()  # the lease was lost: nothing to report (logged)
+        else:
+            self._deliver(ctx, report, deadline)
 
-    async def _deliver(self, ctx: ChronosContext, report: Report, deadline: float) -> bool:
+    def _job_over(self) -> None:
+        self._active -= 1
+        if self._active == 0:  # what `_finished` waits for
+            self._changed.unpark_all()
+
+    def _deliver(self, ctx: ChronosContext, report: Report, deadline: float) -> None:
+        """Queue a result (its outbox place taken) to be sent; from here on it is settled by
+        its ack (`_settle_acks`), a break of the API key (`_auth_failed`) or, when none came
+        in time, given up (`_expire_loop`): no task waits for it."""
         if self.auth_error is not None:
             self._refuse_report(ctx, report, str(self.auth_error), None, self.auth_error.status)
-            return False
+            self._free_place()
+            return
         item = _Outgoing(ctx, report, deadline, result_item(ctx.execution_id, report.body))
         self._outbox[ctx.execution_id] = item
+        self._expiry_seq += 1
+        heapq.heappush(self._expiries, (deadline + ACK_GRACE_SECONDS, self._expiry_seq, item))
+        if self._expiries[0][2] is item:  # the earliest now: the expiry loop sleeps less
+            self._expiry_changed.unpark_all()
         self._wake()
-        with trio.move_on_at(deadline + ACK_GRACE_SECONDS):
-            await item.settled.wait()
-        if not item.settled.is_set():
-            del self._outbox[ctx.execution_id]
-            log_give_up(self._log, ctx, report, item.tries, "no acknowledgement")
-            return False
-        return item.accepted
+
+    def _settle(self, item: _Outgoing) -> None:
+        """The result is over (acknowledged, refused or given up): its place is free."""
+        self._outbox.pop(item.ctx.execution_id, None)
+        item.settled = True
+        self._free_place()
+
+    def _free_place(self) -> None:
+        self._unsettled.release()
+        self._job_over()
+        if len(self._expiries) > 2 * len(self._outbox) + 64:  # mostly settled ones: drop them
+            self._expiries = [e for e in self._expiries if not e[2].settled]
+            heapq.heapify(self._expiries)
+
+    async def _expire_loop(self) -> None:
+        """Give up the results that got no ack until their lease ran out (+ a grace)."""
+        while True:
+            expiries = self._expiries
+            while expiries and expiries[0][2].settled:
+                heapq.heappop(expiries)
+            if not expiries:
+                await self._expiry_changed.park()
+            elif expiries[0][0] <= trio.current_time():
+                item = heapq.heappop(expiries)[2]
+                log_give_up(self._log, item.ctx, item.report, item.tries, "no acknowledgement")
+                self._settle(item)
+            else:
+                with trio.move_on_at(expiries[0][0]):
+                    await self._expiry_changed.park()
 
     def _settle_acks(self, acks: object) -> None:
         if not isinstance(acks, list):
@@ -431,19 +471,28 @@ class StreamRunner:
             if item is None:
                 continue  # a result given up meanwhile
             if ack.get("success") is True:
-                del self._outbox[item.ctx.execution_id]
-                item.accepted = True
-                item.settled.set()
+                if log_settled(self._log, item.ctx, item.report):
+                    self._settle(item)
+                else:  # a failure that may be retried: the job is read to say when
+                    self._outbox.pop(item.ctx.execution_id, None)
+                    item.settled = True
+                    assert self._work is not None
+                    self._work.start_soon(self._log_then_free, item)
             else:
                 code, message = ack.get("code"), ack.get("message")
                 code = code if isinstance(code, str) else None
                 error = f"{code}: {message}" if code else str(message)
                 self._refuse(item, error, code, None)
 
+    async def _log_then_free(self, item: _Outgoing) -> None:
+        try:
+            await log_attempt(self._api, self._log, item.ctx, item.report)
+        finally:
+            self._free_place()
+
     def _refuse(self, item: _Outgoing, error: str, code: str | None, status: int | None) -> None:
-        self._outbox.pop(item.ctx.execution_id, None)
         self._refuse_report(item.ctx, item.report, error, code, status)
-        item.settled.set()
+        self._settle(item)
 
     def _refuse_report(
         self, ctx: ChronosContext, report: Report, error: str, code: str | None, status: int | None

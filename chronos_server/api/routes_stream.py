@@ -11,8 +11,9 @@ Messages are JSON text, one object each, with a `type` (README, "Worker channel"
 
     worker → server   hello {handlers, worker?, credits}   credit {n}   results {results: [...]}
                       ping   drain   heartbeat {execution_ids: [...], extend_seconds?}
-                      timed_start
-    server → worker   welcome {heartbeat_seconds, max_credits, lead_ms}   jobs {jobs: [...]}
+                      timed_start   brief_acks
+    server → worker   welcome {heartbeat_seconds, max_credits, lead_ms, brief_acks}
+                      jobs {jobs: [...]}
                       acks {results: [...]}   pong   stopping   drained
                       heartbeat_acks {results: [...]}
 
@@ -20,6 +21,10 @@ Messages are JSON text, one object each, with a `type` (README, "Worker channel"
 it arrives: from then on the server may send a job up to `lead_ms` (welcome) before it is due,
 its execution started (and its lease counted) as of the due instant, so the claim and the
 message happen before the instant instead of after it.
+
+`brief_acks` says the worker does not read the execution an accepted result's ack carries in
+`data`: from then on those acks are `{execution_id, success: true}` alone (most of what a busy
+channel encodes and decodes otherwise). The welcome's `brief_acks: true` says the server knows it.
 
 `drain` is a worker's graceful stop: no job is sent on the channel after it (a claim in progress
 is given up, its jobs go back to `ready`), results are still taken, and `drained` is sent once
@@ -104,6 +109,10 @@ class TimedStart(_Message):
     type: Literal["timed_start"]
 
 
+class BriefAcks(_Message):
+    type: Literal["brief_acks"]
+
+
 class Heartbeat(_Message):
     """Lease extension for executions sent on any channel of the account (extension)."""
 
@@ -112,7 +121,7 @@ class Heartbeat(_Message):
     extend_seconds: Annotated[StrictInt, Field(ge=1, le=MAX_EXTEND_SECONDS)] | None = None
 
 
-AnyMessage = Hello | Credit | Results | Ping | Drain | Heartbeat | TimedStart
+AnyMessage = Hello | Credit | Results | Ping | Drain | Heartbeat | TimedStart | BriefAcks
 ClientMessage = Annotated[AnyMessage, Field(discriminator="type")]
 _MESSAGES: TypeAdapter[AnyMessage] = TypeAdapter(ClientMessage)
 _ITEM = TypeAdapter(BatchResultItem)
@@ -163,6 +172,7 @@ class Channel:
         self.worker: str | None = None
         self.credit = Nudge()
         self.timed_start = False  # the worker starts jobs at `start_in_ms`: may get them early
+        self.brief_acks = False  # the worker does not read an accepted result's execution
         self.draining = trio.Event()
         self.claim_scope = trio.CancelScope()
         self.outstanding: set[str] = set()  # executions sent and not yet reported here
@@ -224,6 +234,7 @@ class Channel:
                     "heartbeat_seconds": HEARTBEAT_SECONDS,
                     "max_credits": MAX_CREDITS,
                     "lead_ms": HAND_OFF_EARLY_MS,
+                    "brief_acks": True,
                 }
             )
             return
@@ -332,6 +343,8 @@ class Channel:
             if not self.timed_start:
                 self.timed_start = True
                 self.claim_scope.cancel()  # a claim parked before this parks again, early
+        elif isinstance(message, BriefAcks):
+            self.brief_acks = True
         elif isinstance(message, Drain):
             self.draining.set()
             self.claim_scope.cancel()
@@ -386,7 +399,7 @@ class Channel:
         acks: list[dict[str, Any]] = []
         for execution_id, checked_outcome in checked:
             result = checked_outcome if isinstance(checked_outcome, ChronosError) else next(answers)
-            acks.append(_ack(execution_id, result))
+            acks.append(_ack(execution_id, result, brief=self.brief_acks))
         await self._send({"type": "acks", "results": acks})
         # Settled only once acknowledged: a stop waiting for these must not close first.
         self.outstanding.difference_update(execution_id for execution_id, _ in checked)
@@ -406,7 +419,7 @@ def _check_item(item: dict[str, Any]) -> tuple[str, Outcome | ChronosError]:
         return execution_id, exc
 
 
-def _ack(execution_id: str, result: Any) -> dict[str, Any]:
+def _ack(execution_id: str, result: Any, *, brief: bool = False) -> dict[str, Any]:
     if isinstance(result, ChronosError):
         ack: dict[str, Any] = {
             "execution_id": execution_id,
@@ -417,6 +430,8 @@ def _ack(execution_id: str, result: Any) -> dict[str, Any]:
         if result.errors:
             ack["errors"] = [e.to_json() for e in result.errors]
         return ack
+    if brief:
+        return {"execution_id": execution_id, "success": True}
     return {"execution_id": execution_id, "success": True, "data": execution_json(result)}
 
 

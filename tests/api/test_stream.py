@@ -133,6 +133,41 @@ async def test_jobs_flow_as_credits_allow_and_results_are_acknowledged(
         assert twice["results"][0]["code"] == "execution_already_finished"
 
 
+async def test_after_brief_acks_an_accepted_result_is_acknowledged_without_its_execution(
+    server: RunningServer,
+) -> None:
+    """The welcome offers `brief_acks`; once the worker says it, an accepted result's ack is
+    its id and `success` alone (a refusal keeps its code), and the result is recorded all the
+    same."""
+    for _ in range(2):
+        ok(await server.client.post("/v1/jobs", json=PULL_JOB), 201)
+    async with channel(server) as ws:
+        await send(ws, {"type": "hello", "handlers": ["h"], "credits": 2})
+        welcome = await receive(ws)
+        assert welcome["brief_acks"] is True
+        await send(ws, {"type": "brief_acks"})
+        got = await jobs(ws, 2)
+        results = [
+            {"execution_id": got[0]["execution_id"], "status": "completed", "result": 7},
+            {"execution_id": got[0]["execution_id"], "status": "completed"},
+            {"execution_id": got[1]["execution_id"], "status": "completed"},
+        ]
+        await send(ws, {"type": "results", "results": results})
+        acks = await receive(ws)
+    assert acks["results"] == [
+        {"execution_id": got[0]["execution_id"], "success": True},
+        {
+            "execution_id": got[0]["execution_id"],
+            "success": False,
+            "code": "execution_already_finished",
+            "message": acks["results"][1]["message"],
+        },
+        {"execution_id": got[1]["execution_id"], "success": True},
+    ]
+    execution = ok(await server.client.get(f"/v1/executions/{got[0]['execution_id']}"))
+    assert (execution["status"], execution["result"]) == ("completed", 7)
+
+
 async def test_a_job_made_ready_later_is_sent_at_once(server: RunningServer) -> None:
     async with channel(server) as ws:
         await hello(ws, credits=1, handlers=["later"])

@@ -44,10 +44,20 @@ class FakeWebSocket:
 class FakeChannel:
     """The server's side of the channel (see the module doc)."""
 
-    def __init__(self, server: FakeServer, lead_ms: int | None = None) -> None:
+    def __init__(
+        self,
+        server: FakeServer,
+        lead_ms: int | None = None,
+        *,
+        offers_brief_acks: bool = False,
+        acks: bool = True,
+    ) -> None:
         self.server = server
         self.lead_ms = lead_ms  # said in the welcome (a server that sends jobs ahead)
+        self.offers_brief_acks = offers_brief_acks  # said in the welcome
+        self.acks = acks  # False: results are recorded, never acknowledged (a stuck server)
         self.timed_start = False  # the worker said it starts jobs at `start_in_ms`
+        self.brief_acks = False  # the worker said it does not read an ack's `data`
         self.hellos: list[dict[str, Any]] = []
         self.grants: list[int] = []  # `n` of each credit message
         self.credits = 0
@@ -100,6 +110,8 @@ class FakeChannel:
         welcome: dict[str, Any] = {"type": "welcome", "heartbeat_seconds": HEARTBEAT_SECONDS}
         if self.lead_ms is not None:
             welcome["lead_ms"] = self.lead_ms
+        if self.offers_brief_acks:
+            welcome["brief_acks"] = True
         await send(welcome)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._dispatch, send)
@@ -131,7 +143,8 @@ class FakeChannel:
                 self.server.results[execution_id] = item
                 self.unreported.discard(execution_id)
                 acks.append({"execution_id": execution_id, "success": True})
-            await send({"type": "acks", "results": acks})
+            if self.acks:
+                await send({"type": "acks", "results": acks})
             await self._maybe_drained(send)
         elif kind == "heartbeat":
             acks = [
@@ -146,6 +159,8 @@ class FakeChannel:
             await send({"type": "pong"})
         elif kind == "timed_start":
             self.timed_start = True
+        elif kind == "brief_acks":
+            self.brief_acks = True
         self._nudge()
         self.server._notify()  # wakes `FakeServer.wait_for`
 

@@ -16,7 +16,7 @@ from chronos_worker.prefetch import WARMUP_RUNS
 
 from .conftest import MakeChronos
 from .fake_channel import FakeChannel
-from .fakes import FakeServer
+from .fakes import FakeServer, RecordingLogger
 
 LIMIT = 600  # virtual seconds; a hang fails instead of blocking the suite
 
@@ -212,3 +212,64 @@ async def test_a_job_sent_ahead_starts_start_in_ms_after_it_arrived(
     await run_until(chronos.worker, server, lambda: len(channel.results) == 2)
     assert channel.timed_start is (lead_ms is not None)
     assert started[timed] - started[plain] == pytest.approx(0.008, abs=1e-6)
+
+
+@pytest.mark.parametrize("offered", [True, False])
+async def test_brief_acks_are_asked_for_only_when_offered(
+    server: FakeServer,
+    make_chronos: MakeChronos,
+    autojump_clock: object,
+    monkeypatch: pytest.MonkeyPatch,
+    offered: bool,
+) -> None:
+    """A server whose welcome says `brief_acks` is told the worker does not read an ack's
+    execution; a server that does not say it is not told (an older one would close the channel
+    on the unknown message)."""
+    channel = FakeChannel(server, offers_brief_acks=offered)
+    monkeypatch.setattr(streaming, "open_channel", channel.open)
+    chronos = stream_chronos(make_chronos, concurrency=2)
+
+    @chronos.worker.handle("test.job")
+    async def noop(ctx: ChronosContext) -> None:
+        pass
+
+    job = channel.add_job()
+    await run_until(chronos.worker, server, lambda: channel.results[job] == 1)
+    assert channel.brief_acks is offered
+
+
+async def test_a_result_never_acknowledged_is_given_up_when_its_lease_is_over(
+    server: FakeServer,
+    make_chronos: MakeChronos,
+    logger: RecordingLogger,
+    autojump_clock: object,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No ack for a result (a server that recorded nothing, or whose ack was lost): it is given
+    up once its lease has run out by the worker's clock plus the grace, logged once, and its
+    place is free again (the stop is not held by it)."""
+    channel = FakeChannel(server, acks=False)
+    monkeypatch.setattr(streaming, "open_channel", channel.open)
+    chronos = stream_chronos(make_chronos, concurrency=2)
+
+    @chronos.worker.handle("test.job")
+    async def noop(ctx: ChronosContext) -> None:
+        pass
+
+    first = channel.add_job(timeout=30)
+    second = channel.add_job(timeout=5)
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(chronos.worker.start)
+            await server.wait_for(lambda: channel.results[first] == channel.results[second] == 1)
+            await trio.sleep(5 + streaming.ACK_GRACE_SECONDS + 1)
+            gave_up = [m for m in logger.messages("error") if m.startswith("Giving up")]
+            assert gave_up == [
+                "Giving up on the report of attempt 1 of job job-2 after 1 try: its 5 s lease has"
+                " run out; the server will time the attempt out and retry the job if retries"
+                " remain"
+            ]
+            await chronos.worker.stop()
+    assert trio.current_time() == pytest.approx(30 + streaming.ACK_GRACE_SECONDS, abs=0.1)
+    gave_up = [m for m in logger.messages("error") if m.startswith("Giving up")]
+    assert len(gave_up) == 2 and "job job-1 " in gave_up[1]
