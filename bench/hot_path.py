@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -96,6 +97,21 @@ class Chronos:
 
     def cpu(self) -> list[float]:
         return [cpu_seconds(pid) for pid in self.server_pids()]
+
+    def store_calls(self) -> Counter[str]:
+        """Store calls so far per operation, from the server's metrics (with
+        `--server-env CHRONOS_METRICS_PORT=N`; empty otherwise)."""
+        port = self.args.server_env.get("CHRONOS_METRICS_PORT")
+        calls: Counter[str] = Counter()
+        if not port:
+            return calls
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        for line in text.splitlines():
+            if line.startswith("chronos_store_call_duration_seconds_count{"):
+                labels, _, value = line.rpartition(" ")
+                operation = labels.split('operation="', 1)[1].split('"', 1)[0]
+                calls[operation] += int(float(value))
+        return calls
 
     def close(self) -> None:
         if self._conn is not None:
@@ -303,7 +319,7 @@ async def burst(ch: Chronos, jobs: int, concurrency: int, protocol: str) -> str:
             nonblocking=True,
         )
         await trio.sleep(max(0.0, (due - now_ms()) / 1000 - 0.05))  # CPU from the due instant
-        cpu0, wcpu0 = ch.cpu(), cpu_seconds(worker.pid)
+        cpu0, wcpu0, calls0 = ch.cpu(), cpu_seconds(worker.pid), ch.store_calls()
         db0, (busy0, all0) = named_cpu_seconds("postgres"), machine_busy_seconds()
         await wait_completed(ch, name, jobs, 600)
         cpu = [after - before for after, before in zip(ch.cpu(), cpu0, strict=True)]
@@ -311,15 +327,19 @@ async def burst(ch: Chronos, jobs: int, concurrency: int, protocol: str) -> str:
         db = named_cpu_seconds("postgres") - db0
         busy1, all1 = machine_busy_seconds()
         busy = (busy1 - busy0) / max(all1 - all0, 1e-9)
+        calls = ch.store_calls()
+        calls.subtract(calls0)
         profile.finish()
         wprofile.finish()
     finally:
         stop(worker)
     seconds = (ch.last_finish(name) - due) / 1000
+    calls_note = ", ".join(f"{op} {n}" for op, n in calls.most_common() if n > 0)
     return (
         f"{jobs / seconds:9.1f} jobs/s  ({jobs} in {seconds:.2f} s; server CPU {cpu_text(cpu)};"
         f" worker CPU {wcpu:.2f} s; PostgreSQL CPU {db:.2f} s; machine busy {100 * busy:.0f} %;"
         f" created in {took:.1f} s){late_note}"
+        + (f"\n           store calls: {calls_note}" if calls_note else "")
     )
 
 

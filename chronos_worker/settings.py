@@ -10,6 +10,10 @@ construction, never later in the poll loop.
 recomputes the auto value; `prefetch_limit` is what the worker uses (`prefetch.py`): auto is
 `AUTO_PREFETCH_FACTOR` x concurrency, capped so that concurrency + prefetch stays within the
 server's batch maximum (`MAX_HELD_AUTO`); 0 turns it off; with concurrency 1 it is always 0.
+Over the worker channel (`channel_prefetch_limit`) auto is whatever brings concurrency +
+prefetch to `MAX_HELD_AUTO_CHANNEL`: two of the server's batches, so that one is claimed and
+on its way while the worker runs the other (with one, each batch waited for the previous one's
+last job); the adaptive budget (`prefetch.py`) still keeps prefetched jobs of slow handlers out.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ MAX_POLL_WAIT_SECONDS = 20
 PROTOCOLS = ("auto", "stream", "poll")
 AUTO_PREFETCH_FACTOR = 8
 MAX_HELD_AUTO = 100  # the server's `max_jobs` bound: one claim can fill concurrency + prefetch
+MAX_HELD_AUTO_CHANNEL = 2 * MAX_HELD_AUTO  # the channel's server claims up to 100 at a time
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,13 @@ class WorkerSettings:
             room = max(0, MAX_HELD_AUTO - self.concurrency)
             return min(AUTO_PREFETCH_FACTOR * self.concurrency, room)
         return self.prefetch
+
+    @property
+    def channel_prefetch_limit(self) -> int:
+        """`prefetch_limit` over the worker channel: auto fills up to `MAX_HELD_AUTO_CHANNEL`."""
+        if self.concurrency == 1 or self.prefetch is not None:
+            return self.prefetch_limit
+        return max(self.prefetch_limit, MAX_HELD_AUTO_CHANNEL - self.concurrency)
 
     @classmethod
     def create(

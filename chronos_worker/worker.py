@@ -235,6 +235,13 @@ class Worker:
             _current_worker.set(self)
             return await self._run_job(run, ctx, claimed_at)
 
+        # Over the channel a worker may hold more (two of the server's batches, `settings.py`);
+        # nothing has used the long-poll's tokens yet, and a fallback to it gets them back.
+        poll_tokens, poll_unsettled = run.tokens, run.unsettled
+        prefetch = self._settings.channel_prefetch_limit
+        if prefetch != run.tokens.prefetch:
+            run.tokens = ClaimTokens(self._settings.concurrency, prefetch)
+            run.unsettled = trio.Semaphore(self._settings.concurrency + prefetch)
         runner = StreamRunner(
             self._settings,
             self._log,
@@ -249,6 +256,8 @@ class Worker:
         run.heartbeats.beat = runner.heartbeat
         offered = await runner.run(run.stop_requested)
         run.auth_error = runner.auth_error
+        if not offered:  # no job ran: the long-poll takes over with its own bounds
+            run.tokens, run.unsettled = poll_tokens, poll_unsettled
         return offered
 
     async def _poll(self, run: _Run, api: WorkerAPI) -> None:

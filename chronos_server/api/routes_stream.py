@@ -73,6 +73,9 @@ HEARTBEAT_SECONDS = 30.0
 IDLE_SECONDS = 65.0  # nothing from the worker this long: it is gone
 PARK_SECONDS = 60.0  # a parked claim is renewed this often (no query while nothing is ready)
 MAX_CREDITS = 1000
+# The most jobs one claim statement takes for a channel (as a batch claim's `max_jobs`): a worker
+# granting 200 credits gets two batches, the first on its way while the second is claimed.
+MAX_JOBS_PER_CLAIM = 100
 RESULT_MESSAGES_BUFFERED = 64
 
 
@@ -262,7 +265,7 @@ class Channel:
                     self.handlers,
                     self.worker,
                     PARK_SECONDS,
-                    self.credits,
+                    min(self.credits, MAX_JOBS_PER_CLAIM),
                     early=self.timed_start,
                 )
             self.claim_scope = trio.CancelScope()

@@ -233,3 +233,21 @@ def test_handlers_view_is_read_only() -> None:
     worker = _worker().handle("a", _job)
     with pytest.raises(TypeError):
         worker.handlers["b"] = _job  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "prefetch", "limit"),
+    [
+        (1, None, 0),  # still the plain one-job protocol
+        (2, None, 198),  # auto: up to two of the server's batches of 100
+        (8, None, 192),
+        (32, None, 168),
+        (150, None, 50),
+        (250, None, 0),
+        (8, 0, 0),  # off
+        (8, 50, 50),  # as given
+    ],
+)
+def test_channel_prefetch_limit(concurrency: int, prefetch: int | None, limit: int) -> None:
+    settings = Chronos(api_key=KEY, concurrency=concurrency, prefetch=prefetch).worker.settings
+    assert settings.channel_prefetch_limit == limit

@@ -273,3 +273,27 @@ async def test_a_result_never_acknowledged_is_given_up_when_its_lease_is_over(
     assert trio.current_time() == pytest.approx(30 + streaming.ACK_GRACE_SECONDS, abs=0.1)
     gave_up = [m for m in logger.messages("error") if m.startswith("Giving up")]
     assert len(gave_up) == 2 and "job job-1 " in gave_up[1]
+
+
+async def test_auto_prefetch_over_the_channel_holds_two_of_the_servers_batches(
+    server: FakeServer, channel: FakeChannel, make_chronos: MakeChronos, autojump_clock: object
+) -> None:
+    """With auto prefetch a fast worker at concurrency 8 holds up to 200 jobs over the channel
+    (the long-poll's auto limit is 72: one batch claim), never more, 8 handlers at a time."""
+    chronos = stream_chronos(make_chronos, concurrency=8)
+    running = Running()
+
+    @chronos.worker.handle("test.job")
+    async def fast(ctx: ChronosContext) -> None:
+        running.enter(ctx)
+        await trio.lowlevel.checkpoint()
+        running.leave()
+
+    for _ in range(1000):
+        channel.add_job()
+    await run_until(chronos.worker, server, lambda: len(channel.results) == 1000)
+
+    assert chronos.worker.settings.prefetch_limit == 64
+    assert channel.peak_outstanding == 200
+    assert running.peak == 8
+    assert set(channel.results.values()) == {1}
