@@ -15,7 +15,7 @@ import trio
 
 from chronos_server.core.models import ClaimedJob
 from chronos_server.pipeline.services import Pipeline
-from chronos_server.pipeline.signals import Key, Waiter
+from chronos_server.pipeline.signals import HAND_OFF_EARLY_MS, Key, Waiter
 from chronos_server.telemetry import logs
 
 CLAIM_SECONDS = 10.0
@@ -77,7 +77,7 @@ async def _claim_jobs(
         try:
             try:
                 at = woken.claim_at if woken is not None else None
-                claimed = await _claim_once(p, account_id, handlers, worker, limit, at)
+                claimed = await _claim_once(p, account_id, handlers, worker, limit, at, early)
             finally:
                 if woken is not None:
                     woken.attempted.set()
@@ -116,10 +116,12 @@ async def _claim_once(
     worker: str | None,
     limit: int,
     at: int | None = None,
+    early: bool = False,
 ) -> list[ClaimedJob]:
     """One claim statement; `at` (a due instant admission woke us for, at most a millisecond
-    ahead, or `HAND_OFF_EARLY_MS` for an early claimer) is its `now` if the clock has not
-    reached it yet."""
+    ahead) is its `now` if the clock has not reached it yet. An `early` claimer instead takes
+    every job due in the next `HAND_OFF_EARLY_MS` (or by `at`), each started as of its own
+    due instant: one statement for all the jobs falling due meanwhile, not one each."""
     board = p.board
     if board.known_empty(account_id, handlers):
         return []
@@ -128,10 +130,16 @@ async def _claim_once(
     with trio.move_on_after(CLAIM_SECONDS) as scope:
         scope.shield = True
         now = p.clock.now_ms()
-        if at is not None and at > now:
+        due_by = None
+        if early:
+            due_by = max(now + HAND_OFF_EARLY_MS, at or 0)
+        elif at is not None and at > now:
             now = at
-        claimed = await p.store.claim_ready_jobs(account_id, handlers, worker, now, limit)
-    if not claimed and not scope.cancelled_caught:
+        claimed = await p.store.claim_ready_jobs(account_id, handlers, worker, now, limit, due_by)
+    if len(claimed) < limit and not scope.cancelled_caught:
+        # Fewer than asked for: the statement took every job of these handlers it could see
+        # (ready, or due as of `now`), so the next claim need not look until a wake-up says
+        # one more may be there (a job sent alone costs no empty claim after it).
         board.mark_empty(account_id, handlers, before)
     handed_over = False
     try:

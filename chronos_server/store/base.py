@@ -392,8 +392,21 @@ class Store(Protocol):
         self, account_id: str, handlers: list[str], worker: str | None, now: int
     ) -> ClaimedJob | None: ...
     async def claim_ready_jobs(
-        self, account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
-    ) -> list[ClaimedJob]: ...
+        self,
+        account_id: str,
+        handlers: list[str],
+        worker: str | None,
+        now: int,
+        limit: int,
+        due_by: int | None = None,
+    ) -> list[ClaimedJob]:
+        """Up to `limit` jobs of `handlers`, oldest `run_at` first: `ready` ones, and pull jobs
+        due by `due_by` (default `now`) that no limit holds back. A job taken before its due
+        instant (`due_by` later than `now`: a worker that starts each job at that instant
+        itself) is started as of that instant (`started_at`, and its lease); the others at
+        `now`."""
+        ...
+
     async def unclaim(self, claimed: ClaimedJob, now: int) -> bool: ...
     async def start_push_jobs(self, now: int, limit: int) -> list[ClaimedJob]: ...
 

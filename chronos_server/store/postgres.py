@@ -513,7 +513,13 @@ class PostgresStore(SqlStore):
     # --- PostgreSQL only: the hot path in one statement each (hotpath.sql) ----------------------
 
     async def claim_ready_jobs(
-        self, account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
+        self,
+        account_id: str,
+        handlers: list[str],
+        worker: str | None,
+        now: int,
+        limit: int,
+        due_by: int | None = None,
     ) -> list[ClaimedJob]:
         rows = await self._query(
             "claim_jobs",
@@ -522,8 +528,12 @@ class PostgresStore(SqlStore):
             worker=worker,
             now=now,
             limit=limit,
+            due_by=now if due_by is None else max(now, due_by),
         )
-        return [t.claimed_from_started(row, worker, now) for row in rows]
+        return [
+            t.claimed_from_started(row, worker, t.started_at(row["run_at"], now, due_by))
+            for row in rows
+        ]
 
     async def finish_execution(
         self,

@@ -463,10 +463,16 @@ class SqlStore:
         return claimed[0] if claimed else None
 
     async def claim_ready_jobs(
-        self, account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
+        self,
+        account_id: str,
+        handlers: list[str],
+        worker: str | None,
+        now: int,
+        limit: int,
+        due_by: int | None = None,
     ) -> list[ClaimedJob]:
         return await self._tx(
-            lambda tx: t.claim_ready_jobs(tx, account_id, handlers, worker, now, limit)
+            lambda tx: t.claim_ready_jobs(tx, account_id, handlers, worker, now, limit, due_by)
         )
 
     async def start_push_jobs(self, now: int, limit: int) -> list[ClaimedJob]:

@@ -123,11 +123,16 @@ async def test_a_parked_claimer_takes_a_job_at_its_due_instant_without_an_admiss
     real_claim = world.p.store.claim_ready_jobs
 
     async def watching_claim(
-        account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
+        account_id: str,
+        handlers: list[str],
+        worker: str | None,
+        now: int,
+        limit: int,
+        due_by: int | None = None,
     ) -> list[ClaimedJob]:
         before_claims.append(await world.status(job.id))
         claim_nows.append(now)
-        return await real_claim(account_id, handlers, worker, now, limit)
+        return await real_claim(account_id, handlers, worker, now, limit, due_by)
 
     world.p.store.claim_ready_jobs = watching_claim  # type: ignore[method-assign]
     claimed = await claim_jobs(world.p, world.account_id, ["h"], None, 20)

@@ -15,6 +15,7 @@ from chronos_server.clock import TrioClock
 from chronos_server.core.models import ClaimedJob, Execution, ExecutionStatus, JobStatus, Trigger
 from chronos_server.pipeline.claims import CLAIM_SECONDS, claim_jobs, claim_ready
 from chronos_server.pipeline.services import Pipeline
+from chronos_server.pipeline.signals import HAND_OFF_EARLY_MS
 from tests.store.conftest import T0, make_job
 
 ACCOUNT = "acct"
@@ -26,6 +27,7 @@ class FakeStore:
     def __init__(self) -> None:
         self.ready: list[ClaimedJob] = []
         self.claims = 0
+        self.asked: list[tuple[int, int | None]] = []  # (now, due_by) of each claim statement
         self.unclaimed: list[str] = []
         self.block: trio.Event | None = None
         self.inside = trio.Event()
@@ -52,9 +54,16 @@ class FakeStore:
         return claimed
 
     async def claim_ready_jobs(
-        self, account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
+        self,
+        account_id: str,
+        handlers: list[str],
+        worker: str | None,
+        now: int,
+        limit: int,
+        due_by: int | None = None,
     ) -> list[ClaimedJob]:
         self.claims += 1
+        self.asked.append((now, due_by))
         self.inside.set()
         if self.block is not None:
             await self.block.wait()
@@ -119,6 +128,46 @@ async def test_a_known_empty_handler_costs_no_query(
     assert await claim_jobs(pipeline, ACCOUNT, ["h"], None, 0) == []
     assert await claim_jobs(pipeline, ACCOUNT, ["h"], None, 0) == []
     assert store.claims == 1
+
+
+async def test_a_claim_that_took_fewer_jobs_than_asked_leaves_the_handler_known_empty(
+    pipeline: Pipeline, store: FakeStore, autojump_clock: trio.testing.MockClock
+) -> None:
+    """The statement took all it could see: the next claim parks without a query until a
+    wake-up (a job sent alone costs no empty claim after it)."""
+    job = store.add()
+    assert await claim_jobs(pipeline, ACCOUNT, ["h"], None, 0, limit=5) == [job]
+    assert await claim_jobs(pipeline, ACCOUNT, ["h"], None, 0, limit=5) == []
+    assert store.claims == 1
+    again = store.add()
+    pipeline.board.notify(ACCOUNT, "h", 1)
+    assert await claim_jobs(pipeline, ACCOUNT, ["h"], None, 0, limit=5) == [again]
+    assert store.claims == 2
+
+
+async def test_a_claim_that_filled_its_limit_looks_again(
+    pipeline: Pipeline, store: FakeStore, autojump_clock: trio.testing.MockClock
+) -> None:
+    first, second = store.add(), store.add()
+    assert await claim_jobs(pipeline, ACCOUNT, ["h"], None, 0, limit=1) == [first]
+    assert await claim_jobs(pipeline, ACCOUNT, ["h"], None, 0, limit=1) == [second]
+    assert store.claims == 2
+
+
+async def test_an_early_claimer_takes_the_jobs_due_within_the_hand_off_window(
+    pipeline: Pipeline, store: FakeStore, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A channel whose worker starts each job at its due instant asks for every job due in
+    the next `HAND_OFF_EARLY_MS` (one statement for all of them); any other claimer only for
+    the jobs due now, or at the due instant admission woke it for."""
+    store.add()
+    await claim_jobs(pipeline, ACCOUNT, ["h"], None, 0, early=True)
+    now = pipeline.clock.now_ms()
+    assert store.asked == [(now, now + HAND_OFF_EARLY_MS)]
+    store.add()
+    pipeline.board.notify(ACCOUNT, "h", 1)
+    await claim_jobs(pipeline, ACCOUNT, ["h"], None, 0)
+    assert store.asked[1] == (now, None)
 
 
 async def test_a_woken_claimer_that_got_another_job_passes_the_wake_up_on(

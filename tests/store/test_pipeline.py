@@ -293,6 +293,39 @@ async def test_a_claim_starts_a_due_pull_job_without_an_admission_pass(
     assert (await must_job(store, acct.a, later.id)).status is status
 
 
+async def test_a_claim_ahead_of_due_instants_starts_each_job_at_its_own(
+    store: Store, acct: Accounts
+) -> None:
+    """`due_by` later than `now` (a worker channel whose worker starts each job at its due
+    instant): jobs due by then are taken too, each started, and its lease counted, as of its
+    own due instant; a job already due or ready starts at `now`; one due later stays."""
+    ready = make_job(acct.a, status=JobStatus.READY, run_at=T0 - 1)
+    soon = make_job(acct.a, run_at=T0 + 4)
+    sooner = make_job(acct.a, status=JobStatus.RETRYING, run_at=T0 + 2)
+    later = make_job(acct.a, run_at=T0 + 11)
+    for job in (ready, soon, sooner, later):
+        await store.insert_job(job)
+    claimed = await store.claim_ready_jobs(acct.a, ["h"], "w", T0, 10, due_by=T0 + 10)
+    assert [(c.job.id, c.execution.started_at) for c in claimed] == [
+        (ready.id, T0),
+        (sooner.id, T0 + 2),
+        (soon.id, T0 + 4),
+    ]
+    assert [c.execution.lease_expires_at for c in claimed] == [
+        T0 + 30_000,
+        T0 + 30_002,
+        T0 + 30_004,
+    ]
+    for c in claimed:
+        stored = await store.get_execution(acct.a, c.execution.id)
+        assert stored is not None and stored.started_at == c.execution.started_at
+        assert stored.lease_expires_at == c.execution.lease_expires_at
+    assert (await must_job(store, acct.a, later.id)).status is JobStatus.PENDING
+    # Without `due_by` (or with it at `now`), only what is due now: the claim of the spec.
+    assert await store.claim_ready_jobs(acct.a, ["h"], "w", T0 + 10, 10) == []
+    assert await store.claim_ready_jobs(acct.a, ["h"], "w", T0 + 10, 10, due_by=T0 + 10) == []
+
+
 async def test_a_due_job_of_an_archived_schedule_is_not_claimed(
     store: Store, acct: Accounts
 ) -> None:

@@ -512,8 +512,8 @@ async def test_a_claim_in_a_burst_walks_the_due_index_in_order_with_one_plan() -
             # with a million pending jobs, for a statement that runs in 0.1 ms).
             conn.execute("SET jit_above_cost = 0")
             rows = conn.execute(
-                "SELECT id FROM chronos_claim_jobs(%s, %s, %s, %s, %s)",
-                (["h0"], account.id, 1, T0, "w"),
+                "SELECT id FROM chronos_claim_jobs(%s, %s, %s, %s, %s, %s)",
+                (["h0"], account.id, 1, T0, "w", T0),
             ).fetchall()
     assert rows == [("due-2986",)]  # the oldest of h0 left: due-3000 … due-2988 went first
     [claim] = [plan for plan in plans if "ready_jobs AS" in plan]

@@ -110,24 +110,44 @@ def ready_pull_jobs(tx: Tx, now: int, limit: int) -> list[ReadyBatch]:
 
 
 def claim_ready_jobs(
-    tx: Tx, account_id: str, handlers: list[str], worker: str | None, now: int, limit: int
+    tx: Tx,
+    account_id: str,
+    handlers: list[str],
+    worker: str | None,
+    now: int,
+    limit: int,
+    due_by: int | None = None,
 ) -> list[ClaimedJob]:
     """Up to `limit` jobs of the named handlers, oldest `run_at` first, each started: `ready`
-    ones, and due pull jobs still `pending`/`retrying` (a claimer woken at a due instant needs
-    no admission pass first)."""
+    ones, and pull jobs still `pending`/`retrying` due by `due_by` (default `now`: a claimer
+    woken at a due instant needs no admission pass first). Each is started as of `started_at`."""
+    due = now if due_by is None else max(now, due_by)
     candidates: list[Row] = []
     for handler in handlers:
         key = {"account_id": account_id, "handler": handler, "limit": limit}
         candidates += tx.all("oldest_ready_for_handler", **key)
-        candidates += tx.all("oldest_due_for_handler", now=now, **key)
+        candidates += tx.all("oldest_due_for_handler", now=due, **key)
     unique = {row["id"]: row for row in candidates}.values()  # a handler may be named twice
     chosen = sorted(unique, key=lambda r: (r["run_at"], r["created_at"], r["id"]))[:limit]
     started: dict[str, ClaimedJob] = {}
-    for status in {row["status"] for row in chosen}:
-        group = [row for row in chosen if row["status"] == status]
-        for claimed in start_executions(tx, group, JobStatus(status), worker, now):
+    groups = {(row["status"], started_at(row["run_at"], now, due_by)) for row in chosen}
+    for status, at in groups:
+        group = [
+            row
+            for row in chosen
+            if row["status"] == status and started_at(row["run_at"], now, due_by) == at
+        ]
+        for claimed in start_executions(tx, group, JobStatus(status), worker, at):
             started[claimed.job.id] = claimed
     return [started[row["id"]] for row in chosen if row["id"] in started]
+
+
+def started_at(run_at: int, now: int, due_by: int | None) -> int:
+    """When a claim at `now` starts a job due at `run_at`: at `now`, unless the claim takes jobs
+    ahead of their due instant (`due_by` later than `now`), which start at that instant."""
+    if due_by is not None and due_by > now:
+        return max(now, run_at)
+    return now
 
 
 def _new_execution(

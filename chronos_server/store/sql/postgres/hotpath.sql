@@ -14,8 +14,9 @@
 -- and of a handler without a limit (a limited handler's jobs start only as admission releases
 -- them; for the others this is one probe of the small `handler_limits` per handler).
 -- The statement is the function `chronos_claim_jobs` (migration 0012: one generic plan per
--- connection instead of a fresh plan per call).
-SELECT * FROM chronos_claim_jobs(:handlers, :account_id, :limit, :now, :worker);
+-- connection instead of a fresh plan per call; 0013: due jobs are taken if due by :due_by,
+-- each started as of max(:now, its run_at) when :due_by is later than :now).
+SELECT * FROM chronos_claim_jobs(:handlers, :account_id, :limit, :now, :worker, :due_by);
 
 -- name: complete_reported
 -- Reports of `completed` (:items = [{id, result}]) for executions of :account_id: each running
