@@ -6,7 +6,7 @@ Prints figures; asserts nothing.
         [--concurrency 1 8 32] [--rates 100 200] [--seconds 10] [--create 5000]
         [--phases burst lateness create] [--profile DIR] [--profile-worker DIR]
         [--server-workers N] [--port P] [--db-name NAME] [--protocols stream poll]
-        [--other-limits N]
+        [--other-limits N] [--warmup 500] [--repeat N]
 
 Chronos: `chronos serve` and the real `chronos-worker` command (bench/noop_worker.py), each in
 its own process; every job is created through the HTTP API.
@@ -28,6 +28,11 @@ process during each burst (`--gil --nonblocking`: on-CPU samples, the worker bar
 (`chronos-worker --protocol`): `stream` the worker channel (a WebSocket; the SDK's default),
 `poll` the long-poll, whose concurrency-1 burst is the spec's one-job protocol (one claim and
 one report request per job) and with concurrency > 1 the batch extensions.
+`--repeat N` runs each burst N times (the protocols taking turns going first, procrastinate's
+too) and prints each figure's median: two protocols doing the same statements differ by less
+than this machine's run-to-run noise (±15 %), which one burst each cannot tell apart.
+`--warmup N` (default 500) first runs an unmeasured burst of N jobs per protocol, so neither
+protocol's figure carries the fresh server's warm-up.
 `--other-limits N` first gives N other handlers limits and due jobs that wait for them
 (`limit_others`): compare a run with and without it for what limits cost a handler without any.
 """
@@ -40,6 +45,7 @@ import os
 import platform
 import signal
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -302,7 +308,7 @@ async def wait_completed(ch: Chronos, name: str, n: int, seconds: float) -> None
             await trio.sleep(0.2)
 
 
-async def burst(ch: Chronos, jobs: int, concurrency: int, protocol: str) -> str:
+async def burst(ch: Chronos, jobs: int, concurrency: int, protocol: str) -> tuple[float, str]:
     name = f"burst-{concurrency}-{protocol}-{int(now_ms())}"
     lead_s = max(5.0, jobs / 150)
     due = now_ms() + lead_s * 1000
@@ -335,7 +341,7 @@ async def burst(ch: Chronos, jobs: int, concurrency: int, protocol: str) -> str:
         stop(worker)
     seconds = (ch.last_finish(name) - due) / 1000
     calls_note = ", ".join(f"{op} {n}" for op, n in calls.most_common() if n > 0)
-    return (
+    return jobs / seconds, (
         f"{jobs / seconds:9.1f} jobs/s  ({jobs} in {seconds:.2f} s; server CPU {cpu_text(cpu)};"
         f" worker CPU {wcpu:.2f} s; PostgreSQL CPU {db:.2f} s; machine busy {100 * busy:.0f} %;"
         f" created in {took:.1f} s){late_note}"
@@ -431,21 +437,38 @@ async def run(args: argparse.Namespace, ch: Chronos) -> None:
     if args.other_limits:
         await limit_others(ch, args.other_limits)
     if "burst" in args.phases:
+        # A fresh server's first burst paid for its warm-up (seen: whichever protocol ran first
+        # lost ~15 % to the other): one small burst per protocol first, printed apart.
+        for protocol in args.protocols if args.warmup else []:
+            rate, _ = await burst(ch, args.warmup, max(args.concurrency), protocol)
+            print(f"warm-up    chronos/{protocol:<6s} {args.warmup} jobs: {rate:9.1f} jobs/s")
         for c in args.concurrency:
-            for protocol in args.protocols:
-                ch.vacuum()
-                figure = await burst(ch, args.jobs, c, protocol)
-                print(f"burst      chronos/{protocol:<6s} concurrency={c:<3d} {figure}")
-            if args.peer:
-                ch.vacuum()
-                theirs = procrastinate(
-                    "burn", "--conninfo", args.procrastinate_url,
-                    "--jobs", str(args.jobs), "--concurrency", str(c),
-                )  # fmt: skip
-                print(
-                    f"burst      procrastinate concurrency={c:<3d} "
-                    f"{float(theirs['jobs_per_s']):9.1f} jobs/s"  # type: ignore[arg-type]
-                )
+            rates: dict[str, list[float]] = collections.defaultdict(list)
+            for run_no in range(args.repeat):
+                # `--repeat`: the protocols take turns going first.
+                order = args.protocols if run_no % 2 == 0 else args.protocols[::-1]
+                for protocol in order:
+                    ch.vacuum()
+                    rate, figure = await burst(ch, args.jobs, c, protocol)
+                    rates[protocol].append(rate)
+                    print(f"burst      chronos/{protocol:<6s} concurrency={c:<3d} {figure}")
+                if args.peer:
+                    ch.vacuum()
+                    theirs = procrastinate(
+                        "burn", "--conninfo", args.procrastinate_url,
+                        "--jobs", str(args.jobs), "--concurrency", str(c),
+                    )  # fmt: skip
+                    rate = float(theirs["jobs_per_s"])  # type: ignore[arg-type]
+                    rates["procrastinate"].append(rate)
+                    print(f"burst      procrastinate concurrency={c:<3d} {rate:9.1f} jobs/s")
+            if args.repeat > 1:
+                for who, got in rates.items():
+                    label = who if who == "procrastinate" else f"chronos/{who:<6s}"
+                    runs = ", ".join(f"{r:.1f}" for r in got)
+                    print(
+                        f"median     {label} concurrency={c:<3d} "
+                        f"{statistics.median(got):9.1f} jobs/s  (of {len(got)} runs: {runs})"
+                    )
     if "lateness" in args.phases:
         for rate in args.rates:
             for protocol in args.protocols:
@@ -478,6 +501,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="*", default=[1, 8, 32])
     parser.add_argument("--rates", type=float, nargs="*", default=[100.0, 200.0])
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="bursts per figure (then their median too)"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=500, help="jobs of a warm-up burst per protocol (0: none)"
+    )
     parser.add_argument("--create", type=int, default=5000)
     parser.add_argument("--phases", nargs="*", default=["burst", "lateness", "create"])
     parser.add_argument(
