@@ -28,8 +28,9 @@ process during each burst (`--gil --nonblocking`: on-CPU samples, the worker bar
 (`chronos-worker --protocol`): `stream` the worker channel (a WebSocket; the SDK's default),
 `poll` the long-poll, whose concurrency-1 burst is the spec's one-job protocol (one claim and
 one report request per job) and with concurrency > 1 the batch extensions.
-`--repeat N` runs each burst N times (the protocols taking turns going first, procrastinate's
-too) and prints each figure's median: two protocols doing the same statements differ by less
+`--repeat N` runs each burst and lateness figure N times (the protocols taking turns going
+first, procrastinate's too) and prints each figure's median (for lateness, the median of the
+runs' p50, p95 and p99): two protocols doing the same statements differ by less
 than this machine's run-to-run noise (±15 %), which one burst each cannot tell apart.
 `--warmup N` (default 500) first runs an unmeasured burst of N jobs per protocol, so neither
 protocol's figure carries the fresh server's warm-up.
@@ -464,29 +465,46 @@ async def run(args: argparse.Namespace, ch: Chronos) -> None:
             if args.repeat > 1:
                 for who, got in rates.items():
                     label = who if who == "procrastinate" else f"chronos/{who:<6s}"
-                    runs = ", ".join(f"{r:.1f}" for r in got)
+                    each = ", ".join(f"{r:.1f}" for r in got)
                     print(
                         f"median     {label} concurrency={c:<3d} "
-                        f"{statistics.median(got):9.1f} jobs/s  (of {len(got)} runs: {runs})"
+                        f"{statistics.median(got):9.1f} jobs/s  (of {len(got)} runs: {each})"
                     )
     if "lateness" in args.phases:
         for rate in args.rates:
-            for protocol in args.protocols:
-                ch.vacuum()
-                late, note = await lateness(ch, rate, args.seconds, protocol)
-                print(
-                    f"lateness   chronos/{protocol:<6s} {rate:g}/s n={len(late):<5d} due→handler  "
-                    f"{fmt(late)}{note}"
-                )
-            if args.peer:
-                theirs = procrastinate(
-                    "lateness", "--conninfo", args.procrastinate_url,
-                    "--rate", str(rate), "--seconds", str(args.seconds),
-                )  # fmt: skip
-                lat = [float(x) for x in theirs["latencies_ms"]]  # type: ignore[attr-defined]
-                print(
-                    f"lateness   procrastinate {rate:g}/s n={len(lat):<5d} defer→start  {fmt(lat)}"
-                )
+            runs: dict[str, list[list[float]]] = collections.defaultdict(list)
+            for run_no in range(args.repeat):
+                order = args.protocols if run_no % 2 == 0 else args.protocols[::-1]
+                for protocol in order:
+                    ch.vacuum()
+                    late, note = await lateness(ch, rate, args.seconds, protocol)
+                    runs[f"chronos/{protocol:<6s}"].append(late)
+                    print(
+                        f"lateness   chronos/{protocol:<6s} {rate:g}/s n={len(late):<5d} "
+                        f"due→handler  {fmt(late)}{note}"
+                    )
+                if args.peer:
+                    theirs = procrastinate(
+                        "lateness", "--conninfo", args.procrastinate_url,
+                        "--rate", str(rate), "--seconds", str(args.seconds),
+                    )  # fmt: skip
+                    lat = [float(x) for x in theirs["latencies_ms"]]  # type: ignore[attr-defined]
+                    runs["procrastinate"].append(lat)
+                    print(
+                        f"lateness   procrastinate {rate:g}/s n={len(lat):<5d} defer→start  "
+                        f"{fmt(lat)}"
+                    )
+            if args.repeat > 1:
+                for who, lates in runs.items():
+                    medians = "  ".join(
+                        f"p{q} {statistics.median(pct(late, q) for late in lates):6.1f} ms"
+                        for q in (50, 95, 99)
+                    )
+                    p99s = ", ".join(f"{pct(late, 99):.1f}" for late in lates)
+                    print(
+                        f"median     {who:<14s} {rate:g}/s {medians}"
+                        f"  (each a median of {len(lates)} runs' figures; p99s {p99s})"
+                    )
     if "create" in args.phases:
         ch.vacuum()
         for line in await create_phase(ch, args.create):
