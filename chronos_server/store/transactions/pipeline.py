@@ -129,14 +129,12 @@ def claim_ready_jobs(
         candidates += tx.all("oldest_due_for_handler", now=due, **key)
     unique = {row["id"]: row for row in candidates}.values()  # a handler may be named twice
     chosen = sorted(unique, key=lambda r: (r["run_at"], r["created_at"], r["id"]))[:limit]
+    groups: dict[tuple[str, int], list[Row]] = {}  # by status and start
+    for row in chosen:
+        start = started_at(row["run_at"], now, due_by)
+        groups.setdefault((row["status"], start), []).append(row)
     started: dict[str, ClaimedJob] = {}
-    groups = {(row["status"], started_at(row["run_at"], now, due_by)) for row in chosen}
-    for status, at in groups:
-        group = [
-            row
-            for row in chosen
-            if row["status"] == status and started_at(row["run_at"], now, due_by) == at
-        ]
+    for (status, at), group in groups.items():
         for claimed in start_executions(tx, group, JobStatus(status), worker, at):
             started[claimed.job.id] = claimed
     return [started[row["id"]] for row in chosen if row["id"] in started]
