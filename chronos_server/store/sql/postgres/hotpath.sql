@@ -23,12 +23,17 @@ SELECT * FROM chronos_claim_jobs(:handlers, :account_id, :limit, :now, :worker, 
 -- one is finished at :now and its job completed; returned with `done` true. The others come
 -- back as they stood (`done` false) for the caller to say why (unknown, lease expired,
 -- already finished); an id with no row of this account does not come back at all.
+-- Executions are found by key (`id = ANY (ARRAY(...))`, an index probe per item) and the
+-- look-up of the ones not finished runs only when there are some: joined to the items as a
+-- set (which PostgreSQL guesses at 100 rows) both once scanned all of `executions` whenever its
+-- statistics were older than its growth (0.7 ms a one-job report at 3,000 executions).
 WITH x AS (
     SELECT * FROM jsonb_to_recordset(:items::jsonb) AS x(id TEXT, result TEXT)
 ), done AS (
     UPDATE executions e SET status = 'completed', finished_at = GREATEST(:now, e.started_at),
         duration_ms = GREATEST(:now - e.started_at, 0), result = x.result, error = NULL
-    FROM x WHERE e.id = x.id AND e.account_id = :account_id AND e.status = 'running'
+    FROM x WHERE e.id = ANY (ARRAY(SELECT id FROM x)) AND e.id = x.id
+        AND e.account_id = :account_id AND e.status = 'running'
     RETURNING e.*
 ), jobs_done AS (
     UPDATE jobs j SET status = 'completed', finished_at = d.finished_at, last_error = NULL,
@@ -37,8 +42,10 @@ WITH x AS (
 )
 SELECT d.*, true AS done FROM done d
 UNION ALL
-SELECT e.*, false AS done FROM executions e JOIN x ON e.id = x.id
-WHERE e.account_id = :account_id AND NOT EXISTS (SELECT 1 FROM done d WHERE d.id = e.id);
+SELECT e.*, false AS done FROM executions e
+WHERE EXISTS (SELECT 1 FROM x WHERE NOT EXISTS (SELECT 1 FROM done d WHERE d.id = x.id))
+    AND e.id = ANY (ARRAY(SELECT x.id FROM x WHERE NOT EXISTS (SELECT 1 FROM done d WHERE d.id = x.id)))
+    AND e.account_id = :account_id;
 
 -- name: admit_pass
 -- One admission pass as one statement: due `pending`/`retrying` jobs moved on exactly as
