@@ -18,6 +18,7 @@ directly).
 from __future__ import annotations
 
 import json
+import socket
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -92,6 +93,7 @@ async def open_channel(settings: WorkerSettings) -> AsyncIterator[WebSocketConne
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
             disconnect_timeout=CLOSE_TIMEOUT_SECONDS,
         ) as ws:
+            _keep_alive(ws)
             yield ws
     except ConnectionRejected as exc:
         raise _rejected(exc) from exc
@@ -102,6 +104,40 @@ async def open_channel(settings: WorkerSettings) -> AsyncIterator[WebSocketConne
         code = exc.reason.code if exc.reason is not None else None
         why = exc.reason.reason if exc.reason is not None else None
         raise ChannelBroken(f"worker channel closed ({code} {why or ''})".strip(), code) from exc
+
+
+KEEPALIVE_IDLE_SECONDS = 20
+KEEPALIVE_INTERVAL_SECONDS = 5
+KEEPALIVE_PROBES = 2
+
+
+def _keep_alive(ws: WebSocketConnection) -> None:
+    """TCP keep-alive on the channel's socket: a server whose host vanished (no FIN, no RST) is
+    given up ~30 s after the last byte from it, where pings (every `heartbeat_seconds`, 60 on
+    Chronos) would take twice that. trio-websocket keeps its stream private: where it is not a
+    TCP socket (or not reachable), the pings alone remain."""
+    stream = getattr(ws, "_stream", None)
+    stream = getattr(stream, "transport_stream", stream)  # under TLS
+    sock = getattr(stream, "socket", None)
+    if sock is None:
+        return
+    options = (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_SECONDS),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_SECONDS),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+        (
+            "TCP_USER_TIMEOUT",
+            1000 * (KEEPALIVE_IDLE_SECONDS + KEEPALIVE_INTERVAL_SECONDS * KEEPALIVE_PROBES),
+        ),
+    )
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in options:
+            option = getattr(socket, name, None)
+            if option is not None:
+                sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    except OSError:
+        return
 
 
 def _rejected(exc: ConnectionRejected) -> ChronosError:

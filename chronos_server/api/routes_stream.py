@@ -68,9 +68,12 @@ from chronos_server.web.websocket import HandshakeRefused, WebSocket, WebSocketC
 
 HELLO_SECONDS = 10.0
 # How often the worker should ping when it has nothing else to say. Each ping is a read and a
-# write on the socket for the server: at 15 s, 10,000 idle workers cost 15 % of a core.
-HEARTBEAT_SECONDS = 30.0
-IDLE_SECONDS = 65.0  # nothing from the worker this long: it is gone
+# write on the socket for the server: at 15 s, 10,000 idle workers cost 15 % of a core, at 30 s
+# 8-12 %, at 60 s 5 %. A worker whose host vanished is noticed sooner than this by TCP
+# keep-alive (`web.websocket.keep_alive`: ~30 s); pings keep proxies from closing an idle
+# channel and catch a peer that is up but no longer answers.
+HEARTBEAT_SECONDS = 60.0
+IDLE_SECONDS = 125.0  # nothing from the worker this long: it is gone
 PARK_SECONDS = 60.0  # a parked claim is renewed this often (no query while nothing is ready)
 MAX_CREDITS = 1000
 # The most jobs one claim statement takes for a channel (as a batch claim's `max_jobs`): a worker

@@ -5,10 +5,16 @@ Text messages only (a binary one closes the channel, 1003); a message over `max_
 closes it (1009); pings are answered; a close from the peer is answered and ends `receive()`.
 `send()` may be called from several tasks (one lock), and gives up on a peer that does not read
 for `send_timeout_seconds` (the channel closes: the server never buffers without bound).
+A peer whose host vanished (no FIN, no RST) is noticed by the kernel: TCP keep-alive probes an
+idle connection after `KEEPALIVE_IDLE_SECONDS` and gives up after `KEEPALIVE_PROBES` unanswered
+probes `KEEPALIVE_INTERVAL_SECONDS` apart, and data left unacknowledged that long fails too
+(`TCP_USER_TIMEOUT`): the next `receive()` or `send()` raises `WebSocketClosed`, at no CPU cost
+to the server while the peer is alive (application pings cost a read and a write each).
 """
 
 from __future__ import annotations
 
+import socket
 from contextlib import suppress
 
 import trio
@@ -25,6 +31,26 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 RECEIVE_BYTES = 65536
+KEEPALIVE_IDLE_SECONDS = 20
+KEEPALIVE_INTERVAL_SECONDS = 5
+KEEPALIVE_PROBES = 2  # a vanished peer: given up 30 s after the last byte from it
+
+
+def keep_alive(sock: trio.socket.SocketType) -> None:
+    """TCP keep-alive on `sock` (and the user timeout, where the platform has them)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", KEEPALIVE_IDLE_SECONDS),
+        ("TCP_KEEPINTVL", KEEPALIVE_INTERVAL_SECONDS),
+        ("TCP_KEEPCNT", KEEPALIVE_PROBES),
+        (
+            "TCP_USER_TIMEOUT",
+            1000 * (KEEPALIVE_IDLE_SECONDS + KEEPALIVE_INTERVAL_SECONDS * KEEPALIVE_PROBES),
+        ),
+    ):
+        option = getattr(socket, name, None)
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
 
 
 class WebSocketClosed(Exception):
@@ -71,6 +97,8 @@ class WebSocket:
         self._size = 0
         self.close_code: int | None = None
         self.close_reason = ""
+        with suppress(OSError):  # not a TCP socket (a test's socket pair): nothing to set
+            keep_alive(stream.socket)
         if leftover:
             self._ws.receive_data(leftover)
 

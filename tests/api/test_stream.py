@@ -394,3 +394,39 @@ def test_a_plain_ping_skips_validation_and_anything_else_is_validated() -> None:
     assert isinstance(parse_message('{ "type": "ping" }'), Ping)  # the validated way
     with pytest.raises(BadMessage):
         parse_message('{"type":"ping","extra":1}')
+
+
+def _tcp_timer(local_port: int, remote_port: int) -> int | None:
+    """The kernel timer armed on a TCP connection of this machine (`/proc/net/tcp`: 0 none,
+    1 retransmit, 2 keep-alive ...), or None if there is no such connection."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, remote = fields[1], fields[2]
+        if (
+            int(local.split(":")[1], 16) == local_port
+            and int(remote.split(":")[1], 16) == remote_port
+        ):
+            return int(fields[5].split(":")[0], 16)
+    return None
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc/net/tcp")
+async def test_both_ends_of_a_channel_keep_tcp_alive(server: RunningServer) -> None:
+    """A peer whose host vanished is noticed by TCP keep-alive (~30 s) at no CPU cost while it
+    lives, where pings every `heartbeat_seconds` (60) would take two minutes: both the server's
+    end of a channel and the SDK's have the kernel's keep-alive timer armed once idle."""
+    from chronos_worker.channel import open_channel
+    from chronos_worker.settings import WorkerSettings
+
+    settings = WorkerSettings.create(api_key=API_KEY, base_url=server.url)
+    async with open_channel(settings) as ws:
+        await send(ws, {"type": "hello", "handlers": ["h"], "credits": 0})
+        welcome = await receive(ws)
+        assert welcome["heartbeat_seconds"] == 60
+        assert not isinstance(ws.local, str) and not isinstance(ws.remote, str)
+        mine, theirs = ws.local.port, ws.remote.port
+
+        async def armed() -> bool:
+            return _tcp_timer(mine, theirs) == 2 and _tcp_timer(theirs, mine) == 2
+
+        await eventually(armed)
