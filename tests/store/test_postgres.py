@@ -481,6 +481,18 @@ async def test_the_scans_use_their_partial_indexes_at_scale() -> None:
             assert "Seq Scan" not in plan, (name, plan)
 
 
+def explain_into(conn: psycopg.Connection[Any], plans: list[str], analyze: bool = False) -> None:
+    """Every statement `conn` runs from now on, nested ones too, appends its plan to `plans`
+    (auto_explain as notices; with `analyze`, with what each node did)."""
+    conn.add_notice_handler(lambda d: plans.append(str(d.message_primary)))
+    conn.execute("LOAD 'auto_explain'")
+    conn.execute("SET auto_explain.log_min_duration = 0")
+    conn.execute("SET auto_explain.log_nested_statements = on")
+    conn.execute("SET auto_explain.log_level = notice")
+    if analyze:
+        conn.execute("SET auto_explain.log_analyze = on")
+
+
 async def test_a_claim_in_a_burst_walks_the_due_index_in_order_with_one_plan() -> None:
     """Thousands of due pull jobs (a burst): the claim takes the oldest by walking
     `jobs_due_pull` in order and stopping at its limit, never fetching and sorting every due job
@@ -503,11 +515,7 @@ async def test_a_claim_in_a_burst_walks_the_due_index_in_order_with_one_plan() -
             assert len(await store.claim_ready_jobs(account.id, ["h0"], "w", T0, 1)) == 1
         plans: list[str] = []
         with pg.connect(url) as conn:
-            conn.add_notice_handler(lambda d: plans.append(str(d.message_primary)))
-            conn.execute("LOAD 'auto_explain'")
-            conn.execute("SET auto_explain.log_min_duration = 0")
-            conn.execute("SET auto_explain.log_nested_statements = on")
-            conn.execute("SET auto_explain.log_level = notice")
+            explain_into(conn, plans)
             # However costly a generic plan looks, the claim is never JIT-compiled (22 ms a claim
             # with a million pending jobs, for a statement that runs in 0.1 ms).
             conn.execute("SET jit_above_cost = 0")
@@ -555,12 +563,7 @@ async def test_claims_and_reports_touch_only_their_rows_whatever_the_statistics_
                     conn.execute("VACUUM ANALYZE executions")
         plans: list[str] = []
         with pg.connect(url) as conn:
-            conn.add_notice_handler(lambda d: plans.append(str(d.message_primary)))
-            conn.execute("LOAD 'auto_explain'")
-            conn.execute("SET auto_explain.log_min_duration = 0")
-            conn.execute("SET auto_explain.log_analyze = on")
-            conn.execute("SET auto_explain.log_nested_statements = on")
-            conn.execute("SET auto_explain.log_level = notice")
+            explain_into(conn, plans, analyze=True)
             report = postgres._load("hotpath.sql")["complete_reported"]
             for _ in range(7):  # past the point where PostgreSQL settles on a cached plan
                 [(execution_id,)] = conn.execute(

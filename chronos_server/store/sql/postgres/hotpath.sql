@@ -39,12 +39,13 @@ WITH x AS (
     UPDATE jobs j SET status = 'completed', finished_at = d.finished_at, last_error = NULL,
         updated_at = :now
     FROM done d WHERE j.id = d.job_id AND j.status = 'running' AND j.last_execution_id = d.id
+), missed AS (
+    SELECT x.id FROM x WHERE NOT EXISTS (SELECT 1 FROM done d WHERE d.id = x.id)
 )
 SELECT d.*, true AS done FROM done d
 UNION ALL
 SELECT e.*, false AS done FROM executions e
-WHERE EXISTS (SELECT 1 FROM x WHERE NOT EXISTS (SELECT 1 FROM done d WHERE d.id = x.id))
-    AND e.id = ANY (ARRAY(SELECT x.id FROM x WHERE NOT EXISTS (SELECT 1 FROM done d WHERE d.id = x.id)))
+WHERE EXISTS (SELECT 1 FROM missed) AND e.id = ANY (ARRAY(SELECT id FROM missed))
     AND e.account_id = :account_id;
 
 -- name: admit_pass
