@@ -1,12 +1,20 @@
 """Sweeper: times out executions whose lease expired (then retry or fail the job) and returns
-jobs left in `admitting` by a crashed pass to `pending`. Runs every `sweep_seconds` (spec G-07);
-the `admitting` recovery, for jobs stuck `admitting_grace_ms` (30 s), only every
-`ADMITTING_EVERY`-th sweep: an idle server's database sees one statement a second from here.
+jobs left in `admitting` by a crashed pass to `pending` (those `admitting_grace_ms`, 30 s, old;
+looked for every `ADMITTING_EVERY_MS`).
+
+When to sweep next (`next_sweep_in`): a lease can be swept once it has run out by
+`lease_grace_ms`. Each sweep reads when the first lease still running ends; the next sweep comes
+when that lease can be swept, never sooner than `sweep_seconds` after this one (spec G-07: a
+lease is timed out within a second of its grace running out), and never later than the first
+instant a lease begun after this sweep (on any replica) could be swept: a lease lasts at least
+`MIN_LEASE_MS` (the smallest `timeout` and `extend_seconds`), so that is `MIN_LEASE_MS +
+lease_grace_ms` from now, less `CLOCK_SKEW_MS` for replicas whose clocks disagree a little. With
+the default 5 s grace an idle server sweeps every 5 s instead of every second, and no lease is
+timed out later than before.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 
 import trio
@@ -18,7 +26,20 @@ from chronos_server.store.base import SweepResult
 from chronos_server.telemetry import logs
 
 log = logging.getLogger("chronos.sweeper")
-ADMITTING_EVERY = 5
+ADMITTING_EVERY_MS = 5_000
+MIN_LEASE_MS = 1_000
+CLOCK_SKEW_MS = 1_000
+
+
+def next_sweep_in(
+    now: int, next_lease_end: int | None, sweep_seconds: float, lease_grace_ms: int
+) -> float:
+    """Seconds from a sweep at `now` to the next (see the module doc)."""
+    floor = sweep_seconds
+    cap = max(floor, (MIN_LEASE_MS + lease_grace_ms - CLOCK_SKEW_MS) / 1000)
+    if next_lease_end is None:
+        return cap
+    return min(cap, max(floor, (next_lease_end + lease_grace_ms - now) / 1000))
 
 
 async def sweeper_once(
@@ -59,13 +80,22 @@ async def run_sweeper(
     p: Pipeline, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     task_status.started()
-    for n in itertools.count():
+    last_recovery: int | None = None
+    while True:
+        now = p.clock.now_ms()
+        delay = p.settings.sweep_seconds
         try:
-            result = await sweeper_once(p, recover_admitting=n % ADMITTING_EVERY == 0)
+            recover = last_recovery is None or now - last_recovery >= ADMITTING_EVERY_MS
+            result = await sweeper_once(p, recover_admitting=recover)
+            if recover:
+                last_recovery = now
             p.store_health.ok()
             if result.timed_out >= p.settings.batch_size:
                 await trio.lowlevel.checkpoint()
                 continue
+            delay = next_sweep_in(
+                now, result.next_lease_end, p.settings.sweep_seconds, p.settings.lease_grace_ms
+            )
         except StoreUnavailable as exc:
             p.store_health.failed("sweeper", exc)
-        await trio.sleep(p.settings.sweep_seconds)
+        await trio.sleep(delay)

@@ -107,6 +107,9 @@ class SweepResult:
     timed_out: int
     recovered_admitting: int
     timeouts: tuple[TimedOut, ...] = ()
+    # When the first lease still running after this sweep ends (None: nothing runs); the
+    # sweeper sleeps until then, or less (`loops.sweeper.next_sweep_in`).
+    next_lease_end: int | None = None
 
 
 @dataclass(frozen=True)

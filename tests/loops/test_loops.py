@@ -30,7 +30,7 @@ from chronos_server.core.models import (
 )
 from chronos_server.loops.admission import HAND_OFF_LEAD_MS, run_admission
 from chronos_server.loops.dispatch import run_dispatch
-from chronos_server.loops.sweeper import run_sweeper
+from chronos_server.loops.sweeper import next_sweep_in, run_sweeper
 from chronos_server.pipeline.claims import claim_jobs
 from chronos_server.pipeline.services import LoopSettings, Pipeline
 from chronos_server.pipeline.signals import HAND_OFF_EARLY_MS
@@ -267,20 +267,67 @@ async def test_admitting_left_by_a_crash_is_recovered(
     assert await world.status(job.id) is JobStatus.READY
 
 
-async def test_the_sweeper_recovers_admitting_jobs_every_fifth_sweep(
+async def test_an_idle_sweeper_sweeps_once_per_lease_grace_and_recovers_admitting_each_time(
     world: World, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """Leases are swept every second; stuck `admitting` jobs (recovered after 30 s) only every
-    fifth sweep, so an idle server's database sees one sweep statement a second."""
+    """Nothing runs: no lease can be swept sooner than 1 s (the shortest lease) + 5 s (grace)
+    after a sweep, less 1 s for clock skew, so an idle server sweeps every 5 s; stuck
+    `admitting` jobs are looked for at most every 5 s, here on every sweep."""
     store = world.p.store
-    asked: list[bool] = []
+    asked: list[tuple[int, bool]] = []
     sweep = store.sweep
 
     async def counting(*args: Any, recover_admitting: bool = True) -> Any:
-        asked.append(recover_admitting)
+        asked.append((world.now() - ORIGIN_MS, recover_admitting))
         return await sweep(*args, recover_admitting=recover_admitting)
 
     store.sweep = counting  # type: ignore[method-assign,assignment]
     world.nursery.start_soon(run_sweeper, world.p)
-    await trio.sleep(9.5)
-    assert asked == [True, False, False, False, False, True, False, False, False, False]
+    await trio.sleep(19.5)
+    assert asked == [(0, True), (5_000, True), (10_000, True), (15_000, True)]
+
+
+async def test_a_lease_begun_just_after_a_sweep_is_timed_out_as_soon_as_its_grace_ends(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A claim right after a sweep (as another replica's would be: this sweeper is not told):
+    the next sweep, at most 5 s later, sees the lease and comes back the instant it can be
+    swept (1 s lease + 5 s grace), not on a 1 s tick."""
+    store = world.p.store
+    swept_at: list[int] = []
+    sweep = store.sweep
+
+    async def counting(*args: Any, recover_admitting: bool = True) -> Any:
+        swept_at.append(world.now() - ORIGIN_MS)
+        return await sweep(*args, recover_admitting=recover_admitting)
+
+    store.sweep = counting  # type: ignore[method-assign,assignment]
+    job = await world.add_job(run_at=ORIGIN_MS, timeout=1, max_retries=0)
+    world.start_loops()  # admission makes the job ready at once; the sweeper sweeps at 0
+    await trio.sleep(0.25)
+    claimed = await store.claim_ready_job(world.account_id, ["h"], "w", world.now())
+    assert claimed is not None and claimed.execution.lease_expires_at == ORIGIN_MS + 1_250
+    await trio.sleep(6.0 - 0.001)
+    assert await world.status(job.id) is JobStatus.RUNNING
+    await trio.sleep(0.002)
+    assert await world.status(job.id) is JobStatus.FAILED
+    assert swept_at == [0, 5_000, 6_250]
+
+
+@pytest.mark.parametrize(
+    ("next_lease_end", "sweep_seconds", "grace_ms", "expected"),
+    [
+        (None, 1.0, 5_000, 5.0),  # nothing runs: the first instant a new lease could be swept
+        (None, 1.0, 1_000, 1.0),  # a short grace: never sooner than `sweep_seconds`
+        (None, 2.0, 0, 2.0),
+        (100_000 + 500, 1.0, 5_000, 5.0),  # ends in 0.5 s: sweepable in 5.5 s, capped at 5
+        (100_000 - 4_000, 1.0, 5_000, 1.0),  # sweepable in 1 s
+        (100_000 - 4_700, 1.0, 5_000, 1.0),  # sweepable in 0.3 s: not before a second
+        (100_000 - 2_500, 1.0, 5_000, 2.5),  # sweepable in 2.5 s: then, not on a tick
+        (100_000 - 60_000, 1.0, 5_000, 1.0),  # overdue (a batch left over): a second
+    ],
+)
+def test_the_next_sweep_comes_when_the_first_lease_can_be_swept(
+    next_lease_end: int | None, sweep_seconds: float, grace_ms: int, expected: float
+) -> None:
+    assert next_sweep_in(100_000, next_lease_end, sweep_seconds, grace_ms) == expected

@@ -229,6 +229,10 @@ def sweep(
         if recover_admitting
         else []
     )
+    next_end = tx.one("next_lease_end")
     return SweepResult(
-        timed_out=len(expired), recovered_admitting=len(recovered), timeouts=tuple(timeouts)
+        timed_out=len(expired),
+        recovered_admitting=len(recovered),
+        timeouts=tuple(timeouts),
+        next_lease_end=next_end["at"] if next_end is not None else None,
     )

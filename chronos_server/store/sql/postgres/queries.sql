@@ -329,6 +329,10 @@ WHERE status = 'running' AND lease_expires_at <= :deadline
 ORDER BY lease_expires_at LIMIT :limit
 FOR UPDATE SKIP LOCKED;
 
+-- name: next_lease_end
+-- When the first running execution's lease ends (the partial index `executions_lease`).
+SELECT min(lease_expires_at) AS at FROM executions WHERE status = 'running';
+
 -- name: stuck_admitting
 WITH stuck AS (
     SELECT id FROM jobs WHERE status = 'admitting' AND updated_at <= :older_than

@@ -322,6 +322,10 @@ SELECT id FROM executions
 WHERE status = 'running' AND lease_expires_at <= :deadline
 ORDER BY lease_expires_at LIMIT :limit;
 
+-- name: next_lease_end
+-- When the first running execution's lease ends (the partial index `executions_lease`).
+SELECT min(lease_expires_at) AS at FROM executions WHERE status = 'running';
+
 -- name: stuck_admitting
 UPDATE jobs SET status = 'pending', updated_at = :now
 WHERE status = 'admitting' AND updated_at <= :older_than
