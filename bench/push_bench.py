@@ -389,6 +389,8 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=18941)
     parser.add_argument("--receiver-port", type=int, default=18942)
     args = parser.parse_args()
+    if args.profile:
+        Path(args.profile).mkdir(parents=True, exist_ok=True)
     raise_fd_limit()
     if args.bare_client:
         print(*trio.run(bare_client, args.jobs, args.receiver_port, args.concurrency[0]))

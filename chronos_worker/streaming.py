@@ -56,6 +56,7 @@ Against a server without the channel (the upgrade answered 404 or another 4xx th
 from __future__ import annotations
 
 import heapq
+import math
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -80,6 +81,7 @@ from .errors import ChronosAuthError, ChronosRequestError
 from .log import Log
 from .outcome import Report
 from .prefetch import ClaimTokens
+from .server_clock import ServerClock
 from .settings import WorkerSettings
 
 WELCOME_SECONDS = 10.0
@@ -340,11 +342,12 @@ class StreamRunner:
         return bool(todo)
 
     async def _receive_loop(self, ws: WebSocketConnection, session: int, heartbeat: float) -> None:
+        clock = ServerClock()  # this channel's server: a reconnect may reach another
         while True:
             message = await receive_json(ws, 2 * heartbeat)
             kind = message["type"]
             if kind == "jobs":
-                self._start_jobs(message.get("jobs"))
+                self._start_jobs(message.get("jobs"), _number(message.get("sent_at")), clock)
             elif kind == "acks":
                 self._settle_acks(message.get("results"))
             elif kind == "heartbeat_acks":
@@ -359,14 +362,18 @@ class StreamRunner:
 
     # -- jobs and results ---------------------------------------------------------------------
 
-    def _start_jobs(self, jobs: object) -> None:
+    def _start_jobs(self, jobs: object, sent_at: float | None, clock: ServerClock) -> None:
         if not isinstance(jobs, list):
             self._log.error("Worker channel: malformed jobs message ignored")
             return
         assert self._work is not None
         now = trio.current_time()
         for data in jobs:
-            start = now + _start_in(data)
+            start_in = _start_in(data)
+            if start_in and sent_at is not None:  # its due instant, less no transit
+                start = clock.start(sent_at, start_in * 1000, now)
+            else:
+                start = now + start_in
             try:
                 ctx = parse_job(data if isinstance(data, dict) else {})
             except ValueError as exc:
@@ -539,6 +546,13 @@ def _start_in(job: object) -> float:
     if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1000:
         return value / 1000
     return 0.0
+
+
+def _number(value: object) -> float | None:
+    """A JSON number as a float, or None for anything else."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
 
 
 def _seconds(value: Any, default: float) -> float:

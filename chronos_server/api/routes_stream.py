@@ -13,14 +13,16 @@ Messages are JSON text, one object each, with a `type` (README, "Worker channel"
                       ping   drain   heartbeat {execution_ids: [...], extend_seconds?}
                       timed_start   brief_acks
     server → worker   welcome {heartbeat_seconds, max_credits, lead_ms, brief_acks}
-                      jobs {jobs: [...]}
+                      jobs {jobs: [...], sent_at?}
                       acks {results: [...]}   pong   stopping   drained
                       heartbeat_acks {results: [...]}
 
 `timed_start` says the worker starts a job that carries `start_in_ms` that many milliseconds after
 it arrives: from then on the server may send a job up to `lead_ms` (welcome) before it is due,
 its execution started (and its lease counted) as of the due instant, so the claim and the
-message happen before the instant instead of after it.
+message happen before the instant instead of after it. Such a `jobs` message says when it left
+(`sent_at`, Unix ms by the server's clock): the worker takes the message's transit out of the
+wait (`chronos_worker/server_clock.py`).
 
 `brief_acks` says the worker does not read the execution an accepted result's ack carries in
 `data`: from then on those acks are `{execution_id, success: true}` alone (most of what a busy
@@ -276,19 +278,24 @@ class Channel:
                 continue
             self.credits -= len(claimed)
             self.outstanding.update(c.execution.id for c in claimed)
-            await self._send({"type": "jobs", "jobs": self._jobs_json(claimed)})
+            await self._send(self._jobs_message(claimed))
 
-    def _jobs_json(self, claimed: list[ClaimedJob]) -> list[dict[str, Any]]:
+    def _jobs_message(self, claimed: list[ClaimedJob]) -> dict[str, Any]:
         """The claim answers; a job handed over before its execution's start (an early hand-off)
-        says how long after its arrival to start it."""
+        says how long after this instant (`sent_at`, the server's clock) to start it."""
         now = self.p.clock.exact_ms()
         jobs = []
+        early = False
         for c in claimed:
             job = claim_json(c)
             if c.execution.started_at > now:
                 job["start_in_ms"] = round(c.execution.started_at - now, 2)
+                early = True
             jobs.append(job)
-        return jobs
+        message: dict[str, Any] = {"type": "jobs", "jobs": jobs}
+        if early:
+            message["sent_at"] = round(now, 3)
+        return message
 
     async def _finish_drain(self) -> None:
         """The worker asked to drain: once every job it holds is reported, say `drained`; then

@@ -199,7 +199,16 @@ async def test_after_timed_start_a_due_job_comes_ahead_and_says_when_to_start(
                 due = datetime.now(UTC) + timedelta(milliseconds=500)
                 body = {"name": "j", "handler": handler, "scheduled_for": due.isoformat()}
                 ok(await server.client.post("/v1/jobs", json=body), 201)
-                [job] = await jobs(conn, 1)
+                message = await receive(conn)
+                assert message["type"] == "jobs" and len(message["jobs"]) == 1, message
+                [job] = message["jobs"]
+                if "start_in_ms" in job:  # the message says when it left: the due instant - that
+                    due_ms = datetime.fromisoformat(job["scheduled_for"]).timestamp() * 1000
+                    assert message["sent_at"] + job["start_in_ms"] == pytest.approx(
+                        due_ms, abs=0.02
+                    )
+                else:
+                    assert "sent_at" not in message
                 found.append((handler, job, due.timestamp() - time.time()))
     ahead = [job for handler, job, left in found if handler == "timed" and left > 0]
     assert ahead, found

@@ -51,11 +51,17 @@ class FakeChannel:
         *,
         offers_brief_acks: bool = False,
         acks: bool = True,
+        clock_offset_ms: float | None = None,
+        transits_ms: list[float] | None = None,
     ) -> None:
         self.server = server
         self.lead_ms = lead_ms  # said in the welcome (a server that sends jobs ahead)
         self.offers_brief_acks = offers_brief_acks  # said in the welcome
         self.acks = acks  # False: results are recorded, never acknowledged (a stuck server)
+        # With an offset, `jobs` messages say `sent_at`: this server's clock (Trio's + the
+        # offset) when they left, each the next of `transits_ms` before it arrives (here, now).
+        self.clock_offset_ms = clock_offset_ms
+        self.transits_ms = list(transits_ms or [])
         self.timed_start = False  # the worker said it starts jobs at `start_in_ms`
         self.brief_acks = False  # the worker said it does not read an ack's `data`
         self.hellos: list[dict[str, Any]] = []
@@ -125,7 +131,12 @@ class FakeChannel:
                 jobs = [queue.popleft() for _ in range(min(self.credits, len(queue)))]
                 self.credits -= len(jobs)
                 self.unreported.update(job["execution_id"] for job in jobs)
-                await send({"type": "jobs", "jobs": jobs})
+                message: dict[str, Any] = {"type": "jobs", "jobs": jobs}
+                if self.clock_offset_ms is not None:
+                    transit = self.transits_ms.pop(0) if self.transits_ms else 0.0
+                    now_ms = trio.current_time() * 1000 + self.clock_offset_ms
+                    message["sent_at"] = now_ms - transit
+                await send(message)
             else:
                 await self._changed.wait()
 

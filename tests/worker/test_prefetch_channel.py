@@ -214,6 +214,33 @@ async def test_a_job_sent_ahead_starts_start_in_ms_after_it_arrived(
     assert started[timed] - started[plain] == pytest.approx(0.008, abs=1e-6)
 
 
+async def test_a_job_sent_ahead_starts_at_its_due_instant_less_no_message_transit(
+    server: FakeServer,
+    make_chronos: MakeChronos,
+    autojump_clock: object,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Messages say when they left by the server's clock (`sent_at`): the first took 0.5 ms,
+    the second 3 ms. The second's job, due 8 ms after it left, starts 5 ms after it arrived
+    plus the shortest transit seen (0.5 ms, and the bound's drift allowance: 1 ms per second
+    of its age, here 8 ms) — not 8 ms after it arrived, 3 ms late."""
+    channel = FakeChannel(server, lead_ms=10, clock_offset_ms=1.8e12, transits_ms=[0.5, 3.0])
+    monkeypatch.setattr(streaming, "open_channel", channel.open)
+    chronos = stream_chronos(make_chronos, concurrency=4)
+    started: dict[str, float] = {}
+    second: list[str] = []
+
+    @chronos.worker.handle("test.job")
+    async def record(ctx: ChronosContext) -> None:
+        started[ctx.execution_id] = trio.current_time()
+        if not second:  # the next job leaves the server now
+            second.append(channel.add_job(start_in_ms=8))
+
+    first = channel.add_job(start_in_ms=8)
+    await run_until(chronos.worker, server, lambda: len(channel.results) == 2)
+    assert started[second[0]] - started[first] == pytest.approx(0.005508, abs=2e-6)
+
+
 @pytest.mark.parametrize("offered", [True, False])
 async def test_brief_acks_are_asked_for_only_when_offered(
     server: FakeServer,
