@@ -41,11 +41,10 @@ class ServerClock:
         if current is None or sample > current:
             self._bound_ms, self._at = sample, arrived
 
-    def start(self, sent_at_ms: float, start_in_ms: float, arrived: float) -> float:
-        """When (worker time) to start a job that left at `sent_at_ms` to start `start_in_ms`
-        later: at its due instant by the bound, never later than `start_in_ms` after its
-        arrival (the bound includes this message's own) and never before it arrived."""
-        self.observe(sent_at_ms, arrived)
-        bound = self.bound(arrived)
-        assert bound is not None
-        return max(arrived, (sent_at_ms + start_in_ms - bound) / 1000)
+    def local_time(self, server_ms: float, now: float) -> float:
+        """The worker time (seconds) at which the server's clock reads `server_ms` at the
+        earliest, by the bound, and not before `now`: a job's start, its message observed
+        first (so never later than `start_in_ms` after that message's arrival)."""
+        bound = self.bound(now)
+        assert bound is not None, "observe a message first"
+        return max(now, (server_ms - bound) / 1000)

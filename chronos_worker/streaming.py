@@ -368,10 +368,12 @@ class StreamRunner:
             return
         assert self._work is not None
         now = trio.current_time()
+        if sent_at is not None:
+            clock.observe(sent_at, now)
         for data in jobs:
             start_in = _start_in(data)
             if start_in and sent_at is not None:  # its due instant, less no transit
-                start = clock.start(sent_at, start_in * 1000, now)
+                start = clock.local_time(sent_at + start_in * 1000, now)
             else:
                 start = now + start_in
             try:
@@ -542,10 +544,8 @@ def _chunks(items: list[_Outgoing]) -> Iterator[list[_Outgoing]]:
 def _start_in(job: object) -> float:
     """Seconds from a job's arrival to its start: its `start_in_ms` (sent ahead of its due
     instant after `timed_start`), else 0."""
-    value = job.get("start_in_ms") if isinstance(job, dict) else None
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1000:
-        return value / 1000
-    return 0.0
+    value = _number(job.get("start_in_ms") if isinstance(job, dict) else None)
+    return value / 1000 if value is not None and 0 < value <= 1000 else 0.0
 
 
 def _number(value: object) -> float | None:
@@ -556,6 +556,5 @@ def _number(value: object) -> float | None:
 
 
 def _seconds(value: Any, default: float) -> float:
-    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < 3600:
-        return float(value)
-    return default
+    number = _number(value)
+    return number if number is not None and 0 < number < 3600 else default
