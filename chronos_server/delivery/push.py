@@ -216,7 +216,6 @@ class PushSender:
             raise
         self._slots_free(limit - len(started), nudge=False)
         for claimed in started:
-            self._p.metrics.started("push", claimed.execution.started_at - claimed.job.run_at)
             if logs.states_enabled():
                 logs.state_change(
                     "job %s running: push execution %s, attempt %d",
@@ -254,7 +253,11 @@ class PushSender:
         return found or NO_SECRETS
 
     async def _deliver(self, claimed: ClaimedJob, secrets: SigningSecrets) -> None:
-        sent = trio.current_time()
+        # Sent at the later of now and its start (an execution started ahead waits for it).
+        sent = (
+            trio.current_time()
+            + max(0.0, claimed.execution.started_at - self._p.clock.exact_ms()) / 1000
+        )
         try:
             outcome = await self.attempt(claimed, secrets)
         except BaseException:
@@ -262,13 +265,21 @@ class PushSender:
             raise
         ended = self._p.clock.now_ms()
         metrics = self._p.metrics
-        metrics.push_answered(outcome.http_status, outcome.status, trio.current_time() - sent)
+        answered = max(0.0, trio.current_time() - sent)
+        metrics.push_answered(outcome.http_status, outcome.status, answered)
         metrics.execution_finished(outcome.status, "push", ended - claimed.execution.started_at)
         if outcome.status is not ExecutionStatus.COMPLETED:
             self._failed[claimed.execution.id] = (claimed, outcome)
         self._unrecorded.append(ObservedOutcome(claimed.execution.id, outcome, ended))
         if not self._recording:  # else the task writing a batch now takes this one next
             await self._record_pending()
+
+    async def _until(self, instant: int) -> None:
+        """Sleep until the clock reads `instant` (a sleep never ends early; `exact_ms` keeps
+        the millisecond's fraction, so the request never leaves before the instant either)."""
+        ahead = instant - self._p.clock.exact_ms()
+        if ahead > 0:
+            await trio.sleep(ahead / 1000)
 
     def _slots_free(self, n: int, *, nudge: bool = True) -> None:
         self.in_flight -= n
@@ -362,7 +373,9 @@ class PushSender:
 
     async def attempt(self, claimed: ClaimedJob, secrets: SigningSecrets | None = None) -> Outcome:
         """Make the request for one execution and classify what happened. `secrets` are the
-        account's signing secrets when the caller has already read them."""
+        account's signing secrets when the caller has already read them. An execution started
+        ahead of its due instant (admission's push lead) has its request built and signed now
+        and sent at its `started_at`, never before."""
         job, execution = claimed.job, claimed.execution
         assert job.delivery.http is not None
         target = job.delivery.http
@@ -373,7 +386,8 @@ class PushSender:
             return Outcome(ExecutionStatus.FAILED, error=error, retryable=False)
         if secrets is None:
             secrets = await self._signing_secrets(job.account_id)
-        now = self._p.clock.now_ms()
+        # Signed as of the instant it is sent (`now` unless the execution starts later).
+        now = max(self._p.clock.now_ms(), execution.started_at)
         body = request_body(
             job_id=job.id,
             handler=job.handler,
@@ -395,6 +409,8 @@ class PushSender:
                 previous=secrets.previous_at(now),
             ),
         }
+        await self._until(execution.started_at)
+        self._p.metrics.started("push", self._p.clock.now_ms() - job.run_at)
         with trio.move_on_after(job.timeout):
             try:
                 pinned = await pin_destination(

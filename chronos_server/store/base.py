@@ -50,7 +50,7 @@ class Admitted:
     ready: list[ReadyBatch]
     queued_push: int
     taken: int  # due jobs moved on (ready, queued or cancelled)
-    next_wakeup: int | None
+    next_wakeup: int | None  # the next due time (a push job's less the push lead)
     released: int = 0  # held jobs (`overlap: queue`) whose turn came: now `pending`, due
     # The (account, handler) of the next due pull job, where the store's claims can take a due
     # job straight from `pending` (PostgreSQL): admission wakes a claimer of it at that instant.
@@ -383,7 +383,12 @@ class Store(Protocol):
         ...
 
     # pipeline: admission
-    async def admit_due(self, now: int, limit: int) -> Admitted: ...
+    async def admit_due(self, now: int, limit: int, push_lead: int = 0) -> Admitted:
+        """One admission pass at `now`; push jobs due within `push_lead` ms are taken too (the
+        sender starts them ahead, each sent at its instant), and the next wake-up comes that
+        much before the next push job."""
+        ...
+
     async def spawn_due_schedules(self, now: int, limit: int) -> int: ...
     async def take_due_jobs(self, now: int, limit: int) -> list[str]: ...
     async def queue_admitted(self, job_ids: list[str], now: int) -> int: ...

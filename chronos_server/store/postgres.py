@@ -419,14 +419,19 @@ class PostgresStore(SqlStore):
 
         return await self._tx(fn)
 
-    async def admit_due(self, now: int, limit: int) -> Admitted:
+    async def admit_due(self, now: int, limit: int, push_lead: int = 0) -> Admitted:
         """The pass as ONE statement (`admit_pass`: jobs moved, NOTIFY, next due times), plus a
         spawning transaction only when a schedule slot is due or a job is held (`overlap:
         queue`: it releases the held jobs whose turn came); the jobs it spawned or released are
         admitted by the next pass, which the caller runs at once (`spawned` > 0, or a wake-up
         of now)."""
         rows = await self._query(
-            "admit_pass", now=now, limit=limit, channel=pg_listen.CHANNEL, origin=self._origin
+            "admit_pass",
+            now=now,
+            push_by=now + push_lead,
+            limit=limit,
+            channel=pg_listen.CHANNEL,
+            origin=self._origin,
         )
         moved = [row for row in rows if row["status"] != "next"]
         [following] = [row for row in rows if row["status"] == "next"]
@@ -439,7 +444,8 @@ class PostgresStore(SqlStore):
                 return t.release_held_jobs(tx, now, limit), t.spawn_due_schedules(tx, now, limit)
 
             released, spawned = await self._tx(spawn)
-        wakes = [w for w in (following["n"], next_schedule) if w is not None]
+        following_due = t.push_wakeup(following["n"], following["next_push"], push_lead)
+        wakes = [w for w in (following_due, next_schedule) if w is not None]
         if released:
             wakes.append(now)
         admitted = Admitted(

@@ -438,8 +438,8 @@ class SqlStore:
 
     # pipeline ---------------------------------------------------------------------------
 
-    async def admit_due(self, now: int, limit: int) -> Admitted:
-        return await self._tx(lambda tx: t.admit_due(tx, now, limit))
+    async def admit_due(self, now: int, limit: int, push_lead: int = 0) -> Admitted:
+        return await self._tx(lambda tx: t.admit_due(tx, now, limit, push_lead))
 
     async def spawn_due_schedules(self, now: int, limit: int) -> int:
         return await self._tx(lambda tx: t.spawn_due_schedules(tx, now, limit))

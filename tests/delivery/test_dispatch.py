@@ -18,7 +18,7 @@ import trio.testing
 from chronos_server.core.models import PULL, ExecutionStatus, JobStatus
 from chronos_server.delivery.push import START_CHUNK, PushSender, PushSettings
 from chronos_server.errors import StoreUnavailable
-from chronos_server.loops.admission import run_admission
+from chronos_server.loops.admission import PUSH_LEAD_MS, run_admission
 from chronos_server.loops.dispatch import run_dispatch
 from chronos_server.loops.sweeper import run_sweeper
 from chronos_server.pipeline.services import LoopSettings
@@ -325,3 +325,72 @@ async def test_outcome_the_store_could_not_take_is_written_when_it_can(
         done = await world.job(job.id)
         assert execution.finished_at == done.finished_at == answered_at[0]
         assert done.updated_at is not None and done.updated_at > answered_at[0]
+
+
+async def test_a_push_job_is_started_ahead_and_sent_at_its_instant(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Admission takes a push job `PUSH_LEAD_MS` before it falls due and the sender starts it
+    then (request built and signed ahead); the request leaves at the due instant, not a
+    millisecond before nor after it. The execution starts at that instant, its lease counted
+    from there, and the signature carries that instant's timestamp."""
+    sent: list[tuple[float, httpx.Request]] = []
+
+    async with open_world(LoopSettings(idle_seconds=3600.0)) as world:
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            sent.append((world.p.clock.exact_ms(), request))
+            return httpx.Response(200)
+
+        due = world.now() + 5_000 + 3  # not on a whole second
+        job = await world.add_push_job(status=JobStatus.PENDING, run_at=due, timeout=30)
+        async with pipeline_running(world, httpx.MockTransport(answer)) as sender:
+            with trio.fail_after(60):
+                world.p.admission_nudge.set()
+                await trio.sleep((due - PUSH_LEAD_MS - 1 - world.now()) / 1000)
+                assert (await world.job(job.id)).status is JobStatus.PENDING
+                await trio.sleep(0.002)  # the lead has begun
+                assert (await world.job(job.id)).status is JobStatus.RUNNING
+                [execution] = (
+                    await world.p.store.list_executions(
+                        world.account_id, job_id=job.id, statuses=None, offset=0, limit=10
+                    )
+                ).items
+                assert execution.started_at == due
+                assert execution.lease_expires_at == due + 30_000
+                await trio.sleep((due - 1 - world.now()) / 1000)
+                assert sent == []  # built, signed, waiting
+                await trio.sleep(0.002)
+                await sender.wait_idle()
+        assert (await world.job(job.id)).status is JobStatus.COMPLETED
+    [(at, request)] = sent
+    assert due <= at < due + 1
+    assert request.headers["X-Chronos-Timestamp"] == str(due // 1000)
+    assert verify_signature(SECRET, request.headers, request.content, now=due / 1000)
+
+
+async def test_push_jobs_due_at_one_instant_are_all_started_ahead(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A burst larger than a batch: every job is running before the instant (admission and
+    dispatch loop until the lead window is empty), and every request leaves at the instant."""
+    sent: list[float] = []
+    n = 2 * 64 + 5
+
+    async with open_world(LoopSettings(idle_seconds=3600.0, batch_size=64)) as world:
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            sent.append(world.p.clock.exact_ms())
+            return httpx.Response(200)
+
+        due = world.now() + 2_000
+        jobs = [await world.add_push_job(status=JobStatus.PENDING, run_at=due) for _ in range(n)]
+        async with pipeline_running(world, httpx.MockTransport(answer)) as sender:
+            with trio.fail_after(60):
+                world.p.admission_nudge.set()
+                await trio.sleep((due - 1 - world.now()) / 1000)
+                assert set(await statuses(world, [j.id for j in jobs])) == {JobStatus.RUNNING}
+                assert sent == []
+                await trio.sleep(0.002)
+                await sender.wait_idle()
+    assert len(sent) == n and all(due <= at < due + 1 for at in sent)

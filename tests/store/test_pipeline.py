@@ -150,6 +150,68 @@ async def test_next_wakeup_is_earliest_due_job_or_active_schedule(
     assert await store.next_wakeup() == T0 + 200
 
 
+async def test_admission_takes_push_jobs_within_the_push_lead_and_wakes_ahead_of_them(
+    store: Store, acct: Accounts
+) -> None:
+    """Push jobs due within `push_lead` are queued (the sender starts them ahead); pull jobs
+    only when due; the next wake-up is the lead before the next push job, or the next pull
+    job's instant if that comes first (the claimable hand-off only then)."""
+    push_soon = make_job(acct.a, delivery=PUSH, handler=None, run_at=T0 + 300)
+    push_edge = make_job(acct.a, delivery=PUSH, handler=None, run_at=T0 + 500)
+    push_later = make_job(acct.a, delivery=PUSH, handler=None, run_at=T0 + 900)
+    pull_soon = make_job(acct.a, run_at=T0 + 100)
+    for job in (push_soon, push_edge, push_later, pull_soon):
+        await store.insert_job(job)
+
+    admitted = await store.admit_due(T0, 100, push_lead=500)
+
+    assert admitted.queued_push == 2 and admitted.ready == [] and admitted.taken == 2
+    assert await statuses(store, acct.a, [push_soon.id, push_edge.id, push_later.id]) == [
+        JobStatus.QUEUED,
+        JobStatus.QUEUED,
+        JobStatus.PENDING,
+    ]
+    assert (await must_job(store, acct.a, pull_soon.id)).status is JobStatus.PENDING
+    # The pull job at +100 comes before the push job's lead (+900 - 500 = +400).
+    assert admitted.next_wakeup == T0 + 100
+    assert admitted.next_claimable == (acct.a, "h")
+
+    admitted = await store.admit_due(T0 + 100, 100, push_lead=500)
+    assert [(r.handler, r.count) for r in admitted.ready] == [("h", 1)]
+    assert admitted.next_wakeup == T0 + 400 and admitted.next_claimable is None
+
+    # Without a lead (the default) nothing is taken ahead of its instant.
+    assert (await store.admit_due(T0 + 400, 100)).taken == 0
+    assert (await store.admit_due(T0 + 400, 100, push_lead=500)).queued_push == 1
+
+
+async def test_a_push_job_started_ahead_starts_at_its_due_instant(
+    store: Store, acct: Accounts
+) -> None:
+    """`start_push_jobs` starts a job admitted ahead as of its run_at (lease from there); a
+    job already due starts now."""
+    ahead = make_job(acct.a, delivery=PUSH, handler=None, run_at=T0 + 300, timeout=10)
+    overdue = make_job(acct.a, delivery=PUSH, handler=None, run_at=T0 - 50, timeout=10)
+    for job in (ahead, overdue):
+        await store.insert_job(job)
+    await store.admit_due(T0, 100, push_lead=500)
+
+    started = await store.start_push_jobs(T0, 10)
+
+    assert [c.job.id for c in started] == [overdue.id, ahead.id]  # oldest due first
+    by_job = {c.job.id: c.execution for c in started}
+    assert (by_job[overdue.id].started_at, by_job[overdue.id].lease_expires_at) == (
+        T0,
+        T0 + 10_000,
+    )
+    assert (by_job[ahead.id].started_at, by_job[ahead.id].lease_expires_at) == (
+        T0 + 300,
+        T0 + 10_300,
+    )
+    stored = await must_execution(store, acct.a, by_job[ahead.id].id)
+    assert (stored.started_at, stored.lease_expires_at) == (T0 + 300, T0 + 10_300)
+
+
 # --- dispatch ------------------------------------------------------------------------------
 
 

@@ -21,17 +21,20 @@ from chronos_server.store.transactions.tx import Tx, new_id
 HELD_RECHECK_MS = 1_000
 
 
-def admit_due(tx: Tx, now: int, limit: int) -> Admitted:
+def admit_due(tx: Tx, now: int, limit: int, push_lead: int = 0) -> Admitted:
     """One admission pass: held jobs whose turn came released, due schedule slots spawned, then
-    due jobs past admission in one statement (pull `ready`, push `queued`, archived schedule's
-    `cancelled`), then the next due time — one transaction, whatever it finds."""
+    due jobs past admission in one statement (pull `ready`, push `queued` — push jobs due
+    within `push_lead` too —, archived schedule's `cancelled`), then the next due time (a push
+    job's less the lead) — one transaction, whatever it finds."""
     released = release_held_jobs(tx, now, limit)
     spawned = spawn_due_schedules(tx, now, limit)
-    rows = tx.all("admit_due_jobs", now=now, limit=limit)
+    rows = tx.all("admit_due_jobs", now=now, push_by=now + push_lead, limit=limit)
     ready = Counter((r["account_id"], r["handler"]) for r in rows if r["status"] == "ready")
     queued = sum(1 for r in rows if r["status"] == "queued")
     row = tx.one("next_wakeup")
     wake = row["t"] if row is not None else None
+    push = tx.one("next_due_push")
+    wake = push_wakeup(wake, push["t"] if push is not None else None, push_lead)
     following = tx.one("next_due_pull")
     claimable = None
     if following is not None and following["handler"] is not None and following["run_at"] == wake:
@@ -64,6 +67,15 @@ def with_limited_released(admitted: Admitted, out: Released) -> Admitted:
         limited_released=out.count,
         limited_more=out.more,
     )
+
+
+def push_wakeup(wake: int | None, next_push: int | None, push_lead: int) -> int | None:
+    """The next wake-up of admission: the next due time, or the push lead before the next push
+    job if that comes first."""
+    if next_push is None:
+        return wake
+    ahead = next_push - push_lead
+    return ahead if wake is None else min(wake, ahead)
 
 
 def release_held_jobs(tx: Tx, now: int, limit: int) -> int:
@@ -169,10 +181,16 @@ def _new_execution(
 
 
 def start_push_jobs(tx: Tx, now: int, limit: int) -> list[ClaimedJob]:
-    """`queued` push jobs → `running`, each with a new execution; the sender makes the request."""
-    return start_executions(
-        tx, tx.all("queued_push_jobs", limit=limit), JobStatus.QUEUED, None, now
-    )
+    """`queued` push jobs → `running`, each with a new execution; the sender makes the request.
+    A job admitted ahead of its due instant (within the push lead) is started as of that
+    instant, its lease counted from there: the sender sends it then, never before."""
+    groups: dict[int, list[Row]] = {}
+    for row in tx.all("queued_push_jobs", limit=limit):
+        groups.setdefault(max(now, row["run_at"]), []).append(row)
+    started: list[ClaimedJob] = []
+    for at, group in groups.items():
+        started += start_executions(tx, group, JobStatus.QUEUED, None, at)
+    return started
 
 
 def start_executions(

@@ -57,12 +57,23 @@ WHERE EXISTS (SELECT 1 FROM missed) AND e.id = ANY (ARRAY(SELECT id FROM missed)
 -- handler, so a claimer of it can be woken at that instant —, `next_schedule` the next schedule slot and `held`
 -- whether any job waits behind another of its schedule (`overlap: queue`; a probe of the
 -- almost always empty `jobs_held` index), `limited` whether any job waits for its handler's
--- limit (a probe of `jobs_limited`, empty unless limits hold jobs back). A due job of a handler
--- with a limit becomes `limited`; the caller then releases what the limits allow.
+-- limit (a probe of `jobs_limited`, empty unless limits hold jobs back), `next_push` the next
+-- push job's run_at (admission wakes the push lead before it). A due job of a handler with a
+-- limit becomes `limited`; the caller then releases what the limits allow. Push jobs due by
+-- `push_by` (the push lead ahead) are taken too: the sender starts them ahead, each sent at its
+-- instant.
 WITH due AS (
-    SELECT id FROM jobs WHERE status IN ('pending', 'retrying') AND run_at <= :now
-    ORDER BY run_at LIMIT :limit
-    FOR UPDATE SKIP LOCKED
+    SELECT id FROM (
+        SELECT id FROM jobs WHERE status IN ('pending', 'retrying') AND run_at <= :now
+        ORDER BY run_at LIMIT :limit
+        FOR UPDATE SKIP LOCKED) AS now_due
+    UNION ALL
+    SELECT id FROM (
+        SELECT id FROM jobs
+        WHERE status IN ('pending', 'retrying') AND delivery_type = 'push'
+          AND run_at > :now AND run_at <= :push_by
+        ORDER BY run_at LIMIT :limit
+        FOR UPDATE SKIP LOCKED) AS push_ahead
 ), moved AS (
     UPDATE jobs SET status = CASE
             WHEN schedule_id IS NOT NULL AND EXISTS (
@@ -91,7 +102,7 @@ WITH due AS (
     FROM ready GROUP BY chunk
 )
 SELECT account_id, handler, status, n, NULL::bigint AS next_schedule, NULL::boolean AS held,
-    NULL::boolean AS limited
+    NULL::boolean AS limited, NULL::bigint AS next_push
 FROM counts
 UNION ALL
 SELECT following.account_id, following.handler, 'next', following.run_at,
@@ -99,7 +110,11 @@ SELECT following.account_id, following.handler, 'next', following.run_at,
     EXISTS (SELECT 1 FROM jobs WHERE status = 'held'),
     -- (This statement's own moves are not in its snapshot of `jobs`: `counts` has them.)
     EXISTS (SELECT 1 FROM jobs WHERE status = 'limited')
-        OR EXISTS (SELECT 1 FROM counts WHERE status = 'limited')
+        OR EXISTS (SELECT 1 FROM counts WHERE status = 'limited'),
+    (SELECT run_at FROM jobs
+     WHERE status IN ('pending', 'retrying') AND delivery_type = 'push'
+       AND id NOT IN (SELECT id FROM due)
+     ORDER BY run_at LIMIT 1)
 FROM (SELECT 1) AS one
 LEFT JOIN LATERAL (
     SELECT account_id, CASE WHEN delivery_type = 'pull' AND NOT EXISTS (

@@ -218,6 +218,10 @@ WHERE id IN (SELECT jsonb_array_elements_text(:ids::jsonb)) AND status = 'admitt
 -- name: next_due_job
 SELECT min(run_at) AS t FROM jobs WHERE status IN ('pending', 'retrying');
 
+-- name: next_due_push
+SELECT min(run_at) AS t FROM jobs
+WHERE status IN ('pending', 'retrying') AND delivery_type = 'push';
+
 -- name: next_due_schedule
 SELECT min(next_run_at) AS t FROM schedules WHERE status = 'active';
 
@@ -382,9 +386,18 @@ FROM json_array_elements_text(:handlers::json) AS h(name);
 -- limit `limited` (`release_limited_jobs` lets them on). (`admitting` and `queued` are passed
 -- inside this one transaction.)
 WITH due AS (
-    SELECT id FROM jobs WHERE status IN ('pending', 'retrying') AND run_at <= :now
-    ORDER BY run_at LIMIT :limit
-    FOR UPDATE SKIP LOCKED)
+    SELECT id FROM (
+        SELECT id FROM jobs WHERE status IN ('pending', 'retrying') AND run_at <= :now
+        ORDER BY run_at LIMIT :limit
+        FOR UPDATE SKIP LOCKED) AS now_due
+    UNION ALL
+    -- Push jobs due within the lead: the sender starts them ahead, each sent at its instant.
+    SELECT id FROM (
+        SELECT id FROM jobs
+        WHERE status IN ('pending', 'retrying') AND delivery_type = 'push'
+          AND run_at > :now AND run_at <= :push_by
+        ORDER BY run_at LIMIT :limit
+        FOR UPDATE SKIP LOCKED) AS push_ahead)
 UPDATE jobs SET status = CASE
         WHEN schedule_id IS NOT NULL AND EXISTS (
             SELECT 1 FROM schedules s WHERE s.id = jobs.schedule_id AND s.status = 'archived')

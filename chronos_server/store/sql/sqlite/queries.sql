@@ -209,6 +209,10 @@ WHERE id IN (SELECT value FROM json_each(:ids)) AND status = 'admitting';
 -- name: next_due_job
 SELECT min(run_at) AS t FROM jobs WHERE status IN ('pending', 'retrying');
 
+-- name: next_due_push
+SELECT min(run_at) AS t FROM jobs
+WHERE status IN ('pending', 'retrying') AND delivery_type = 'push';
+
 -- name: next_due_schedule
 SELECT min(next_run_at) AS t FROM schedules WHERE status = 'active';
 
@@ -379,8 +383,16 @@ UPDATE jobs SET status = CASE
         THEN :now ELSE NULL END,
     updated_at = :now
 WHERE id IN (
-    SELECT id FROM jobs WHERE status IN ('pending', 'retrying') AND run_at <= :now
-    ORDER BY run_at LIMIT :limit)
+    SELECT id FROM (
+        SELECT id FROM jobs WHERE status IN ('pending', 'retrying') AND run_at <= :now
+        ORDER BY run_at LIMIT :limit)
+    UNION ALL
+    -- Push jobs due within the lead: the sender starts them ahead, each sent at its instant.
+    SELECT id FROM (
+        SELECT id FROM jobs
+        WHERE status IN ('pending', 'retrying') AND delivery_type = 'push'
+          AND run_at > :now AND run_at <= :push_by
+        ORDER BY run_at LIMIT :limit))
   AND status IN ('pending', 'retrying')
 RETURNING account_id, handler, status;
 
