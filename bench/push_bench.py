@@ -15,14 +15,15 @@ from the due instant:
   finished (Linux `/proc`, as the other benches; includes the bench's few completion polls),
   per job: what bounds a burst on a small machine, next to the bare client's.
 
-`chronos serve` runs as a separate process on a fresh SQLite file with
+`chronos serve` runs as a separate process on a fresh SQLite file (`--store postgres`: a fresh
+PostgreSQL database, `bench_push` on `--pg`) with
 `CHRONOS_ALLOW_HTTP_TARGETS=1 CHRONOS_ALLOW_PRIVATE_TARGETS=1 CHRONOS_RATE_LIMIT=off
 CHRONOS_PUSH_CONCURRENCY=<c>`, one server per concurrency value. The receiver is a raw
 `trio.serve_tcp` + h11 server in this process (one task per connection, keep-alive), which holds
 thousands of sleeping requests without effort. Usage:
 
     .venv/bin/python -m bench.push_bench [--jobs 1000] [--latency 2] [--concurrency 1000 256]
-        [--lead 4] [--repeat 1] [--floor] [--profile DIR]
+        [--lead 4] [--repeat 1] [--floor] [--profile DIR] [--store sqlite|postgres]
 
 `--floor` first runs a bare trio + h11 client (its own process, no scheduler, no database) with
 the same number of requests against the same receiver: the most this machine allows.
@@ -51,9 +52,11 @@ import httpx
 import trio
 
 from bench.hot_path import Profile
+from bench.pg_bench import recreate
 from bench.pull_bench import cpu_seconds, create_jobs, start_server
 
 KEY = "chrns_" + "P" * 40
+STORES = {"sqlite": "SQLite (WAL)", "postgres": "PostgreSQL (a fresh database per run)"}
 FDS_WANTED = 8192  # two sockets per request (server and receiver side) plus the database
 
 
@@ -227,10 +230,14 @@ class Result:
 async def run_once(args: argparse.Namespace, concurrency: int, receiver: Receiver) -> Result:
     receiver.reset()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.store == "postgres":
+            database_url = await trio.to_thread.run_sync(recreate, args.pg, "bench_push")
+        else:
+            database_url = f"sqlite:///{Path(tmp) / 'push.db'}"
         proc = await trio.to_thread.run_sync(
             partial(
                 start_server,
-                f"sqlite:///{Path(tmp) / 'push.db'}",
+                database_url,
                 args.port,
                 KEY,
                 CHRONOS_ALLOW_HTTP_TARGETS="1",
@@ -325,7 +332,8 @@ async def main_async(args: argparse.Namespace) -> None:
         f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
     )
     print(
-        f"store: SQLite (WAL), server: 1 process; {args.jobs} push jobs due at one instant, "
+        f"store: {STORES[args.store]}, server: 1 process; {args.jobs} push jobs due at one "
+        "instant, "
         f"receiver answers 200 after {args.latency:g} s; open-files limit {raise_fd_limit()}"
     )
     receiver = Receiver(args.latency)
@@ -375,6 +383,8 @@ async def main_async(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=1000)
+    parser.add_argument("--store", choices=sorted(STORES), default="sqlite")
+    parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument("--latency", type=float, default=2.0, help="receiver delay, seconds")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1000, 256])
     parser.add_argument("--lead", type=float, default=4.0, help="seconds until the jobs are due")

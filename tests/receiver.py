@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +32,7 @@ class Delivery:
     body: bytes
     chronos_ok: bool
     standard_ok: bool
+    arrived: float = field(default_factory=time.time)  # wall clock, when the body was read
 
     @property
     def json(self) -> dict[str, Any]:

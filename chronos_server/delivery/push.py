@@ -19,6 +19,7 @@ Exceptions: `BlockedDestination` (terminal), httpx transport errors and resolver
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 from collections.abc import Awaitable, Callable
@@ -34,13 +35,15 @@ from chronos_server.core.models import (
     ClaimedJob,
     ExecutionError,
     ExecutionStatus,
+    HttpTarget,
+    Job,
     ObservedOutcome,
     Outcome,
 )
 from chronos_server.core.targets import Address, host_address, is_blocked_address, is_token
 from chronos_server.delivery.classify import classify_response
 from chronos_server.delivery.signing import request_body, signature_headers
-from chronos_server.delivery.transport import PushTransport
+from chronos_server.delivery.transport import Ahead, PushTransport
 from chronos_server.errors import ChronosError, StoreUnavailable
 from chronos_server.pipeline.services import Pipeline
 from chronos_server.store.base import SigningSecrets
@@ -59,6 +62,10 @@ NO_SECRETS = SigningSecrets(current="")  # an account without a secret signs wit
 
 class BlockedDestination(Exception):
     """The target resolves to an address push delivery must not reach (terminal)."""
+
+
+# What building a request can raise (`PushSender.attempt` maps each to an outcome).
+_BUILD_ERRORS = (BlockedDestination, httpx.HTTPError, OSError, UnicodeError)
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -274,6 +281,25 @@ class PushSender:
         if not self._recording:  # else the task writing a batch now takes this one next
             await self._record_pending()
 
+    async def _request(
+        self, target: HttpTarget, headers: dict[str, str], body: bytes
+    ) -> httpx.Request:
+        """The request to send: to the checked address (`pin_destination`), the name kept in
+        the Host header and SNI."""
+        pinned = await pin_destination(
+            target.url, allow_private=self._settings.allow_private, resolver=self._resolver
+        )
+        if pinned.host_header:
+            headers = {**headers, "Host": pinned.host_header}
+        extensions = {"sni_hostname": pinned.sni_hostname} if pinned.sni_hostname else {}
+        return httpx.Request(
+            target.method,
+            parse_url(pinned.url),
+            content=body,
+            headers=headers,
+            extensions=extensions,
+        )
+
     async def _until(self, instant: int) -> None:
         """Sleep until the clock reads `instant` (a sleep never ends early; `exact_ms` keeps
         the millisecond's fraction, so the request never leaves before the instant either)."""
@@ -409,26 +435,46 @@ class PushSender:
                 previous=secrets.previous_at(now),
             ),
         }
-        await self._until(execution.started_at)
-        self._p.metrics.started("push", self._p.clock.now_ms() - job.run_at)
+        request: httpx.Request | None = None
+        opened: Ahead | None = None
+        try:
+            lead = (execution.started_at - self._p.clock.exact_ms()) / 1000
+            if lead > 0:
+                # Started ahead: the destination is resolved, the request built and its
+                # connection opened now, so only sending is left for the instant. Whatever goes
+                # wrong here (or is not done by then) is done again at the instant, where it
+                # counts as the attempt's.
+                with trio.move_on_after(lead), contextlib.suppress(*_BUILD_ERRORS):
+                    request = await self._request(target, headers, body)
+                    if isinstance(self._transport, PushTransport):
+                        opened = await self._transport.open_ahead(request)
+                await self._until(execution.started_at)
+            self._p.metrics.started("push", self._p.clock.now_ms() - job.run_at)
+            return await self._exchange(job, target, headers, body, request, opened)
+        finally:
+            if opened is not None:
+                opened.close()
+
+    async def _exchange(
+        self,
+        job: Job,
+        target: HttpTarget,
+        headers: dict[str, str],
+        body: bytes,
+        request: httpx.Request | None,
+        opened: Ahead | None,
+    ) -> Outcome:
+        """Send the request (built and its connection opened ahead, if they were) under the
+        job's timeout and classify what happened."""
         with trio.move_on_after(job.timeout):
             try:
-                pinned = await pin_destination(
-                    target.url,
-                    allow_private=self._settings.allow_private,
-                    resolver=self._resolver,
-                )
-                if pinned.host_header:
-                    headers["Host"] = pinned.host_header
-                extensions = {"sni_hostname": pinned.sni_hostname} if pinned.sni_hostname else {}
-                request = httpx.Request(
-                    target.method,
-                    parse_url(pinned.url),
-                    content=body,
-                    headers=headers,
-                    extensions=extensions,
-                )
-                response = await self._transport.handle_async_request(request)
+                if request is None:
+                    request = await self._request(target, headers, body)
+                if opened is not None:
+                    assert isinstance(self._transport, PushTransport)
+                    response = await self._transport.handle_async_request(request, opened)
+                else:
+                    response = await self._transport.handle_async_request(request)
                 try:
                     text = await _read_prefix(response)
                 finally:

@@ -62,6 +62,9 @@ class _Connection:
     h11: h11.Connection = field(default_factory=lambda: h11.Connection(h11.CLIENT))
     idle_since: float = 0.0
     requests: int = 0
+    # Opened (or taken from the pool) before its request was due (`PushTransport.open_ahead`):
+    # like a reused connection, one the peer dropped meanwhile is replaced once at send time.
+    ahead: bool = False
 
     def peer_closed(self) -> bool:
         """True if the idle socket is readable: the peer closed it (or sent something unasked)."""
@@ -107,20 +110,27 @@ class PushTransport(httpx.AsyncBaseTransport):
     def max_idle(self) -> int:
         return self._max_idle
 
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._closed:
-            raise httpx.TransportError("the push transport is closed")
-        url = request.url
-        if url.scheme not in _DEFAULT_PORTS:
-            raise httpx.UnsupportedProtocol(
-                f"unsupported URL scheme {url.scheme!r}", request=request
-            )
-        port = url.port or _DEFAULT_PORTS[url.scheme]
-        sni = request.extensions.get("sni_hostname")
-        key: PoolKey = (url.scheme, url.host, port, sni if isinstance(sni, str) else None)
+    async def open_ahead(self, request: httpx.Request) -> Ahead:
+        """The request serialized and its connection opened (TLS handshake included) or taken
+        from the pool now, before it is due: `handle_async_request(request, ahead)` then only
+        sends. The caller closes the `Ahead` if the request is never sent."""
+        key = self._key(request)
         data = _serialize(request)
+        connection = self._take_idle(key) or await self._connect(request, key)
+        connection.ahead = True
+        return Ahead(key, data, connection)
+
+    async def handle_async_request(
+        self, request: httpx.Request, ahead: Ahead | None = None
+    ) -> httpx.Response:
+        if ahead is not None:
+            key, data, connection = ahead.key, ahead.data, ahead.take()
+        else:
+            key = self._key(request)
+            data = _serialize(request)
+            connection = self._take_idle(key)
         try:
-            event, connection = await self._exchange_on(self._take_idle(key), key, data, request)
+            event, connection = await self._exchange_on(connection, key, data, request)
         except _StaleConnection:
             # Once, and on a new connection, never on another pooled one: a receiver that drops
             # connections after acting on a request sees it at most twice.
@@ -135,6 +145,18 @@ class PushTransport(httpx.AsyncBaseTransport):
                 "reason_phrase": event.reason,
             },
         )
+
+    def _key(self, request: httpx.Request) -> PoolKey:
+        if self._closed:
+            raise httpx.TransportError("the push transport is closed")
+        url = request.url
+        if url.scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(
+                f"unsupported URL scheme {url.scheme!r}", request=request
+            )
+        port = url.port or _DEFAULT_PORTS[url.scheme]
+        sni = request.extensions.get("sni_hostname")
+        return (url.scheme, url.host, port, sni if isinstance(sni, str) else None)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -239,7 +261,7 @@ class PushTransport(httpx.AsyncBaseTransport):
         try:
             await connection.stream.send_all(data)
         except (OSError, trio.BrokenResourceError) as exc:
-            if connection.requests > 1:
+            if _replaceable(connection):
                 raise _StaleConnection(str(exc)) from exc
             raise httpx.WriteError(str(exc) or type(exc).__name__, request=request) from exc
         received_any = False
@@ -247,14 +269,14 @@ class PushTransport(httpx.AsyncBaseTransport):
             try:
                 event = conn.next_event()
             except h11.RemoteProtocolError as exc:
-                if not received_any and connection.requests > 1:
+                if not received_any and _replaceable(connection):
                     raise _StaleConnection(str(exc)) from exc
                 raise httpx.RemoteProtocolError(str(exc), request=request) from exc
             if event is h11.NEED_DATA:
                 try:
                     chunk = await _receive(connection, request)
                 except httpx.ReadError as exc:
-                    if not received_any and connection.requests > 1:
+                    if not received_any and _replaceable(connection):
                         raise _StaleConnection(str(exc)) from exc  # reset instead of closed
                     raise
                 received_any = received_any or bool(chunk)
@@ -267,6 +289,25 @@ class PushTransport(httpx.AsyncBaseTransport):
                 raise httpx.RemoteProtocolError(
                     "connection closed before a response", request=request
                 )
+
+
+@dataclass(eq=False)
+class Ahead:
+    """A request made ready before it is due: its bytes and its open connection."""
+
+    key: PoolKey
+    data: bytes
+    connection: _Connection | None
+
+    def take(self) -> _Connection | None:
+        connection, self.connection = self.connection, None
+        return connection
+
+    def close(self) -> None:
+        """Close the connection unless the request went out on it."""
+        connection = self.take()
+        if connection is not None:
+            connection.close()
 
 
 class _StaleConnection(Exception):
@@ -316,6 +357,12 @@ class _ResponseStream(httpx.AsyncByteStream):
             return
         self._closed = True
         self._transport._release(self._key, self._connection)
+
+
+def _replaceable(connection: _Connection) -> bool:
+    """A failure before any byte of a response is the connection's, not the receiver's, if it
+    was reused or opened ahead: the peer may have closed it while it sat idle."""
+    return connection.requests > 1 or connection.ahead
 
 
 async def _receive(connection: _Connection, request: httpx.Request) -> bytes:

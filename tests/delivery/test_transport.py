@@ -18,9 +18,10 @@ import h11
 import httpx
 import pytest
 import trio
+import trio.testing
 import trustme
 
-from chronos_server.delivery.transport import PushTransport, _serialize
+from chronos_server.delivery.transport import Ahead, PushTransport, _serialize
 
 Handler = Callable[[trio.SocketStream], Awaitable[None]]
 TIMEOUT = 5
@@ -671,6 +672,70 @@ async def test_fresh_connection_closed_without_a_response_is_not_retried(
     assert server.connections == 1
     assert len(server.requests) == 1
     assert transport.idle_count == 0
+
+
+async def test_a_request_opened_ahead_is_sent_on_the_connection_opened_for_it(
+    nursery: trio.Nursery, make_transport: Callable[..., PushTransport]
+) -> None:
+    """`open_ahead` connects before the request is due; sending then uses that connection."""
+    server = await start_h11(nursery)
+    transport = make_transport()
+    request = httpx.Request("POST", f"http://127.0.0.1:{server.port}/hook", content=b"{}")
+    with trio.fail_after(TIMEOUT):
+        ahead = await transport.open_ahead(request)
+        await trio.testing.wait_all_tasks_blocked()
+        assert (server.connections, len(server.requests)) == (1, 0)  # connected, nothing sent
+        response = await transport.handle_async_request(request, ahead)
+        assert await response.aread() == b"ok"
+        await response.aclose()
+        ahead.close()  # sent: nothing left to close
+
+    assert [(r.method, r.body, r.connection) for r in server.requests] == [(b"POST", b"{}", 0)]
+    assert transport.connections_opened == 1 and transport.idle_count == 1
+
+
+async def test_a_connection_opened_ahead_and_dropped_by_the_server_is_replaced_once(
+    nursery: trio.Nursery, make_transport: Callable[..., PushTransport]
+) -> None:
+    """Like a pooled one, a connection opened ahead may be closed by the receiver while it
+    waits (an idle timeout): the request then goes once more, on a new connection."""
+
+    async def app(received: Received) -> Reply:
+        return Reply(drop=received.connection == 0)
+
+    server = await start_h11(nursery, app)
+    transport = make_transport()
+    request = httpx.Request("GET", f"http://127.0.0.1:{server.port}/hook")
+    with trio.fail_after(TIMEOUT):
+        ahead = await transport.open_ahead(request)
+        response, body = await fetch_with(transport, request, ahead)
+
+    assert (response.status_code, body) == (200, b"ok")
+    assert [r.connection for r in server.requests] == [0, 1]
+    assert transport.connections_opened == 2
+
+
+async def test_a_connection_opened_ahead_and_never_used_is_closed(
+    nursery: trio.Nursery, make_transport: Callable[..., PushTransport]
+) -> None:
+    server = await start_h11(nursery)
+    transport = make_transport()
+    request = httpx.Request("GET", f"http://127.0.0.1:{server.port}/hook")
+    with trio.fail_after(TIMEOUT):
+        ahead = await transport.open_ahead(request)
+        ahead.close()
+        await server.wait_client_closed(1)
+    assert server.requests == [] and transport.idle_count == 0
+
+
+async def fetch_with(
+    transport: PushTransport, request: httpx.Request, ahead: Ahead
+) -> tuple[httpx.Response, bytes]:
+    response = await transport.handle_async_request(request, ahead)
+    try:
+        return response, await response.aread()
+    finally:
+        await response.aclose()
 
 
 async def test_idle_connection_older_than_keepalive_expiry_is_not_reused(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +154,36 @@ async def test_graceful_stop_finishes_the_push_in_flight_and_starts_no_other(
         assert not_sent is not None
         assert not_sent.status in (JobStatus.PENDING, JobStatus.QUEUED)
         assert not_sent.attempt_count == 0
+
+
+async def test_a_push_job_scheduled_ahead_arrives_at_its_instant_not_before(
+    push_server: RunningServer,
+) -> None:
+    """Admission starts a push job ahead of its `scheduled_for` (request built and connection
+    opened ahead); the request leaves at that instant, never before it, and its execution's
+    `started_at` is that instant."""
+    async with trio.open_nursery() as nursery:
+        receiver = await start_receiver(nursery, Receiver(SIGNING_SECRET))
+        due = (int(time.time() * 1000) + 1_500) / 1000
+        body = push_job(receiver.url + "/hook", scheduled_for=iso_ms(due))
+        created = await push_server.client.post("/v1/jobs", json=body)
+        assert created.status_code == 201, created.text
+        job = await wait_job(push_server, created.json()["data"]["id"], "completed", "failed")
+        nursery.cancel_scope.cancel()
+
+    assert job["status"] == "completed"
+    [delivery] = receiver.deliveries
+    assert delivery.chronos_ok and delivery.arrived >= due
+    assert int(delivery.headers["x-chronos-timestamp"]) == int(due)
+    executions = await push_server.client.get("/v1/executions", params={"job_id": job["id"]})
+    [execution] = executions.json()["data"]
+    assert execution["started_at"] == iso_ms(due)
+
+
+def iso_ms(epoch: float) -> str:
+    return (
+        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 async def test_secret_rotation_with_an_overlap_keeps_old_and_new_receivers_working(
