@@ -363,8 +363,8 @@ async def main_async(args: argparse.Namespace) -> None:
                 if args.floor:
                     print(f"    Chronos / bare client: {ended[-1] / floors[-1]:.1%}")
             if args.repeat > 1:
-                for what, shares in (("last attempt ended", ended), ("written", written)):
-                    shares.sort()
+                for what, runs in (("last attempt ended", ended), ("written", written)):
+                    shares = sorted(runs)  # a copy: `ended` stays paired with `floors` below
                     print(
                         f"concurrency={concurrency}: {args.repeat} runs, {what}: share of "
                         f"concurrency/latency min {shares[0]:.1%}, "
