@@ -27,7 +27,7 @@ HAND_OFF_SECONDS = 0.05
 # job is never taken, nor recorded as started, before it is due.
 HAND_OFF_LEAD_MS = 1
 # Push jobs are admitted and started this long before they fall due; the sender builds and signs
-# each request then and sends it at the due instant (`PushSender._deliver`). A burst of a
+# each request then and sends it at the due instant (`PushSender.attempt`). A burst of a
 # thousand push jobs due at once costs a few hundred milliseconds of store writes and request
 # building: done ahead, the requests leave at the instant like a bare client's. The jobs show as
 # `running` (no longer cancellable) from then on; their executions start at the due instant.

@@ -247,8 +247,10 @@ async def make_transport() -> AsyncIterator[Callable[..., PushTransport]]:
         await transport.aclose()
 
 
-async def fetch(transport: PushTransport, request: httpx.Request) -> tuple[httpx.Response, bytes]:
-    response = await transport.handle_async_request(request)
+async def fetch(
+    transport: PushTransport, request: httpx.Request, ahead: Ahead | None = None
+) -> tuple[httpx.Response, bytes]:
+    response = await transport.handle_async_request(request, ahead)
     try:
         body = await response.aread()
     finally:
@@ -685,9 +687,8 @@ async def test_a_request_opened_ahead_is_sent_on_the_connection_opened_for_it(
         ahead = await transport.open_ahead(request)
         await trio.testing.wait_all_tasks_blocked()
         assert (server.connections, len(server.requests)) == (1, 0)  # connected, nothing sent
-        response = await transport.handle_async_request(request, ahead)
-        assert await response.aread() == b"ok"
-        await response.aclose()
+        _, body = await fetch(transport, request, ahead)
+        assert body == b"ok"
         ahead.close()  # sent: nothing left to close
 
     assert [(r.method, r.body, r.connection) for r in server.requests] == [(b"POST", b"{}", 0)]
@@ -708,7 +709,7 @@ async def test_a_connection_opened_ahead_and_dropped_by_the_server_is_replaced_o
     request = httpx.Request("GET", f"http://127.0.0.1:{server.port}/hook")
     with trio.fail_after(TIMEOUT):
         ahead = await transport.open_ahead(request)
-        response, body = await fetch_with(transport, request, ahead)
+        response, body = await fetch(transport, request, ahead)
 
     assert (response.status_code, body) == (200, b"ok")
     assert [r.connection for r in server.requests] == [0, 1]
@@ -726,16 +727,6 @@ async def test_a_connection_opened_ahead_and_never_used_is_closed(
         ahead.close()
         await server.wait_client_closed(1)
     assert server.requests == [] and transport.idle_count == 0
-
-
-async def fetch_with(
-    transport: PushTransport, request: httpx.Request, ahead: Ahead
-) -> tuple[httpx.Response, bytes]:
-    response = await transport.handle_async_request(request, ahead)
-    try:
-        return response, await response.aread()
-    finally:
-        await response.aclose()
 
 
 async def test_idle_connection_older_than_keepalive_expiry_is_not_reused(
