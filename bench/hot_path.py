@@ -4,7 +4,7 @@ Prints figures; asserts nothing.
     .venv/bin/pip install -e '.[bench]'      # procrastinate 3.x
     .venv/bin/python -m bench.hot_path [--store postgres|sqlite] [--jobs 5000]
         [--concurrency 1 8 32] [--rates 100 200] [--seconds 10] [--create 5000]
-        [--phases burst lateness create] [--profile DIR] [--profile-worker DIR]
+        [--phases burst lateness create] [--profile DIR] [--profile-threads] [--profile-worker DIR]
         [--server-workers N] [--port P] [--db-name NAME] [--protocols stream poll]
         [--other-limits N] [--warmup 500] [--repeat N]
 
@@ -21,8 +21,10 @@ its own process; every job is created through the HTTP API.
 `--server-workers N` starts `chronos serve --workers N` (PostgreSQL): N server processes under a
 supervisor; the server CPU shown is then their sum, followed by each one's share.
 `--profile DIR` records the server with py-spy during each Chronos phase and prints where its
-CPU went (self time of the top functions); `--profile-worker DIR` does the same for the worker
-process during each burst (`--gil --nonblocking`: on-CPU samples, the worker barely slowed).
+CPU went (self time of the top functions; with `--profile-threads` every thread's time, which
+on SQLite includes its statements, run without the GIL); `--profile-worker DIR` does the same
+for the worker process during each burst (`--gil --nonblocking`: on-CPU samples, the worker
+barely slowed).
 `--db-name` and `--port` keep two runs on one machine apart (a run recreates its database).
 `--protocols` (default: both) runs the burst and lateness phases once per worker protocol
 (`chronos-worker --protocol`): `stream` the worker channel (a WebSocket; the SDK's default),
@@ -258,6 +260,10 @@ def wait_listening(pid: int, port: int, n: int) -> None:
 class Profile:
     """py-spy on the server process for one phase; prints the top self-time functions."""
 
+    # `--profile-threads`: every thread's samples, not only the GIL holder's. SQLite runs its
+    # statements without the GIL, so only this shows the time spent inside them.
+    threads = False
+
     def __init__(
         self, directory: str | None, pid: int, name: str, *, nonblocking: bool = False
     ) -> None:
@@ -265,7 +271,8 @@ class Profile:
         self.proc: subprocess.Popen[bytes] | None = None
         if self.out:
             cmd = [str(Path(sys.executable).parent / "py-spy"), "record", "-p", str(pid)]
-            cmd += ["--subprocesses", "--gil", "--nonblocking"]  # CPU, without slowing the target
+            cmd += ["--subprocesses", "--nonblocking"]  # without slowing the target
+            cmd += [] if Profile.threads else ["--gil"]  # the Python CPU only
             cmd += ["-r", "250", "-f", "raw", "-o", str(self.out)]
             self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             time.sleep(0.5)
@@ -533,6 +540,11 @@ def main() -> None:
     parser.add_argument("--no-peer", dest="peer", action="store_false")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--profile-worker", default=None)
+    parser.add_argument(
+        "--profile-threads",
+        action="store_true",
+        help="profile every thread, not only the GIL holder (SQLite's statements run without it)",
+    )
     parser.add_argument("--port", type=int, default=18944)
     parser.add_argument("--db-name", default="bench_hot_chronos", help="PostgreSQL database")
     parser.add_argument("--server-env", nargs="*", default=[], help="NAME=VALUE for the server")
@@ -546,6 +558,7 @@ def main() -> None:
         help="N other handlers with limits and jobs waiting for them (their cost to the others)",
     )
     args = parser.parse_args()
+    Profile.threads = args.profile_threads
     args.server_env = dict(item.split("=", 1) for item in args.server_env)
     for directory in (args.profile, args.profile_worker):
         if directory:

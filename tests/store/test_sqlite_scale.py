@@ -72,3 +72,45 @@ async def test_claim_uses_the_ready_index_at_scale(store: Store, acct: Accounts)
     claimed = await store.claim_ready_job(acct.a, ["h3"], None, T0 + 2 * JOBS)
     assert claimed is not None and claimed.job.id == f"bulk-{newest:06d}"
     assert (await must_job(store, acct.a, claimed.job.id)).status is JobStatus.RUNNING
+
+
+# Partial indexes over the transient statuses: scanning one reads only the jobs in that status.
+TRANSIENT_INDEXES = ("jobs_held", "jobs_limited", "jobs_due", "jobs_due_push", "jobs_queued")
+ADMISSION_STATEMENTS = (
+    "release_held_jobs",
+    "admit_due_jobs",
+    "next_wakeup",
+    "next_due_push",
+    "next_due_pull",
+    "any_held_job",
+    "any_limited_job",
+)
+
+
+def whole_table_reads(conn: sqlite3.Connection, name: str) -> list[str]:
+    """The plan's steps that read `jobs` by something other than a transient status's index."""
+    query = load_queries("sqlite")[name]
+    params = dict.fromkeys(("now", "push_by", "limit", "ids"), 0)
+    rows = conn.execute(f"EXPLAIN QUERY PLAN {query}", params).fetchall()
+    return [
+        str(row["detail"])
+        for row in rows
+        if str(row["detail"]).startswith("SCAN jobs")
+        and not any(str(row["detail"]).endswith(f"INDEX {ix}") for ix in TRANSIENT_INDEXES)
+    ]
+
+
+@pytest.mark.stores(*SQLITE_STORES)
+async def test_admission_pass_never_reads_finished_jobs(store: Store, acct: Accounts) -> None:
+    """Every admission pass (every due instant) asks whether any job is held or limited; a scan
+    of the whole table there made SQLite's long-poll lateness grow with the finished jobs."""
+    assert isinstance(store, SQLiteStore)
+    conn = store._writer  # reaching into SQLite for bulk setup and the plan only
+    bulk_insert_ready_jobs(conn, [acct.a, acct.b])
+    conn.execute("UPDATE jobs SET status = 'completed', finished_at = updated_at")
+
+    for analyzed in (False, True):
+        if analyzed:
+            conn.execute("ANALYZE")
+        for name in ADMISSION_STATEMENTS:
+            assert whole_table_reads(conn, name) == [], name
