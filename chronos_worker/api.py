@@ -9,7 +9,9 @@ other non-2xx or a malformed answer -> `ChronosRequestError` (with `status`, the
 the call site, so `MockClock` governs it and `stop()` can cancel it. Request bodies are bytes
 built once where they do not change (a claim's body is the same every time).
 A server without the extensions refuses `max_jobs` with 422 and has no batch report route (404
-or 405); those come back as `ChronosRequestError` like any refusal, the worker decides.
+or 405); those come back as `ChronosRequestError` like any refusal, the worker decides. The
+timed start extension is asked for (`timed_start` in the claim) only once a claim's answer has
+offered it (its `Chronos-Timed-Start` header), so a server without it never sees the field.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from urllib.parse import quote
 
 import trio
 
-from .context import ChronosContext, parse_job
+from .context import ChronosContext, parse_job, start_in
 from .errors import ChronosAuthError, ChronosRequestError
 from .outcome import encode_json
 from .settings import WorkerSettings
@@ -37,6 +39,7 @@ REPORT_PATH = "/v1/worker/executions/{execution_id}/result"
 BATCH_REPORT_PATH = "/v1/worker/executions/results"
 HEARTBEAT_PATH = "/v1/worker/executions/{execution_id}/heartbeat"
 JOB_PATH = "/v1/jobs/{job_id}"
+TIMED_START_HEADER = "chronos-timed-start"  # a claim's answer offers the timed start
 MAX_BATCH = 100  # the server's bound for `max_jobs` and for the items of one batch report
 # The server holds a claim up to `wait_time_seconds`; allow this much more for the answer.
 CLAIM_MARGIN_SECONDS = 10.0
@@ -63,6 +66,15 @@ class ItemResult:
 
 
 @dataclass(frozen=True)
+class Claimed:
+    """A claimed job, and when to start it: `start_in` seconds after its answer arrived (a job
+    handed over before its due instant, under the timed start extension), else at once."""
+
+    ctx: ChronosContext
+    start_in: float = 0.0
+
+
+@dataclass(frozen=True)
 class JobState:
     """What `GET /v1/jobs/:id` says about a job: its `status` and `run_at` (when it runs next)."""
 
@@ -77,9 +89,13 @@ class WorkerAPI:
         self._sender = sender
         self._settings = settings
         self._label = worker_label()
-        self._claim_bodies: dict[tuple[tuple[str, ...], int | None], bytes] = {}
+        self._claim_bodies: dict[tuple[tuple[str, ...], int | None, bool], bytes] = {}
+        # The server offered the timed start (a claim's answer said so): claims ask for it.
+        # Not with concurrency 1, which speaks the spec's one-job protocol exactly.
+        self.timed_start = False
+        self._extensions = settings.concurrency > 1
 
-    async def claim(self, handlers: Sequence[str]) -> ChronosContext | None:
+    async def claim(self, handlers: Sequence[str]) -> Claimed | None:
         """Long-poll for one job; None when the server had nothing within the wait time."""
         answer = await self._claim(handlers, None)
         if answer.status == 204:
@@ -89,12 +105,9 @@ class WorkerAPI:
             return None
         if not isinstance(data, dict):
             raise ChronosRequestError("Malformed claim response: data is not an object", 200)
-        try:
-            return parse_job(data)
-        except ValueError as exc:
-            raise ChronosRequestError(f"Malformed claim response: {exc}", 200) from exc
+        return _claimed(data)
 
-    async def claim_batch(self, handlers: Sequence[str], max_jobs: int) -> list[ChronosContext]:
+    async def claim_batch(self, handlers: Sequence[str], max_jobs: int) -> list[Claimed]:
         """Extension: long-poll for up to `max_jobs` (1-100) jobs; [] when none came in time."""
         answer = await self._claim(handlers, max_jobs)
         if answer.status == 204:
@@ -106,14 +119,11 @@ class WorkerAPI:
             raise ChronosRequestError("Malformed claim response: data is not a list of jobs", 200)
         if len(data) > max_jobs:
             raise ChronosRequestError(f"Malformed claim response: over {max_jobs} jobs", 200)
-        try:
-            return [parse_job(job) for job in data]
-        except ValueError as exc:
-            raise ChronosRequestError(f"Malformed claim response: {exc}", 200) from exc
+        return [_claimed(job) for job in data]
 
     async def _claim(self, handlers: Sequence[str], max_jobs: int | None) -> Answer:
         wait = self._settings.poll_wait_time_seconds
-        key = (tuple(handlers), max_jobs)
+        key = (tuple(handlers), max_jobs, self.timed_start)
         body = self._claim_bodies.get(key)
         if body is None:
             fields: dict[str, object] = {
@@ -123,8 +133,13 @@ class WorkerAPI:
             }
             if max_jobs is not None:
                 fields["max_jobs"] = max_jobs
+            if self.timed_start:
+                fields["timed_start"] = True
             body = self._claim_bodies[key] = encode_json(fields)
-        return await self._post(CLAIM_PATH, body, wait + CLAIM_MARGIN_SECONDS)
+        answer = await self._post(CLAIM_PATH, body, wait + CLAIM_MARGIN_SECONDS)
+        if self._extensions and not self.timed_start and TIMED_START_HEADER in answer.headers:
+            self.timed_start = True
+        return answer
 
     async def report(self, execution_id: str, body: bytes) -> None:
         """Send one result report; returns on any 2xx."""
@@ -186,6 +201,13 @@ class WorkerAPI:
             _retry_after(answer) if status in (429, 503) else None,
             _error_code(answer),
         )
+
+
+def _claimed(data: dict[str, Any]) -> Claimed:
+    try:
+        return Claimed(parse_job(data), start_in(data))
+    except ValueError as exc:
+        raise ChronosRequestError(f"Malformed claim response: {exc}", 200) from exc
 
 
 def result_item(execution_id: str, body: bytes) -> bytes:

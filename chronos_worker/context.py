@@ -71,6 +71,16 @@ def parse_job(data: Mapping[str, Any]) -> ChronosContext:
     )
 
 
+def start_in(data: object) -> float:
+    """Seconds after its arrival a job handed over ahead of its due instant starts (its
+    `start_in_ms`: the worker channel after `timed_start`, a claim with `timed_start`), else 0.
+    At most 1 s: anything else is malformed and ignored."""
+    value = data.get("start_in_ms") if isinstance(data, dict) else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and 0 < value <= 1000:
+        return float(value) / 1000
+    return 0.0
+
+
 # The jobs of one claim share their `lease_expires_at`, and often their `scheduled_for`.
 @lru_cache(maxsize=256)
 def parse_timestamp(text: str) -> datetime:

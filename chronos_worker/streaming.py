@@ -77,6 +77,7 @@ from .channel import (
 )
 from .channel_beats import ChannelBeats
 from .context import ChronosContext, parse_job
+from .context import start_in as job_start_in
 from .errors import ChronosAuthError, ChronosRequestError
 from .log import Log
 from .outcome import Report
@@ -371,7 +372,7 @@ class StreamRunner:
         if sent_at is not None:
             clock.observe(sent_at, now)
         for data in jobs:
-            start_in = _start_in(data)
+            start_in = job_start_in(data)
             if start_in and sent_at is not None:  # its due instant, less no transit
                 start = clock.local_time(sent_at + start_in * 1000, now)
             else:
@@ -539,13 +540,6 @@ def _chunks(items: list[_Outgoing]) -> Iterator[list[_Outgoing]]:
         size += len(item.item)
     if chunk:
         yield chunk
-
-
-def _start_in(job: object) -> float:
-    """Seconds from a job's arrival to its start: its `start_in_ms` (sent ahead of its due
-    instant after `timed_start`), else 0."""
-    value = _number(job.get("start_in_ms") if isinstance(job, dict) else None)
-    return value / 1000 if value is not None and 0 < value <= 1000 else 0.0
 
 
 def _number(value: object) -> float | None:

@@ -32,8 +32,11 @@ for one free token, then also takes every token free at that moment (up to 100) 
 handler tasks hand their report to a `ReportBatcher` (`reporting.py`) and wait until it is
 settled; its flusher lives in `reporting`, which outlives `work`. Against a server without the
 extensions (the hosted API) a 422 to `max_jobs` switches to single claims, and a 404/405 on the
-batch route to single reports, each logged once and for the rest of the run. With concurrency
-1 neither extension is used: the wire protocol is exactly the documented one.
+batch route to single reports, each logged once and for the rest of the run. A third, the
+timed start, is asked for only once a claim's answer offers it (`api.py`): a job may then come
+up to 20 ms before it is due and waits here for its instant (its lease runs from then), so the
+claim's round trip happens before the due instant rather than after it. With concurrency 1 no
+extension is used: the wire protocol is exactly the documented one.
 
 `stop()` cancels `claim_scope` (the pending long-poll dies at once, nothing more is claimed),
 then waits until the `work` nursery has drained, i.e. every claimed job (running or still
@@ -67,7 +70,7 @@ from typing import TypeVar, overload
 
 import trio
 
-from .api import MAX_BATCH, WorkerAPI, open_worker_api
+from .api import MAX_BATCH, Claimed, WorkerAPI, open_worker_api
 from .attempt_log import job_meta, log_attempt
 from .backoff import Backoff, Reachability, pause_after
 from .channel import channel_possible
@@ -311,20 +314,21 @@ class Worker:
             if held > len(jobs):
                 tokens.release(held - len(jobs))
             now = trio.current_time()
-            for ctx in jobs:
-                # The lease started on the server just before its answer left: by our clock it
-                # runs out `timeout` seconds from now, give or take the answer's transit.
-                work.start_soon(self._execute, run, api, batcher, ctx, now)
+            for job in jobs:
+                # The lease started on the server just before its answer left (a job handed
+                # over ahead of its due instant: at that instant, `start_in` from now): by our
+                # clock it runs out `timeout` seconds from then, give or take the transit.
+                work.start_soon(self._execute, run, api, batcher, job.ctx, now + job.start_in)
 
-    async def _claim(self, run: _Run, api: WorkerAPI, held: int) -> list[ChronosContext]:
+    async def _claim(self, run: _Run, api: WorkerAPI, held: int) -> list[Claimed]:
         """One claim for up to `held` jobs; [] for no job, or after a failure (logged and
         waited out). A 422 to a batch claim switches the run to single claims."""
         try:
             if run.batch_claims:
                 jobs = await api.claim_batch(list(self._handlers), held)
             else:
-                ctx = await api.claim(list(self._handlers))
-                jobs = [] if ctx is None else [ctx]
+                one = await api.claim(list(self._handlers))
+                jobs = [] if one is None else [one]
         except ChronosRequestError as exc:
             run.reach.observe(exc)
             if run.batch_claims and exc.status == 422:
@@ -354,11 +358,13 @@ class Worker:
         api: WorkerAPI,
         batcher: ReportBatcher,
         ctx: ChronosContext,
-        claimed_at: float,
+        start: float,
     ) -> None:
         _current_worker.set(self)
         try:
-            report, deadline = await self._run_job(run, ctx, claimed_at)
+            if start > trio.current_time():  # handed over ahead: it starts at its due instant
+                await trio.sleep_until(start)
+            report, deadline = await self._run_job(run, ctx, start)
             if report is None:
                 return  # the lease was lost: nothing to report (logged)
             # The token is free once the handler has returned: the next claim goes out while

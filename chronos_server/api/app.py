@@ -125,6 +125,8 @@ class Api:
             query = Query(request.query, endpoint.query)
             body, status = await endpoint.fn(Call(self.svc, request, found.params, account, query))
             response = Response(status, b"" if status == 204 else dumps(body))
+            if endpoint.headers:
+                response.headers += endpoint.headers
         except ChronosError as exc:
             response = self.render(exc)
         except Exception as exc:

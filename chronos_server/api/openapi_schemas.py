@@ -203,7 +203,15 @@ def _claimed_job() -> Schema:
             "scheduled_for": INSTANT,
             "timeout": {"type": "integer", "minimum": 1, "maximum": 3600},
             "lease_expires_at": INSTANT,
-        }
+            "start_in_ms": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "description": "Extension (timed start, only to a claim with `timed_start`): "
+                "the job was handed over before it is due; start it this many ms after the "
+                "answer (its execution and lease run from its due instant).",
+            },
+        },
+        optional=("start_in_ms",),
     )
 
 

@@ -8,6 +8,7 @@ are checked and answered. A claim is cancelled if its client goes away while it 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from chronos_server.api.context import Call, Reply, ok, path_id
 from chronos_server.api.routing import Endpoint, Routes
@@ -23,6 +24,7 @@ from chronos_server.errors import (
 )
 from chronos_server.pipeline.claims import claim_jobs, claim_ready
 from chronos_server.pipeline.outcomes import extend_leases, record_report, record_reports
+from chronos_server.pipeline.signals import HAND_OFF_EARLY_MS
 
 MAX_RESULT_BYTES = 64 * 1024
 MAX_STACK = 16 * 1024
@@ -42,6 +44,7 @@ async def claim(call: Call) -> Reply:
     claimed: list[ClaimedJob] = await claim_ready(
         call.pipeline, call.account.id, handlers, body.worker, limit
     )
+    timed = body.timed_start is True
     if not claimed:
         async with call.request.cancel_on_disconnect():
             claimed = await claim_jobs(
@@ -51,12 +54,24 @@ async def claim(call: Call) -> Reply:
                 body.worker,
                 body.wait_time_seconds,
                 limit,
+                early=timed,
             )
+    jobs = [claim_json(c) for c in claimed]
+    if timed:
+        _start_in(jobs, claimed, call.pipeline.clock.exact_ms())
     if body.max_jobs is not None:
-        return ok([claim_json(c) for c in claimed], f"{len(claimed)} job(s) claimed")
+        return ok(jobs, f"{len(claimed)} job(s) claimed")
     if not claimed:
         return ok(None, "No job available")
-    return ok(claim_json(claimed[0]), "Job claimed")
+    return ok(jobs[0], "Job claimed")
+
+
+def _start_in(jobs: list[dict[str, Any]], claimed: list[ClaimedJob], now: float) -> None:
+    """Timed start: a job handed over before its execution's start (its due instant) says how
+    long after this answer the worker starts it."""
+    for job, c in zip(jobs, claimed, strict=True):
+        if c.execution.started_at > now:
+            job["start_in_ms"] = round(c.execution.started_at - now, 2)
 
 
 def _outcome(body: ResultIn, prefix: str = "") -> Outcome:
@@ -144,7 +159,13 @@ async def heartbeat(call: Call) -> Reply:
 
 
 ROUTES: Routes = [
-    ("POST", "/v1/worker/jobs/claim", Endpoint(claim)),
+    # The timed start extension is offered on every claim answer: a worker that reads it may
+    # ask for it (`timed_start`), one that does not never gets a job before it is due.
+    (
+        "POST",
+        "/v1/worker/jobs/claim",
+        Endpoint(claim, headers=(("Chronos-Timed-Start", str(HAND_OFF_EARLY_MS)),)),
+    ),
     ("POST", "/v1/worker/executions/{id}/result", Endpoint(report_result)),
     ("POST", "/v1/worker/executions/results", Endpoint(report_results)),
     ("POST", "/v1/worker/executions/{id}/heartbeat", Endpoint(heartbeat)),

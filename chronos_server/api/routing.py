@@ -13,6 +13,8 @@ class Endpoint:
     fn: Callable[[Call], Awaitable[Reply]]
     query: frozenset[str] = frozenset()
     public: bool = False
+    # Sent with each of its answers that is not an error.
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 Routes = list[tuple[str, str, Endpoint]]

@@ -410,6 +410,10 @@ class ClaimIn(_Strict):
     worker: Annotated[Text, Field(max_length=255)] | None = None
     # Extension (batch claim): when given, `data` is a list of up to `max_jobs` jobs.
     max_jobs: Annotated[StrictInt, Field(ge=1, le=100), Whole] | None = None
+    # Extension (timed start, offered by the `Chronos-Timed-Start` header of a claim's answer):
+    # the worker starts a job that carries `start_in_ms` that many ms after the answer arrives,
+    # so the server may hand it a job up to that header's ms before the job is due.
+    timed_start: StrictBool | None = None
 
 
 MAX_EXTEND_SECONDS = 3600

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -43,6 +45,8 @@ CLAIM = "/v1/worker/jobs/claim"
         ({"handlers": ["h"], "wait_time_seconds": 1.5}, "wait_time_seconds"),
         ({"handlers": ["h"], "worker": "w" * 256}, "worker"),
         ({"handlers": ["h"], "extra": True}, "extra"),
+        ({"handlers": ["h"], "timed_start": "yes"}, "timed_start"),
+        ({"handlers": ["h"], "timed_start": 1}, "timed_start"),
     ],
 )
 async def test_bad_claim_body_is_422(
@@ -87,6 +91,54 @@ async def test_parked_claim_is_woken_by_a_new_job(server: RunningServer) -> None
     assert execution["status"] == "running" and execution["trigger"] == "api"
     assert ms(execution["lease_expires_at"]) - ms(execution["started_at"]) == 12_000
     assert execution["lease_expires_at"] == data["lease_expires_at"]
+
+
+async def test_a_timed_start_claim_gets_a_job_ahead_and_is_told_when_to_start(
+    server: RunningServer,
+) -> None:
+    """Every claim answer offers the timed start (`Chronos-Timed-Start`: the lead in ms). A
+    parked claim that asks for it (`timed_start`) is handed a job up to that lead before it is
+    due, with `start_in_ms`; its execution starts (and its lease counts) as of the due instant.
+    A claim that does not ask never gets a job before it is due, nor the field. (Real time: a
+    job comes ahead unless the server stalls past the lead, so of three one must; the hand-off
+    itself is MockClock-tested in tests/loops/test_loops.py.)"""
+    c = server.client
+    found: list[tuple[bool, dict[str, Any], float]] = []
+    for _ in range(3):
+        for timed in (True, False):
+            handler = "timed" if timed else "plain"
+            body: dict[str, Any] = {"handlers": [handler], "wait_time_seconds": 5}
+            if timed:
+                body["timed_start"] = True
+            answers: list[Any] = []
+
+            async def parked(body: dict[str, Any] = body, answers: list[Any] = answers) -> None:
+                answers.append(await c.post(CLAIM, json=body))
+
+            with trio.fail_after(5):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(parked)
+                    await wait_parked(server, 1)
+                    due = datetime.now(UTC) + timedelta(milliseconds=400)
+                    job = await create_job(c, handler=handler, scheduled_for=due.isoformat())
+            resp = answers[0]
+            lead = resp.headers["chronos-timed-start"]
+            assert lead.isdigit() and int(lead) > 1
+            data = ok(resp)
+            assert data is not None and data["job_id"] == job["id"]
+            found.append((timed, data, due.timestamp() - time.time()))
+    assert any(timed and left > 0 for timed, _, left in found), found
+    for timed, data, left in found:
+        execution = ok(await c.get(f"/v1/executions/{data['execution_id']}"))
+        if "start_in_ms" in data:
+            assert timed and 0 < data["start_in_ms"] <= int(lead)
+            assert execution["started_at"] == data["scheduled_for"]
+        else:
+            # Started when claimed, never before its instant (a plain hand-off fires at most
+            # 1 ms ahead and claims as of the instant).
+            assert execution["started_at"] >= data["scheduled_for"]
+            assert timed or left <= 0.001
+    assert all("start_in_ms" in data for timed, data, left in found if timed and left > 0)
 
 
 async def test_only_named_handlers_are_handed_out(server: RunningServer) -> None:

@@ -65,6 +65,9 @@ class FakeServer:
         self.report_script: deque[Scripted] = deque()
         self.batch_script: deque[Scripted] = deque()
         self.batch_claims = True
+        # Offer the timed start (the `Chronos-Timed-Start` header of each claim answer, in ms);
+        # a job queued with `start_in_ms` (an `add_job` extra) is handed over with it.
+        self.timed_start_ms: int | None = None
         self.batch_reports = True
         self.missing_route_status = 404
         self.item_errors: dict[str, str] = {}
@@ -167,11 +170,16 @@ class FakeServer:
         with trio.move_on_after(body["wait_time_seconds"]):
             while not self.queue:
                 await self._changed.wait()
+        offer = (
+            {} if self.timed_start_ms is None else {"chronos-timed-start": f"{self.timed_start_ms}"}
+        )
         if max_jobs is not None:
             jobs = [self._hand_out() for _ in range(min(max_jobs, len(self.queue)))]
-            return httpx.Response(200, json={"success": True, "message": "Claim", "data": jobs})
+            body = {"success": True, "message": "Claim", "data": jobs}
+            return httpx.Response(200, json=body, headers=offer)
         data = self._hand_out() if self.queue else None
-        return httpx.Response(200, json={"success": True, "message": "Claim", "data": data})
+        body = {"success": True, "message": "Claim", "data": data}
+        return httpx.Response(200, json=body, headers=offer)
 
     def _hand_out(self) -> dict[str, Any]:
         job = self.queue.popleft()
