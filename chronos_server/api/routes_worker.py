@@ -38,13 +38,14 @@ async def claim(call: Call) -> Reply:
     if call.pipeline.shutdown.stopping:
         raise Stopping()
     limit = body.max_jobs or 1
-    # Work ready now is handed over without the long-poll's machinery (no watch on the
-    # connection: a client that leaves during this one statement finds its job retried after
-    # the lease, as one that leaves just after the answer was written always did).
-    claimed: list[ClaimedJob] = await claim_ready(
-        call.pipeline, call.account.id, handlers, body.worker, limit
-    )
     timed = body.timed_start is True
+    # Work ready now (with the timed start, due within the hand-off window) is handed over
+    # without the long-poll's machinery (no watch on the connection: a client that leaves
+    # during this one statement finds its job retried after the lease, as one that leaves just
+    # after the answer was written always did).
+    claimed: list[ClaimedJob] = await claim_ready(
+        call.pipeline, call.account.id, handlers, body.worker, limit, early=timed
+    )
     if not claimed:
         async with call.request.cancel_on_disconnect():
             claimed = await claim_jobs(

@@ -100,12 +100,48 @@ async def run_admission(
         # A due time that is already past after a full pass means a row we cannot move yet;
         # the 1 ms floor keeps that from becoming a busy loop.
         delay = max(delay, 0.001)
-        p.admission_wakes_at = p.clock.now_ms() + int(delay * 1000)
-        with trio.move_on_after(delay) as timer:
-            await p.admission_nudge.wait()
+        fired = await sleep_until_due(p, result, delay)
         p.admission_wakes_at = None
-        if timer.cancelled_caught and result is not None:
+        if fired and result is not None:
             await hand_off(p, result)
+
+
+async def sleep_until_due(p: Pipeline, result: AdmissionResult | None, delay: float) -> bool:
+    """Wait `delay` seconds or for a nudge; True if the time ran out. Planned for a plain
+    hand-off (1 ms ahead), the timer moves up to the early one (`HAND_OFF_EARLY_MS`) when an
+    early claimer parks meanwhile for the due job: one that was between two claims when the
+    pass ended (its answer on the way) gets the job ahead all the same, without a pass."""
+    deadline = trio.current_time() + delay
+    p.admission_wakes_at = p.clock.now_ms() + int(delay * 1000)
+    key = result.next_claimable if result is not None else None
+    due = result.next_wakeup if result is not None else None
+    while True:
+        with trio.CancelScope(deadline=deadline) as timer:
+            if key is not None and due is not None and not p.board.early_parked(*key):
+
+                def parked(parked_key: tuple[str, str], watched: tuple[str, str] = key) -> None:
+                    if parked_key == watched:
+                        timer.cancel()
+
+                p.board.on_early_parked = parked
+            try:
+                await p.admission_nudge.wait()
+                return False
+            finally:
+                p.board.on_early_parked = _ignore
+        if trio.current_time() >= deadline or key is None or due is None:
+            return True
+        # An early claimer parked: aim at the early hand-off instead, once.
+        early = seconds_until(p, due - HAND_OFF_EARLY_MS)
+        deadline = min(deadline, trio.current_time() + early)
+        p.admission_wakes_at = min(
+            p.admission_wakes_at or due, p.clock.now_ms() + int(early * 1000)
+        )
+        key = None
+
+
+def _ignore(key: tuple[str, str]) -> None:
+    pass
 
 
 def lead_ms(p: Pipeline, key: tuple[str, str]) -> int:

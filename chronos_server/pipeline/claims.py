@@ -43,17 +43,23 @@ async def claim_jobs(
 
 
 async def claim_ready(
-    p: Pipeline, account_id: str, handlers: list[str], worker: str | None, limit: int = 1
+    p: Pipeline,
+    account_id: str,
+    handlers: list[str],
+    worker: str | None,
+    limit: int = 1,
+    early: bool = False,
 ) -> list[ClaimedJob]:
     """One claim attempt that never parks: the jobs of `handlers` ready now, or []. A claim
     request tries this first, so one that finds work costs no task watching its connection;
     [] sends it on to `claim_jobs`, whose first attempt the board skips unless a job may have
     become ready since this one (`known_empty`). Cancelled while the statement runs, it leaves
-    no job claimed, as `claim_jobs` does."""
+    no job claimed, as `claim_jobs` does. `early`: as for `claim_jobs`, the jobs due within the
+    hand-off window too."""
     received = trio.current_time()
     # `_claim_jobs` with no wait: registered on the board while its statement runs (a wake-up
     # that comes meanwhile is passed on, and admission's hand-off sees a claimer), then gone.
-    claimed = await _claim_jobs(p, account_id, handlers, worker, 0, limit)
+    claimed = await _claim_jobs(p, account_id, handlers, worker, 0, limit, early)
     if claimed:
         p.metrics.claim_answered(len(claimed), trio.current_time() - received)
     return claimed

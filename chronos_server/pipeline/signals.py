@@ -71,6 +71,9 @@ class ClaimBoard:
         self.closing = False
         # Told when another process changed a handler's limits (the store's listener).
         self.on_limits_changed: Callable[[], None] = lambda: None
+        # Told when a key gets its first parked `early` claimer (admission's timer may then
+        # move up to the early hand-off).
+        self.on_early_parked: Callable[[Key], None] = lambda key: None
 
     def limits_changed(self) -> None:
         self.on_limits_changed()
@@ -97,6 +100,8 @@ class ClaimBoard:
             queue = self._waiting.setdefault(key, {})
             if early and waiter not in queue:
                 self._early[key] = self._early.get(key, 0) + 1
+                if self._early[key] == 1:
+                    self.on_early_parked(key)
             queue[waiter] = None
         return waiter
 

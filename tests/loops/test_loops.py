@@ -171,6 +171,24 @@ async def test_an_early_claimer_is_handed_a_due_job_ahead_as_of_its_due_instant(
     assert claimed[0].execution.lease_expires_at == due + 30_000
 
 
+async def test_an_early_claimer_parking_after_the_pass_still_gets_the_job_ahead(
+    world: World, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Admission planned a plain hand-off (no early claimer was parked when its pass ended: a
+    worker's next claim was on its way); an early claimer that parks inside the window moves
+    the timer up, so the job still goes ahead as of its due instant."""
+    world.start_loops()
+    due = ORIGIN_MS + 5_000
+    await world.add_job(run_at=due)
+    await trio.sleep((due - 15 - world.now()) / 1000)
+    early = world.p.board.register(world.account_id, ["h"], early=True)
+    await early.event.wait()
+    assert world.now() < due - HAND_OFF_LEAD_MS
+    assert early.claim_at == due
+    world.p.board.unregister(early)
+    early.attempted.set()
+
+
 async def test_a_plain_claimer_is_never_handed_a_job_ahead_of_time(
     world: World, autojump_clock: trio.testing.MockClock
 ) -> None:

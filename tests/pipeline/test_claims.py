@@ -170,6 +170,21 @@ async def test_an_early_claimer_takes_the_jobs_due_within_the_hand_off_window(
     assert store.asked[1] == (now, None)
 
 
+async def test_an_early_claim_ready_asks_for_the_hand_off_window_too(
+    pipeline: Pipeline, store: FakeStore, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A long-poll claim with the timed start tries `claim_ready` first: that one attempt,
+    too, takes the jobs due within the window, or they would wait for admission's hand-off."""
+    store.add()
+    await claim_ready(pipeline, ACCOUNT, ["h"], None, early=True)
+    now = pipeline.clock.now_ms()
+    assert store.asked == [(now, now + HAND_OFF_EARLY_MS)]
+    store.add()
+    pipeline.board.notify(ACCOUNT, "h", 1)
+    await claim_ready(pipeline, ACCOUNT, ["h"], None)
+    assert store.asked[1] == (now, None)
+
+
 async def test_a_woken_claimer_that_got_another_job_passes_the_wake_up_on(
     pipeline: Pipeline, store: FakeStore, autojump_clock: trio.testing.MockClock
 ) -> None:
