@@ -34,7 +34,7 @@ settled; its flusher lives in `reporting`, which outlives `work`. Against a serv
 extensions (the hosted API) a 422 to `max_jobs` switches to single claims, and a 404/405 on the
 batch route to single reports, each logged once and for the rest of the run. A third, the
 timed start, is asked for only once a claim's answer offers it (`api.py`): a job may then come
-up to 20 ms before it is due and waits here for its instant (its lease runs from then), so the
+up to 100 ms before it is due and waits here for its instant (its lease runs from then), so the
 claim's round trip happens before the due instant rather than after it. With concurrency 1 no
 extension is used: the wire protocol is exactly the documented one.
 
